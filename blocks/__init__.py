@@ -1,0 +1,28 @@
+"""Blocks: the nodes of a Mantle app, and the contract every block type keeps.
+
+The contract, in plain words:
+
+* A block type is a subclass of `blocks.base.Block` with a dotted `type` name
+  (`"text.template"`), an integer `version`, a one-line `description` and a `category`.
+* Its configuration is a pydantic model, `Config`. Everything a block needs comes from
+  its config and the `BlockContext` it is run with; a block never reads the environment.
+  `__init__` only keeps the validated config: it must be cheap. Heavy work (loading a
+  model) belongs in a separate warm-up step owned by the worker that serves it.
+* Its ports are its typed signature: `Inputs` and `Outputs` are pydantic models whose
+  fields are the ports (name, type, required). A block whose ports depend on its config
+  (a template's variables, a form's fields) overrides `input_ports()` / `output_ports()`;
+  the graph validator calls them to check every wire before anything runs.
+* It says how it executes (`execution`):
+  - `inline`: `run(inputs, ctx)` returns a mapping of the output ports it emits, inside
+    the run worker. Ports it leaves out are not emitted (that is how a condition branches).
+  - `deferred`: `start(inputs, ctx)` hands work to another queue or to a person and
+    returns `Suspend(...)`; when the result is recorded, `resume(inputs, result, ctx)`
+    returns the emitted ports.
+* A block with side effects (`side_effects = True`, e.g. sending an SMS) must be
+  idempotent per `(run_id, node_id)`: `ctx.idempotency_key` is the key to use, so a retry
+  after a crash never repeats the effect.
+* Exactly one node of an app is a trigger (`trigger = True`): it turns the run's inputs
+  (an API call, a form, an SMS) into its output ports.
+
+One block type per file; `blocks.registry` knows them all.
+"""

@@ -1,0 +1,174 @@
+"""The `Block` base class, typed ports and the context a block runs with."""
+
+from __future__ import annotations
+
+import builtins
+import enum
+import types
+import typing
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+PortType = Literal["string", "number", "integer", "boolean", "object", "array", "any"]
+PORT_TYPES: tuple[str, ...] = typing.get_args(PortType)
+
+_PY_TO_PORT: dict[Any, PortType] = {
+    str: "string", int: "integer", float: "number", bool: "boolean",
+    dict: "object", list: "array",
+}
+
+
+class Execution(enum.StrEnum):
+    """Where a block's work happens."""
+
+    inline = "inline"
+    deferred = "deferred"
+
+
+@dataclass(frozen=True, slots=True)
+class Port:
+    """One named, typed input or output of a block."""
+
+    name: str
+    type: PortType = "any"
+    required: bool = True
+    description: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        """The port as the block catalogue shows it."""
+        return {"name": self.name, "type": self.type, "required": self.required,
+                "description": self.description}
+
+
+def types_compatible(source: str, target: str) -> bool:
+    """Whether a value of port type `source` may feed a port of type `target`."""
+    return source == target or "any" in (source, target) or (source, target) == ("integer", "number")
+
+
+def port_type_of(annotation: Any) -> PortType:
+    """The port type of a Python annotation (`str | None` is a string port)."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return port_type_of(args[0]) if len(args) == 1 else "any"
+    return _PY_TO_PORT.get(origin or annotation, "any")
+
+
+def ports_of(model: type[BaseModel]) -> dict[str, Port]:
+    """The ports a pydantic model declares, one per field."""
+    return {
+        name: Port(name, port_type_of(f.annotation), f.is_required(), f.description or "")
+        for name, f in model.model_fields.items()
+    }
+
+
+class NoConfig(BaseModel):
+    """A block without settings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class NoPorts(BaseModel):
+    """No ports at all."""
+
+
+@dataclass(frozen=True, slots=True)
+class BlockContext:
+    """What a running block may know about its run (never the environment)."""
+
+    run_id: uuid.UUID
+    node_id: str
+    org_id: uuid.UUID
+    app_id: uuid.UUID
+    attempt: int = 1
+    services: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def idempotency_key(self) -> str:
+        """The key a side effect must be deduplicated on: one per (run, node)."""
+        return f"{self.run_id}:{self.node_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Suspend:
+    """Returned by a deferred block's `start`: the node waits for an outside result."""
+
+    kind: str
+    payload: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Block:
+    """Base class of every block type; see the `blocks` package docstring for the contract."""
+
+    type: ClassVar[str]
+    version: ClassVar[int] = 1
+    title: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    category: ClassVar[str] = "general"
+    execution: ClassVar[Execution] = Execution.inline
+    trigger: ClassVar[bool] = False
+    side_effects: ClassVar[bool] = False
+    Config: ClassVar[builtins.type[BaseModel]] = NoConfig
+    Inputs: ClassVar[builtins.type[BaseModel]] = NoPorts
+    Outputs: ClassVar[builtins.type[BaseModel]] = NoPorts
+    # A sentence telling the builder how config shapes the ports, when it does.
+    dynamic_ports: ClassVar[str] = ""
+
+    def __init__(self, config: BaseModel) -> None:
+        self.config = config
+
+    @classmethod
+    def from_config(cls, raw: Mapping[str, Any]) -> Block:
+        """Build a block from raw JSON config; raises pydantic's ValidationError."""
+        return cls(cls.Config.model_validate(raw))
+
+    def input_ports(self) -> dict[str, Port]:
+        """The input ports of this configured block."""
+        return ports_of(self.Inputs)
+
+    def output_ports(self) -> dict[str, Port]:
+        """The output ports of this configured block."""
+        return ports_of(self.Outputs)
+
+    def run(self, inputs: Mapping[str, Any], ctx: BlockContext) -> Mapping[str, Any]:
+        """Execute an inline block; return the output ports it emits."""
+        raise NotImplementedError(f"{self.type} does not run inline")
+
+    def start(self, inputs: Mapping[str, Any], ctx: BlockContext) -> Suspend:
+        """Begin a deferred block's work elsewhere and suspend its node."""
+        raise NotImplementedError(f"{self.type} is not deferred")
+
+    def resume(
+        self, inputs: Mapping[str, Any], result: Mapping[str, Any], ctx: BlockContext
+    ) -> Mapping[str, Any]:
+        """Turn a deferred block's recorded result into the output ports it emits."""
+        return dict(result)
+
+    @classmethod
+    def describe(cls) -> dict[str, Any]:
+        """The block type as the builder's palette shows it (ports for the default config)."""
+        try:
+            default = cls.from_config({})
+            inputs = [p.as_dict() for p in default.input_ports().values()]
+            outputs = [p.as_dict() for p in default.output_ports().values()]
+        except ValueError:  # a config with required fields has no default ports to show
+            inputs = [p.as_dict() for p in ports_of(cls.Inputs).values()]
+            outputs = [p.as_dict() for p in ports_of(cls.Outputs).values()]
+        return {
+            "type": cls.type,
+            "version": cls.version,
+            "title": cls.title or cls.type,
+            "description": cls.description,
+            "category": cls.category,
+            "execution": cls.execution.value,
+            "trigger": cls.trigger,
+            "side_effects": cls.side_effects,
+            "inputs": inputs,
+            "outputs": outputs,
+            "dynamic_ports": cls.dynamic_ports,
+            "config_schema": cls.Config.model_json_schema(),
+        }

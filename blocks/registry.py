@@ -1,0 +1,60 @@
+"""The registry of block types: name to class, and the catalogue the builder draws from."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from functools import lru_cache
+
+from blocks.base import Block
+
+
+class UnknownBlockType(KeyError):
+    """No block type of that name is registered."""
+
+
+class Registry:
+    """A set of block types, looked up by their dotted `type` name."""
+
+    def __init__(self, block_types: Iterable[type[Block]] = ()) -> None:
+        self._types: dict[str, type[Block]] = {}
+        for block_type in block_types:
+            self.register(block_type)
+
+    def register(self, block_type: type[Block]) -> type[Block]:
+        """Add a block type; a second type with the same name is a programming error."""
+        if block_type.type in self._types:
+            raise ValueError(f"block type {block_type.type!r} is registered twice")
+        self._types[block_type.type] = block_type
+        return block_type
+
+    def get(self, name: str) -> type[Block]:
+        """The block type called `name`; raises UnknownBlockType."""
+        try:
+            return self._types[name]
+        except KeyError:
+            raise UnknownBlockType(name) from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._types
+
+    def __iter__(self) -> Iterator[type[Block]]:
+        return iter(sorted(self._types.values(), key=lambda b: b.type))
+
+    def names(self) -> list[str]:
+        """Every registered type name, sorted."""
+        return sorted(self._types)
+
+    def extended(self, *block_types: type[Block]) -> Registry:
+        """A copy of this registry with more block types (for tests and plug-ins)."""
+        return Registry([*self._types.values(), *block_types])
+
+
+@lru_cache
+def default_registry() -> Registry:
+    """Every block type that ships with Mantle."""
+    from blocks.logic_condition import ConditionBlock
+    from blocks.output import OutputBlock
+    from blocks.text_template import TemplateBlock
+    from blocks.trigger_api import ApiTriggerBlock
+
+    return Registry([ApiTriggerBlock, TemplateBlock, ConditionBlock, OutputBlock])

@@ -1,0 +1,86 @@
+"""`text.template`: render text with a sandboxed Jinja2 template."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any
+
+from jinja2 import StrictUndefined, Template, TemplateSyntaxError, meta
+from jinja2.exceptions import SecurityError, UndefinedError
+from jinja2.sandbox import SandboxedEnvironment
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from blocks.base import Block, BlockContext, Port
+from core.errors import MantleError
+
+_ENV = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+
+
+class TemplateError(MantleError):
+    """A template failed to render (an undefined value, a refused operation)."""
+
+    type = "template_error"
+
+
+@lru_cache(maxsize=1024)
+def _compile(source: str) -> tuple[Template, tuple[str, ...]]:
+    """The compiled template and the variables it reads, cached per template text."""
+    ast = _ENV.parse(source)
+    variables = tuple(sorted(meta.find_undeclared_variables(ast)))
+    return _ENV.from_string(ast), variables
+
+
+class TemplateConfig(BaseModel):
+    """The template text."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    template: str = Field(
+        default="{{ text }}", max_length=32_000,
+        description="Jinja2 template (sandboxed); each variable it reads becomes an input port.",
+    )
+
+    @field_validator("template")
+    @classmethod
+    def _parses(cls, value: str) -> str:
+        try:
+            _compile(value)
+        except TemplateSyntaxError as exc:
+            raise ValueError(f"template syntax error on line {exc.lineno}: {exc.message}") from None
+        return value
+
+
+class TemplateOutputs(BaseModel):
+    """The rendered text."""
+
+    text: str
+
+
+class TemplateBlock(Block):
+    """Renders its template with the values on its input ports."""
+
+    type = "text.template"
+    title = "Template"
+    description = "Renders a Jinja2 template (sandboxed); its variables become input ports."
+    category = "text"
+    Config = TemplateConfig
+    Outputs = TemplateOutputs
+    dynamic_ports = "One input port per variable the template reads."
+
+    config: TemplateConfig
+
+    def input_ports(self) -> dict[str, Port]:
+        _, variables = _compile(self.config.template)
+        return {name: Port(name, "any", True) for name in variables}
+
+    def render(self, values: Mapping[str, Any]) -> str:
+        """The template rendered with `values`."""
+        template, _ = _compile(self.config.template)
+        try:
+            return template.render(values)
+        except (UndefinedError, SecurityError) as exc:
+            raise TemplateError(f"template failed: {exc}") from None
+
+    def run(self, inputs: Mapping[str, Any], ctx: BlockContext) -> Mapping[str, Any]:
+        return {"text": self.render(inputs)}

@@ -1,0 +1,54 @@
+"""`trigger.api`: an app started by an API call, with typed input fields."""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Mapping
+from functools import cached_property
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from blocks.base import Block, BlockContext, Port
+from blocks.fields import FieldSpec, check_payload, payload_model, ports_from_fields, unique_names
+
+
+class ApiTriggerConfig(BaseModel):
+    """The app's input fields."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    fields: list[FieldSpec] = Field(
+        default_factory=lambda: [FieldSpec(name="text")], max_length=100,
+        description="Inputs the caller sends; each becomes an output port.",
+    )
+
+    _unique = field_validator("fields")(unique_names)
+
+
+class ApiTriggerBlock(Block):
+    """Starts the app from `POST /v1/apps/{id}/runs`; its output ports are the input fields."""
+
+    type = "trigger.api"
+    title = "API trigger"
+    description = "Starts the app from an API call; each declared field becomes an output port."
+    category = "triggers"
+    trigger = True
+    Config = ApiTriggerConfig
+    dynamic_ports = "One output port per entry of config.fields."
+
+    config: ApiTriggerConfig
+
+    def output_ports(self) -> dict[str, Port]:
+        return ports_from_fields(self.config.fields)
+
+    @cached_property
+    def _payload(self) -> builtins.type[BaseModel]:
+        return payload_model(self.config.fields)
+
+    def accept(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """The run's inputs checked and coerced; raises ValidationError on a bad payload."""
+        return check_payload(self._payload, payload)
+
+    def run(self, inputs: Mapping[str, Any], ctx: BlockContext) -> Mapping[str, Any]:
+        return self.accept(dict(inputs))

@@ -1,0 +1,1 @@
+"""Settings, logging and the `mantle` command line: the small package beside the layers."""

@@ -1,0 +1,71 @@
+"""Domain exceptions, raised by any layer and mapped to HTTP in one place (`api/errors.py`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class MantleError(Exception):
+    """Base of every error Mantle reports to a caller."""
+
+    status_code = 400
+    type = "mantle_error"
+
+    def __init__(self, message: str, *, loc: list[str | int] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.loc = loc or []
+
+    def details(self) -> list[dict[str, Any]]:
+        """The error in the one shape callers see: a list of `{loc, msg, type}`."""
+        return [{"loc": self.loc, "msg": self.message, "type": self.type}]
+
+
+class NotFound(MantleError):
+    """The object does not exist, or belongs to another organization (never say which)."""
+
+    status_code = 404
+    type = "not_found"
+
+
+class Conflict(MantleError):
+    """The request contradicts the current state (a duplicate, a stale revision)."""
+
+    status_code = 409
+    type = "conflict"
+
+
+class Forbidden(MantleError):
+    """The caller is known but its role does not allow this."""
+
+    status_code = 403
+    type = "forbidden"
+
+
+class InvalidRequest(MantleError):
+    """The request is well formed but its content cannot be accepted."""
+
+    status_code = 422
+    type = "invalid"
+
+
+class GraphInvalid(MantleError):
+    """A graph that must be valid (to publish, run or import) has problems."""
+
+    status_code = 422
+    type = "graph_invalid"
+
+    def __init__(self, problems: list[dict[str, Any]]) -> None:
+        super().__init__(f"the graph has {len(problems)} problem(s)")
+        self.problems = problems
+
+    def details(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "loc": ["graph", *(x for x in (p.get("node_id"), p.get("port")) if x)],
+                "msg": p["message"],
+                "type": f"graph.{p['code']}",
+                **p,
+            }
+            for p in self.problems
+        ]

@@ -1,0 +1,67 @@
+"""Mantle's settings: one class, read from `MANTLE_*` environment variables and `.env`.
+
+Unset means the embedded default: a SQLite file and a filesystem broker under
+`MANTLE_DATA_DIR`, so a fresh machine runs with no service at all.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = {"", "change-me", "changeme", "secret"}
+
+
+class Settings(BaseSettings):
+    """Everything configurable about a Mantle process."""
+
+    model_config = SettingsConfigDict(env_prefix="MANTLE_", env_file=".env", extra="ignore")
+
+    env: Literal["local", "production"] = "local"
+    data_dir: Path = Path(".mantle")
+    database_url: str = ""
+    broker_url: str = ""
+    secret_key: str = "change-me"
+    public_base_url: str = "http://127.0.0.1:8000"
+    log_format: Literal["json", "console"] = "json"
+    log_level: str = "INFO"
+
+    # Request and graph limits: a builder's graph is small; anything larger is a mistake or abuse.
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    max_graph_nodes: int = Field(default=1000, ge=1)
+    max_graph_edges: int = Field(default=4000, ge=0)
+    max_config_bytes: int = Field(default=64 * 1024, ge=64)
+    max_graph_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secret(self) -> Settings:
+        if self.env == "production" and self.secret_key.strip().lower() in PLACEHOLDER_SECRETS:
+            raise ValueError("MANTLE_SECRET_KEY must be set to a real secret when MANTLE_ENV=production")
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL, or the embedded SQLite file under the data directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'mantle.db').resolve()}"
+
+    @property
+    def resolved_broker_url(self) -> str:
+        """The broker URL, or the embedded filesystem broker."""
+        return self.broker_url or "filesystem://"
+
+    @property
+    def broker_dir(self) -> Path:
+        """Folder the embedded filesystem broker exchanges messages through."""
+        return (self.data_dir / "broker").resolve()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

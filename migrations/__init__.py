@@ -1,0 +1,1 @@
+"""Alembic environment and revisions; `migrations.run` applies them from code."""

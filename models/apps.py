@@ -1,0 +1,136 @@
+"""Apps: a mutable draft graph and immutable, numbered published versions."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, String, Text, UniqueConstraint, func, select
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
+
+from core.errors import Conflict, NotFound
+from models.base import Base, TimestampMixin, new_id, utcnow
+
+
+class App(TimestampMixin, Base):
+    """An app of one organization; `draft_revision` grows on every draft save."""
+
+    __tablename__ = "apps"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    draft: Mapped[dict[str, Any]]
+    draft_revision: Mapped[int] = mapped_column(default=1)
+    latest_version: Mapped[int] = mapped_column(default=0)
+
+    versions: Mapped[list[AppVersion]] = relationship(
+        back_populates="app", cascade="all, delete-orphan", passive_deletes=True,
+        order_by="AppVersion.number",
+    )
+
+
+class AppVersion(Base):
+    """A published, frozen graph; never updated after insert."""
+
+    __tablename__ = "app_versions"
+    __table_args__ = (UniqueConstraint("app_id", "number"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    app_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), index=True)
+    org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), index=True)
+    number: Mapped[int]
+    graph: Mapped[dict[str, Any]]
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(100), default="")
+
+    app: Mapped[App] = relationship(back_populates="versions")
+
+
+def get_app(session: Session, *, org_id: uuid.UUID, app_id: uuid.UUID, lock: bool = False) -> App:
+    """The organization's app, or NotFound (also for another organization's app)."""
+    stmt = select(App).where(App.id == app_id, App.org_id == org_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    app = session.scalar(stmt)
+    if app is None:
+        raise NotFound("app not found", loc=["app_id"])
+    return app
+
+
+def list_apps(
+    session: Session, *, org_id: uuid.UUID, limit: int, offset: int, q: str | None = None
+) -> tuple[list[App], int]:
+    """A page of the organization's apps, most recently updated first, and the total count."""
+    where = [App.org_id == org_id]
+    if q:
+        where.append(App.name.ilike(f"%{q}%"))
+    total = session.scalar(select(func.count()).select_from(App).where(*where)) or 0
+    stmt = (
+        select(App).where(*where).order_by(App.updated_at.desc(), App.id).limit(limit).offset(offset)
+    )
+    return list(session.scalars(stmt)), total
+
+
+def create_app(
+    session: Session, *, org_id: uuid.UUID, name: str, description: str, draft: dict[str, Any]
+) -> App:
+    """Add an app with its first draft."""
+    app = App(org_id=org_id, name=name, description=description, draft=draft)
+    session.add(app)
+    session.flush()
+    return app
+
+
+def save_draft(
+    session: Session, *, app: App, draft: dict[str, Any], expected_revision: int | None = None
+) -> App:
+    """Replace the draft; with `expected_revision`, refuse to overwrite someone else's save."""
+    if expected_revision is not None and expected_revision != app.draft_revision:
+        raise Conflict(
+            f"the draft is at revision {app.draft_revision}, not {expected_revision}: "
+            "reload it before saving",
+            loc=["header", "If-Match"],
+        )
+    app.draft = draft
+    app.draft_revision += 1
+    app.updated_at = utcnow()
+    return app
+
+
+def publish(session: Session, *, app: App, graph: dict[str, Any], note: str, actor: str) -> AppVersion:
+    """Freeze `graph` as the app's next numbered version (the app row must be locked)."""
+    app.latest_version += 1
+    version = AppVersion(
+        app_id=app.id, org_id=app.org_id, number=app.latest_version, graph=graph, note=note,
+        created_by=actor,
+    )
+    session.add(version)
+    session.flush()
+    return version
+
+
+def list_versions(
+    session: Session, *, app: App, limit: int, offset: int
+) -> tuple[list[AppVersion], int]:
+    """A page of the app's versions, newest first, and the total count."""
+    where = [AppVersion.app_id == app.id]
+    total = session.scalar(select(func.count()).select_from(AppVersion).where(*where)) or 0
+    stmt = (
+        select(AppVersion).where(*where).order_by(AppVersion.number.desc()).limit(limit).offset(offset)
+    )
+    return list(session.scalars(stmt)), total
+
+
+def get_version(session: Session, *, app: App, number: int | None = None) -> AppVersion:
+    """Version `number` of the app, or its latest when `number` is None; NotFound otherwise."""
+    stmt = select(AppVersion).where(AppVersion.app_id == app.id)
+    stmt = stmt.where(AppVersion.number == (number if number is not None else app.latest_version))
+    version = session.scalar(stmt)
+    if version is None:
+        what = f"version {number}" if number is not None else "a published version"
+        raise NotFound(f"the app has no {what}", loc=["version"])
+    return version
