@@ -1,0 +1,1 @@
+"""The HTTP API: FastAPI app, routes, schemas, auth, and (later) the public pages."""

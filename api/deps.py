@@ -1,0 +1,134 @@
+"""Dependencies shared by the routes: the session, the caller, the registry, pagination."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from blocks.registry import Registry
+from builder.validation import Limits
+from core.errors import Forbidden, MantleError
+from core.settings import Settings
+from models.orgs import Role, authenticate
+
+
+class Unauthorized(MantleError):
+    """No valid API key was presented."""
+
+    status_code = 401
+    type = "unauthorized"
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """One session per request, committed when the route returns, rolled back on any error."""
+    with request.app.state.session_factory() as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+# scope="function": commit before the response is sent, so a failed commit is never a 2xx.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+_bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer mk_...`")
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The caller: an API key of one organization, with its role."""
+
+    org_id: uuid.UUID
+    key_id: uuid.UUID
+    key_name: str
+    role: Role
+
+    @property
+    def actor(self) -> str:
+        """How the audit log names this caller."""
+        return f"key:{self.key_id}:{self.key_name}"
+
+
+def get_principal(
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """The caller, from its bearer API key; 401 without a valid one."""
+    if credentials is None:
+        raise Unauthorized("missing API key: send `Authorization: Bearer <key>`",
+                           loc=["header", "Authorization"])
+    key = authenticate(session, secret=credentials.credentials)
+    if key is None:
+        raise Unauthorized("invalid or revoked API key", loc=["header", "Authorization"])
+    return Principal(org_id=key.org_id, key_id=key.id, key_name=key.name, role=key.role)
+
+
+CurrentKey = Annotated[Principal, Depends(get_principal)]
+
+
+def require_role(*roles: Role) -> object:
+    """A dependency that admits only keys with one of `roles`."""
+
+    def check(principal: CurrentKey) -> Principal:
+        if principal.role not in roles:
+            allowed = " or ".join(r.value for r in roles)
+            raise Forbidden(f"this needs a key with role {allowed}; yours is {principal.role.value}")
+        return principal
+
+    return Depends(check)
+
+
+Builder = Annotated[Principal, require_role(Role.admin, Role.builder)]
+Admin = Annotated[Principal, require_role(Role.admin)]
+
+
+def get_registry(request: Request) -> Registry:
+    """The block registry this API serves."""
+    registry: Registry = request.app.state.registry
+    return registry
+
+
+def get_settings_dep(request: Request) -> Settings:
+    """The settings this API was built with."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+RegistryDep = Annotated[Registry, Depends(get_registry)]
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+
+
+def get_limits(settings: SettingsDep) -> Limits:
+    """Graph limits from settings."""
+    return Limits(max_nodes=settings.max_graph_nodes, max_edges=settings.max_graph_edges,
+                  max_config_bytes=settings.max_config_bytes, max_graph_bytes=settings.max_graph_bytes)
+
+
+LimitsDep = Annotated[Limits, Depends(get_limits)]
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """Which slice of a list the caller asked for."""
+
+    limit: int
+    offset: int
+
+
+def get_page(
+    limit: Annotated[int, Query(ge=1, le=100, description="Items per page.")] = 20,
+    offset: Annotated[int, Query(ge=0, le=1_000_000, description="Items to skip.")] = 0,
+) -> Page:
+    """Pagination parameters."""
+    return Page(limit=limit, offset=offset)
+
+
+PageDep = Annotated[Page, Depends(get_page)]

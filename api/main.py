@@ -1,0 +1,38 @@
+"""The FastAPI application: routes under /v1, one error shape, metrics and health."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from sqlalchemy.orm import Session, sessionmaker
+
+from api import errors
+from api.middleware import BodyLimit, RequestContext
+from api.routes import apps, blocks, drafts, health, org
+from blocks.registry import Registry, default_registry
+from core.settings import Settings, get_settings
+from models.db import session_factory
+
+
+def create_app(
+    settings: Settings | None = None,
+    sessions: sessionmaker[Session] | None = None,
+    registry: Registry | None = None,
+) -> FastAPI:
+    """Build the API; tests pass their own session factory and registry."""
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="Mantle",
+        version="0.1.0",
+        summary="Build, validate, version, publish and run AI apps made of blocks.",
+        responses=errors.ERROR_RESPONSES,
+    )
+    app.state.settings = settings
+    app.state.session_factory = sessions or session_factory(settings.resolved_database_url)
+    app.state.registry = registry or default_registry()
+    errors.install(app)
+    for module in (blocks, apps, drafts, org):
+        app.include_router(module.router, prefix="/v1")
+    app.include_router(health.router)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContext)
+    return app

@@ -1,0 +1,1 @@
+"""One module per domain: the routes of the builder API."""

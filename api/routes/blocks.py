@@ -1,0 +1,43 @@
+"""The block catalogue and graph validation without an app."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from api.deps import CurrentKey, LimitsDep, RegistryDep
+from api.schemas import BlockList, BlockRead, ValidationReport
+from blocks.registry import UnknownBlockType
+from builder.graph import Graph
+from builder.validation import analyze
+from core.errors import NotFound
+
+router = APIRouter(tags=["blocks"])
+
+
+def report(graph: Graph, registry: RegistryDep, limits: LimitsDep) -> ValidationReport:
+    """Validate `graph` and shape the result for a response."""
+    problems = analyze(graph, registry, limits).problems
+    return ValidationReport.model_validate({"valid": not problems,
+                                            "problems": [p.as_dict() for p in problems]})
+
+
+@router.get("/blocks", response_model=BlockList)
+def list_blocks(_: CurrentKey, registry: RegistryDep) -> BlockList:
+    """Every block type: ports, execution mode and config JSON Schema, for the palette."""
+    return BlockList.model_validate({"items": [b.describe() for b in registry]})
+
+
+@router.get("/blocks/{block_type}", response_model=BlockRead)
+def get_block(block_type: str, _: CurrentKey, registry: RegistryDep) -> BlockRead:
+    """One block type."""
+    try:
+        return BlockRead.model_validate(registry.get(block_type).describe())
+    except UnknownBlockType:
+        raise NotFound(f"unknown block type {block_type!r}", loc=["path", "block_type"]) from None
+
+
+@router.post("/graphs/validate", response_model=ValidationReport)
+def validate_graph(graph: Graph, _: CurrentKey, registry: RegistryDep, limits: LimitsDep
+                   ) -> ValidationReport:
+    """Validate a graph that is not saved anywhere (the builder's live check)."""
+    return report(graph, registry, limits)

@@ -1,0 +1,112 @@
+"""The draft graph, validation, publishing and versions of an app."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Response, status
+
+from api.deps import Builder, CurrentKey, LimitsDep, PageDep, RegistryDep, SessionDep
+from api.routes.blocks import report
+from api.schemas import DraftRead, PageOf, PublishRequest, ValidationReport, VersionRead, VersionSummary
+from builder.graph import Graph
+from core.errors import GraphInvalid, InvalidRequest
+from models import apps as app_store
+from models import audit
+from models.apps import App
+
+router = APIRouter(tags=["drafts and versions"])
+
+
+def _draft(app: App, registry: RegistryDep, limits: LimitsDep, response: Response) -> DraftRead:
+    result = report(Graph.model_validate(app.draft), registry, limits)
+    response.headers["ETag"] = f'"{app.draft_revision}"'
+    return DraftRead(graph=app.draft, revision=app.draft_revision, **result.model_dump())
+
+
+def _revision(if_match: str | None) -> int | None:
+    if if_match is None:
+        return None
+    try:
+        return int(if_match.strip().removeprefix("W/").strip('"'))
+    except ValueError:
+        raise InvalidRequest("If-Match must be a draft revision such as \"3\"",
+                             loc=["header", "If-Match"]) from None
+
+
+@router.get("/apps/{app_id}/draft", response_model=DraftRead)
+def get_draft(app_id: uuid.UUID, principal: CurrentKey, session: SessionDep, registry: RegistryDep,
+              limits: LimitsDep, response: Response) -> DraftRead:
+    """The draft graph with its revision and problems."""
+    app = app_store.get_app(session, org_id=principal.org_id, app_id=app_id)
+    return _draft(app, registry, limits, response)
+
+
+@router.put("/apps/{app_id}/draft", response_model=DraftRead)
+def put_draft(
+    app_id: uuid.UUID, graph: Graph, principal: Builder, session: SessionDep, registry: RegistryDep,
+    limits: LimitsDep, response: Response,
+    if_match: Annotated[str | None, Header(description="Refuse to save over another revision.")] = None,
+) -> DraftRead:
+    """Save the draft; an invalid graph is saved too, and its problems are returned."""
+    app = app_store.get_app(session, org_id=principal.org_id, app_id=app_id, lock=True)
+    app_store.save_draft(session, app=app, draft=graph.dump(), expected_revision=_revision(if_match))
+    audit.record(session, org_id=principal.org_id, actor=principal.actor, action="app.draft.save",
+                 target_type="app", target_id=app.id, details={"revision": app.draft_revision})
+    return _draft(app, registry, limits, response)
+
+
+@router.post("/apps/{app_id}/validate", response_model=ValidationReport)
+def validate_draft(app_id: uuid.UUID, principal: CurrentKey, session: SessionDep,
+                   registry: RegistryDep, limits: LimitsDep) -> ValidationReport:
+    """Every problem of the saved draft at once."""
+    app = app_store.get_app(session, org_id=principal.org_id, app_id=app_id)
+    return report(Graph.model_validate(app.draft), registry, limits)
+
+
+@router.post("/apps/{app_id}/publish", response_model=VersionRead, status_code=status.HTTP_201_CREATED)
+def publish(app_id: uuid.UUID, principal: Builder, session: SessionDep, registry: RegistryDep,
+            limits: LimitsDep, body: PublishRequest | None = None) -> VersionRead:
+    """Freeze the draft as the next numbered version, if it validates (422 with its problems if not)."""
+    app = app_store.get_app(session, org_id=principal.org_id, app_id=app_id, lock=True)
+    result = report(Graph.model_validate(app.draft), registry, limits)
+    if not result.valid:
+        raise GraphInvalid([p.model_dump() for p in result.problems])
+    version = app_store.publish(session, app=app, graph=app.draft, note=(body.note if body else ""),
+                                actor=principal.actor)
+    audit.record(session, org_id=principal.org_id, actor=principal.actor, action="app.publish",
+                 target_type="app", target_id=app.id,
+                 details={"version": version.number, "draft_revision": app.draft_revision})
+    return VersionRead.model_validate(version)
+
+
+@router.get("/apps/{app_id}/versions", response_model=PageOf[VersionSummary])
+def list_versions(app_id: uuid.UUID, principal: CurrentKey, session: SessionDep, page: PageDep
+                  ) -> PageOf[VersionSummary]:
+    """The app's published versions, newest first."""
+    app = app_store.get_app(session, org_id=principal.org_id, app_id=app_id)
+    items, total = app_store.list_versions(session, app=app, limit=page.limit, offset=page.offset)
+    return PageOf[VersionSummary](items=[VersionSummary.model_validate(v) for v in items],
+                                  total=total, limit=page.limit, offset=page.offset)
+
+
+@router.get("/apps/{app_id}/versions/{number}", response_model=VersionRead)
+def get_version(app_id: uuid.UUID, number: int, principal: CurrentKey, session: SessionDep
+                ) -> VersionRead:
+    """One published version with its frozen graph."""
+    app = app_store.get_app(session, org_id=principal.org_id, app_id=app_id)
+    return VersionRead.model_validate(app_store.get_version(session, app=app, number=number))
+
+
+@router.post("/apps/{app_id}/versions/{number}/restore", response_model=DraftRead)
+def restore_version(app_id: uuid.UUID, number: int, principal: Builder, session: SessionDep,
+                    registry: RegistryDep, limits: LimitsDep, response: Response) -> DraftRead:
+    """Copy a published version into the draft (the versions themselves never change)."""
+    app = app_store.get_app(session, org_id=principal.org_id, app_id=app_id, lock=True)
+    version = app_store.get_version(session, app=app, number=number)
+    app_store.save_draft(session, app=app, draft=version.graph)
+    audit.record(session, org_id=principal.org_id, actor=principal.actor, action="app.draft.restore",
+                 target_type="app", target_id=app.id,
+                 details={"version": number, "revision": app.draft_revision})
+    return _draft(app, registry, limits, response)

@@ -1,0 +1,211 @@
+"""Request and response bodies of the builder API. Requests refuse unknown fields."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from builder.graph import Graph
+from models.orgs import Role
+
+T = TypeVar("T")
+
+
+class Request(BaseModel):
+    """Base of request bodies: unknown fields are an error, not silently dropped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Read(BaseModel):
+    """Base of response bodies, read from ORM objects."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+
+class PageOf(BaseModel, Generic[T]):
+    """One page of a list."""
+
+    items: list[T]
+    total: int
+    limit: int
+    offset: int
+
+
+class ProblemRead(BaseModel):
+    """One validation problem; `code` is stable, `message` is for people."""
+
+    code: str
+    message: str
+    node_id: str | None = None
+    port: str | None = None
+    path: str | None = None
+    nodes: list[str] | None = None
+
+
+class ValidationReport(BaseModel):
+    """Whether a graph is valid, and every problem it has."""
+
+    valid: bool
+    problems: list[ProblemRead]
+
+
+class BlockPort(BaseModel):
+    """A port in the block catalogue."""
+
+    name: str
+    type: str
+    required: bool
+    description: str = ""
+
+
+class BlockRead(BaseModel):
+    """A block type as the palette draws it."""
+
+    type: str
+    version: int
+    title: str
+    description: str
+    category: str
+    execution: Literal["inline", "deferred"]
+    trigger: bool
+    side_effects: bool
+    inputs: list[BlockPort]
+    outputs: list[BlockPort]
+    dynamic_ports: str
+    config_schema: dict[str, Any]
+
+
+class BlockList(BaseModel):
+    """Every registered block type."""
+
+    items: list[BlockRead]
+
+
+class AppCreate(Request):
+    """A new app; the draft starts empty unless a graph is given."""
+
+    name: str = Field(min_length=1, max_length=200)
+    description: str = Field(default="", max_length=5000)
+    graph: Graph | None = None
+
+
+class AppUpdate(Request):
+    """Rename or re-describe an app."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=5000)
+
+
+class VersionSummary(Read):
+    """A published version, without its graph."""
+
+    number: int
+    note: str
+    created_at: datetime
+    created_by: str
+
+
+class VersionRead(VersionSummary):
+    """A published version with its frozen graph."""
+
+    graph: dict[str, Any]
+
+
+class AppSummary(Read):
+    """An app in a list."""
+
+    id: uuid.UUID
+    name: str
+    description: str
+    draft_revision: int
+    latest_version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class AppRead(AppSummary):
+    """An app with its draft graph and its published versions."""
+
+    draft: dict[str, Any]
+    versions: list[VersionSummary]
+
+
+class DraftRead(ValidationReport):
+    """The draft graph, its revision (also the ETag) and its problems."""
+
+    graph: dict[str, Any]
+    revision: int
+
+
+class PublishRequest(Request):
+    """What to say about the version being published."""
+
+    note: str = Field(default="", max_length=2000)
+
+
+class ExportVersion(Request):
+    """A version inside an export document."""
+
+    number: int = Field(ge=1)
+    note: str = Field(default="", max_length=2000)
+    graph: Graph
+
+
+class ExportDocument(Request):
+    """An app as one JSON document: what a builder downloads and uploads."""
+
+    format: Literal["mantle.app"] = "mantle.app"
+    format_version: Literal[1] = 1
+    name: str = Field(min_length=1, max_length=200)
+    description: str = Field(default="", max_length=5000)
+    draft: Graph
+    versions: list[ExportVersion] = Field(default_factory=list, max_length=1000)
+
+
+class KeyCreate(Request):
+    """A new API key."""
+
+    name: str = Field(min_length=1, max_length=100)
+    role: Role = Role.builder
+
+
+class KeyRead(Read):
+    """An API key, without its secret."""
+
+    id: uuid.UUID
+    name: str
+    role: Role
+    prefix: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class KeyCreated(KeyRead):
+    """A new key: `key` is shown this once and never again."""
+
+    key: str
+
+
+class OrgRead(BaseModel):
+    """The caller's organization and key."""
+
+    id: uuid.UUID
+    name: str
+    key: KeyRead
+
+
+class AuditRead(Read):
+    """One audit log entry."""
+
+    id: uuid.UUID
+    at: datetime
+    actor: str
+    action: str
+    target_type: str
+    target_id: str
+    details: dict[str, Any]

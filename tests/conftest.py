@@ -1,0 +1,165 @@
+"""Shared fixtures: real databases (SQLite always, PostgreSQL where reachable and always in CI).
+
+Each test runs inside a transaction that is rolled back, so tests never see each other's rows.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from api.main import create_app
+from core.settings import Settings
+from migrations.run import upgrade
+from models.db import make_engine
+from models.orgs import Role, create_key, create_org
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+POSTGRES_URL = os.environ.get("MANTLE_TEST_POSTGRES_URL",
+                              "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def postgres_available() -> str | None:
+    """None when PostgreSQL answers, else why not."""
+    try:
+        engine = create_engine(POSTGRES_URL, connect_args={"connect_timeout": 3})
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        engine.dispose()
+        return None
+    except Exception as exc:  # any failure to connect
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+
+
+def require_postgres() -> None:
+    """Skip without PostgreSQL locally; fail in CI, where it is required."""
+    reason = postgres_available()
+    if reason is None:
+        return
+    if IN_CI:
+        pytest.fail(f"PostgreSQL is required in CI and unreachable at {POSTGRES_URL}: {reason}")
+    pytest.skip(f"PostgreSQL unreachable ({reason})")
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> str:
+    """A URL to the PostgreSQL server's maintenance database (to create test databases)."""
+    require_postgres()
+    return POSTGRES_URL
+
+
+def create_postgres_database(admin_url: str) -> str:
+    """A fresh, empty PostgreSQL database; returns its URL."""
+    name = f"mantle_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_postgres_database(admin_url: str, url: str) -> None:
+    """Drop a database made by `create_postgres_database`."""
+    name = make_url(url).database
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+                 ) -> Iterator[str]:
+    """A migrated, empty database of each backend, shared by the session's tests."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'mantle.db'}"
+        upgrade(url)
+        yield url
+        return
+    admin_url = request.getfixturevalue("postgres_admin_url")
+    url = create_postgres_database(admin_url)
+    upgrade(url)
+    yield url
+    drop_postgres_database(admin_url, url)
+
+
+@pytest.fixture(scope="session")
+def engine(database_url: str) -> Iterator[Engine]:
+    """The engine of the session's database."""
+    eng = make_engine(database_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def sessions(engine: Engine) -> Iterator[sessionmaker[Session]]:
+    """Sessions inside one transaction that is rolled back after the test."""
+    conn = engine.connect()
+    outer = conn.begin()
+    factory = sessionmaker(bind=conn, join_transaction_mode="create_savepoint", expire_on_commit=False)
+    yield factory
+    outer.rollback()
+    conn.close()
+
+
+@pytest.fixture
+def session(sessions: sessionmaker[Session]) -> Iterator[Session]:
+    """A session for arranging and checking rows directly."""
+    with sessions() as s:
+        yield s
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Settings for an API under test."""
+    return Settings(data_dir=tmp_path, database_url="sqlite://", secret_key="test-secret")
+
+
+@dataclass
+class Tenant:
+    """An organization with an admin key, and a client that sends it."""
+
+    org_id: uuid.UUID
+    name: str
+    key: str
+    client: TestClient
+
+
+@pytest.fixture
+def api(settings: Settings, sessions: sessionmaker[Session]) -> TestClient:
+    """The API, on the test's database, without credentials."""
+    return TestClient(create_app(settings, sessions=sessions), raise_server_exceptions=False)
+
+
+def make_tenant(sessions: sessionmaker[Session], app: TestClient, name: str,
+                role: Role = Role.admin) -> Tenant:
+    """An organization with one key of `role`, and a client sending that key."""
+    with sessions() as s:
+        org = create_org(s, name=name)
+        _, secret = create_key(s, org_id=org.id, name=f"{name} key", role=role)
+        s.commit()
+        org_id = org.id
+    client = TestClient(app.app, headers={"Authorization": f"Bearer {secret}"},
+                        raise_server_exceptions=False)
+    return Tenant(org_id=org_id, name=name, key=secret, client=client)
+
+
+@pytest.fixture
+def tenant(sessions: sessionmaker[Session], api: TestClient) -> Tenant:
+    """An organization with an admin key."""
+    return make_tenant(sessions, api, "acme")
+
+
+@pytest.fixture
+def other_tenant(sessions: sessionmaker[Session], api: TestClient) -> Tenant:
+    """A second organization, to prove isolation."""
+    return make_tenant(sessions, api, "globex")

@@ -1,0 +1,58 @@
+"""Small factories for graphs and throwaway block types (no mocks of the engine)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from pydantic import BaseModel, create_model
+
+from blocks.base import Block, BlockContext, Execution
+
+
+def node(node_id: str, block_type: str, **config: Any) -> dict[str, Any]:
+    """A node of a graph."""
+    return {"id": node_id, "type": block_type, "config": config}
+
+
+def edge(source: str, source_port: str, target: str, target_port: str) -> dict[str, Any]:
+    """An edge of a graph."""
+    return {"source": source, "source_port": source_port, "target": target, "target_port": target_port}
+
+
+def greeter_graph() -> dict[str, Any]:
+    """trigger.api(name) → text.template → output: the smallest valid app."""
+    return {
+        "schema_version": 1,
+        "nodes": [
+            {**node("in", "trigger.api", fields=[{"name": "name", "type": "string"}]),
+             "position": {"x": 10, "y": 20}},
+            node("greet", "text.template", template="Hello, {{ name }}!"),
+            node("out", "output", fields=[{"name": "text", "type": "string"}]),
+        ],
+        "edges": [edge("in", "name", "greet", "name"), edge("greet", "text", "out", "text")],
+    }
+
+
+def make_block(
+    name: str,
+    inputs: Mapping[str, type] | None = None,
+    outputs: Mapping[str, type] | None = None,
+    run: Callable[[Mapping[str, Any], BlockContext], Mapping[str, Any]] | None = None,
+    *,
+    trigger: bool = False,
+    execution: Execution = Execution.inline,
+    config: type[BaseModel] | None = None,
+) -> type[Block]:
+    """A throwaway block type: `make_block("test.add", inputs={"x": int}, outputs={"y": int})`."""
+    in_model = create_model(f"{name}In", **{k: (v, ...) for k, v in (inputs or {}).items()})
+    out_model = create_model(f"{name}Out", **{k: (v, ...) for k, v in (outputs or {}).items()})
+    attrs: dict[str, Any] = {
+        "type": name, "description": f"test block {name}", "category": "test",
+        "trigger": trigger, "execution": execution, "Inputs": in_model, "Outputs": out_model,
+    }
+    if config is not None:
+        attrs["Config"] = config
+    if run is not None:
+        attrs["run"] = lambda self, inputs, ctx: run(inputs, ctx)
+    return type(name.replace(".", "_"), (Block,), attrs)
