@@ -112,6 +112,9 @@ class Block:
     execution: ClassVar[Execution] = Execution.inline
     trigger: ClassVar[bool] = False
     side_effects: ClassVar[bool] = False
+    # Pure blocks (no effect outside their outputs, quick) may be re-run after a crash unnoticed,
+    # so the engine runs a series of them in one transaction instead of checkpointing each.
+    pure: ClassVar[bool] = False
     Config: ClassVar[builtins.type[BaseModel]] = NoConfig
     Inputs: ClassVar[builtins.type[BaseModel]] = NoPorts
     Outputs: ClassVar[builtins.type[BaseModel]] = NoPorts
@@ -147,6 +150,10 @@ class Block:
     ) -> Mapping[str, Any]:
         """Turn a deferred block's recorded result into the output ports it emits."""
         return dict(result)
+
+    def results(self, inputs: Mapping[str, Any]) -> Mapping[str, Any]:
+        """What this node adds to the run's outputs (only `output` blocks add anything)."""
+        return {}
 
     @classmethod
     def describe(cls) -> dict[str, Any]:

@@ -72,6 +72,7 @@ class ConditionBlock(Block):
     title = "Condition"
     description = "Compares the input with a value or matches a regex; emits on `true` or `false`."
     category = "logic"
+    pure = True
     Config = ConditionConfig
     Inputs = ConditionInputs
     Outputs = ConditionOutputs

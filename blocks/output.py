@@ -31,6 +31,7 @@ class OutputBlock(Block):
     title = "Output"
     description = "The app's result: each declared field becomes an input port and a run output."
     category = "outputs"
+    pure = True
     Config = OutputConfig
     dynamic_ports = "One input port per entry of config.fields."
 

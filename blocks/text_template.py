@@ -64,6 +64,7 @@ class TemplateBlock(Block):
     title = "Template"
     description = "Renders a Jinja2 template (sandboxed); its variables become input ports."
     category = "text"
+    pure = True
     Config = TemplateConfig
     Outputs = TemplateOutputs
     dynamic_ports = "One input port per variable the template reads."

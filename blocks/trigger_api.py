@@ -33,6 +33,7 @@ class ApiTriggerBlock(Block):
     title = "API trigger"
     description = "Starts the app from an API call; each declared field becomes an output port."
     category = "triggers"
+    pure = True
     trigger = True
     Config = ApiTriggerConfig
     dynamic_ports = "One output port per entry of config.fields."

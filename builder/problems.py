@@ -12,6 +12,7 @@ class Code(enum.StrEnum):
 
     unknown_block_type = "unknown_block_type"
     invalid_config = "invalid_config"
+    invalid_policy = "invalid_policy"
     duplicate_node_id = "duplicate_node_id"
     unknown_node = "unknown_node"
     unknown_port = "unknown_port"

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from blocks.base import Block, Port, types_compatible
 from blocks.registry import Registry, UnknownBlockType
-from builder.graph import Edge, Graph
+from builder.graph import Edge, Graph, NodePolicy, RunSettings
 from builder.problems import Code, Problem
 
 
@@ -42,6 +42,8 @@ class Analysis:
     outgoing: dict[str, list[Edge]] = field(default_factory=lambda: defaultdict(list))
     order: list[str] = field(default_factory=list)
     trigger: str | None = None
+    policies: dict[str, NodePolicy] = field(default_factory=dict)
+    settings: RunSettings = field(default_factory=RunSettings)
 
     @property
     def valid(self) -> bool:
@@ -151,7 +153,7 @@ def _order_and_cycles(analysis: Analysis, node_ids: list[str]) -> None:
 
 def analyze(graph: Graph, registry: Registry, limits: Limits = Limits()) -> Analysis:
     """Validate `graph` against `registry` and `limits`, collecting every problem."""
-    analysis = Analysis()
+    analysis = Analysis(settings=graph.settings)
     problems = analysis.problems
     if len(graph.nodes) > limits.max_nodes:
         problems.append(Problem(Code.too_many_nodes,
@@ -198,6 +200,13 @@ def analyze(graph: Graph, registry: Registry, limits: Limits = Limits()) -> Anal
             problems.extend(_config_problems(node.id, exc))
             continue
         analysis.blocks[node.id] = block
+        analysis.policies[node.id] = node.policy
+        unknown = set(node.policy.default) - set(analysis.outputs[node.id])
+        if unknown:
+            problems.append(Problem(
+                Code.invalid_policy,
+                f"policy.default names ports the block does not have: {', '.join(sorted(unknown))}; "
+                f"its outputs: {_describe_ports(analysis.outputs[node.id])}", node.id, path="policy.default"))
 
     if not triggers:
         problems.append(Problem(Code.no_trigger, "the graph has no trigger node; add one "

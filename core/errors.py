@@ -69,3 +69,10 @@ class GraphInvalid(MantleError):
             }
             for p in self.problems
         ]
+
+
+class PolicyViolation(MantleError):
+    """A governance rule blocked the run; the run ends `blocked`, not `failed`."""
+
+    status_code = 422
+    type = "blocked"

@@ -1,0 +1,466 @@
+"""The pure executor: a validated graph, its run state and a clock in; typed events out.
+
+It knows nothing of SQLAlchemy, Celery or HTTP. A driver asks `plan(state)` what happens
+now (skips, deferred starts, resumes, the end of the run, and at most one claim of a
+ready inline node), records those events, runs the claimed node with `run_node`, records
+that outcome, and asks again. `drive` is the in-memory driver; the run worker drives the
+same methods with a database transaction around each step.
+
+Every state change goes through `apply`, so a driver that persists events and one that
+replays them reach the same state.
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from blocks.base import Block, BlockContext, Suspend
+from builder.validation import Analysis
+from core.errors import MantleError, PolicyViolation
+
+
+def utcnow() -> datetime:
+    """The current time in UTC (the default clock)."""
+    return datetime.now(UTC)
+
+
+class NodeStatus(enum.StrEnum):
+    """Where one node of a run stands."""
+
+    pending = "pending"
+    running = "running"
+    waiting = "waiting"
+    succeeded = "succeeded"
+    failed = "failed"
+    skipped = "skipped"
+
+
+class RunStatus(enum.StrEnum):
+    """Where a run stands; `waiting` means a deferred node (model, reviewer) holds it."""
+
+    queued = "queued"
+    running = "running"
+    waiting = "waiting"
+    succeeded = "succeeded"
+    failed = "failed"
+    blocked = "blocked"
+    cancelled = "cancelled"
+
+
+TERMINAL = frozenset({RunStatus.succeeded, RunStatus.failed, RunStatus.blocked, RunStatus.cancelled})
+
+
+@dataclass
+class NodeState:
+    """One node's record within a run."""
+
+    status: NodeStatus = NodeStatus.pending
+    inputs: dict[str, Any] | None = None
+    outputs: dict[str, Any] | None = None
+    error: str | None = None
+    error_type: str | None = None
+    attempts: int = 0
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    retry_at: datetime | None = None
+    waiting_for: dict[str, Any] | None = None
+    result: dict[str, Any] | None = None
+    continued: bool = False
+
+    @property
+    def delivered(self) -> bool:
+        """Whether downstream nodes may read this node's outputs."""
+        return self.status is NodeStatus.succeeded or (self.status is NodeStatus.failed and self.continued)
+
+
+@dataclass
+class RunState:
+    """Everything the executor needs to know about one run."""
+
+    run_id: uuid.UUID
+    org_id: uuid.UUID
+    app_id: uuid.UUID
+    inputs: dict[str, Any]
+    created_at: datetime
+    status: RunStatus = RunStatus.queued
+    nodes: dict[str, NodeState] = field(default_factory=dict)
+    outputs: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+
+    def node(self, node_id: str) -> NodeState:
+        """The node's state (a node never touched yet is pending)."""
+        state = self.nodes.get(node_id)
+        if state is None:
+            state = self.nodes[node_id] = NodeState()
+        return state
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Something that happened to a run; `node_id` is None for run-level events."""
+
+    at: datetime
+    node_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RunStarted(Event):
+    """A worker began the run."""
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStarted(Event):
+    """A node was claimed for an attempt with these inputs."""
+
+    attempt: int
+    inputs: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSucceeded(Event):
+    """A node emitted these output ports."""
+
+    outputs: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class NodeFailed(Event):
+    """An attempt failed; with `retry_at` it will be tried again, with `continued` the run goes on."""
+
+    error: str
+    error_type: str = "error"
+    retry_at: datetime | None = None
+    continued: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSkipped(Event):
+    """A node can never receive a required input (its branch was not taken)."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class NodeWaiting(Event):
+    """A deferred node handed work elsewhere and waits for its result."""
+
+    suspend: Suspend
+
+
+@dataclass(frozen=True, slots=True)
+class RunWaiting(Event):
+    """Nothing can run until a deferred result arrives."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunFinished(Event):
+    """The run ended."""
+
+    status: RunStatus
+    outputs: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+
+
+def _error_text(exc: BaseException) -> tuple[str, str]:
+    if isinstance(exc, MantleError):
+        return exc.message, exc.type
+    return f"{type(exc).__name__}: {exc}", "error"
+
+
+class Executor:
+    """Runs one validated graph; holds no state of its own between calls."""
+
+    def __init__(self, analysis: Analysis, *, clock: Callable[[], datetime] = utcnow,
+                 services: Mapping[str, Any] | None = None) -> None:
+        if not analysis.valid:
+            raise ValueError("the executor needs a valid graph")
+        self.analysis = analysis
+        self.clock = clock
+        self.services = services or {}
+
+    def block(self, node_id: str) -> Block:
+        """The configured block of a node."""
+        return self.analysis.blocks[node_id]
+
+    def context(self, state: RunState, node_id: str) -> BlockContext:
+        """The context a node's block runs with."""
+        return BlockContext(run_id=state.run_id, node_id=node_id, org_id=state.org_id,
+                            app_id=state.app_id, attempt=max(state.node(node_id).attempts, 1),
+                            services=self.services)
+
+    # -- state transitions ---------------------------------------------------------------
+
+    def apply(self, state: RunState, event: Event) -> None:
+        """Change `state` as `event` says; the only place state changes."""
+        node = state.node(event.node_id) if event.node_id is not None else None
+        match event:
+            case RunStarted():
+                state.status = RunStatus.running
+            case RunWaiting():
+                state.status = RunStatus.waiting
+            case RunFinished(status=status, outputs=outputs, error=error):
+                state.status, state.outputs, state.error = status, outputs, error
+            case NodeStarted(attempt=attempt, inputs=inputs):
+                assert node is not None
+                node.status, node.attempts, node.inputs = NodeStatus.running, attempt, inputs
+                node.started_at, node.finished_at, node.retry_at = event.at, None, None
+                node.error, node.result, node.waiting_for = None, None, None
+                if state.status is RunStatus.waiting:
+                    state.status = RunStatus.running
+            case NodeWaiting(suspend=suspend):
+                assert node is not None
+                node.status = NodeStatus.waiting
+                node.waiting_for = {"kind": suspend.kind, "payload": dict(suspend.payload)}
+            case NodeSucceeded(outputs=outputs):
+                assert node is not None
+                node.status, node.outputs, node.finished_at = NodeStatus.succeeded, outputs, event.at
+                node.error = node.error_type = None
+            case NodeFailed(error=error, error_type=error_type, retry_at=retry_at, continued=continued):
+                assert node is not None
+                node.error, node.error_type, node.finished_at = error, error_type, event.at
+                if retry_at is not None:
+                    node.status, node.retry_at = NodeStatus.pending, retry_at
+                else:
+                    node.status, node.continued = NodeStatus.failed, continued
+                    if continued:
+                        node.outputs = dict(self.analysis.policies[event.node_id].default)  # type: ignore[index]
+            case NodeSkipped():
+                assert node is not None
+                node.status, node.finished_at = NodeStatus.skipped, event.at
+
+    # -- deciding what happens next ------------------------------------------------------
+
+    def plan(self, state: RunState) -> list[Event]:
+        """Every event decidable now, applied to `state`; ends with at most one `NodeStarted`
+        of an inline node, which the caller must run with `run_node`."""
+        events: list[Event] = []
+
+        def emit(event: Event) -> None:
+            self.apply(state, event)
+            events.append(event)
+
+        if state.status in TERMINAL:
+            return events
+        now = self.clock()
+        if state.status is RunStatus.queued:
+            emit(RunStarted(now, None))
+        deadline = self.deadline(state)
+        if deadline is not None and now >= deadline:
+            self._finish_unfinished(state, emit, now, "the run's deadline passed")
+            emit(RunFinished(now, None, RunStatus.failed, error={
+                "type": "deadline", "node_id": None,
+                "message": f"the run did not finish within {self.analysis.settings.deadline_s} s"}))
+            return events
+
+        failure = self._failure(state)
+        for node_id in self.analysis.order:
+            if failure is not None:
+                break
+            node = state.node(node_id)
+            if node.status is NodeStatus.waiting:
+                self._check_waiting(state, node_id, node, now, emit)
+                failure = self._failure(state, node_id)
+            if node.status is not NodeStatus.pending:
+                continue
+            verdict, inputs = self._readiness(state, node_id)
+            if verdict == "skip":
+                emit(NodeSkipped(now, node_id, reason=inputs["reason"]))
+                continue
+            if verdict == "wait" or (node.retry_at is not None and node.retry_at > now):
+                continue
+            block = self.block(node_id)
+            emit(NodeStarted(now, node_id, attempt=node.attempts + 1, inputs=inputs))
+            if block.execution == "deferred":
+                self._start_deferred(state, node_id, block, inputs, emit)
+                failure = self._failure(state, node_id)
+                continue
+            return events  # the claimed inline node runs before anything downstream is decided
+
+        statuses = {state.node(i).status for i in self.analysis.order}
+        if failure is not None:
+            self._finish_unfinished(state, emit, now, "the run failed")
+            emit(failure)
+        elif statuses <= {NodeStatus.succeeded, NodeStatus.failed, NodeStatus.skipped}:
+            emit(RunFinished(now, None, RunStatus.succeeded, outputs=self.collect_outputs(state)))
+        elif NodeStatus.running not in statuses and NodeStatus.waiting in statuses \
+                and state.status is not RunStatus.waiting and not self._retry_pending(state):
+            emit(RunWaiting(now, None))
+        return events
+
+    def _retry_pending(self, state: RunState) -> bool:
+        return any(n.status is NodeStatus.pending and n.retry_at is not None for n in state.nodes.values())
+
+    def _readiness(self, state: RunState, node_id: str) -> tuple[str, dict[str, Any]]:
+        if node_id == self.analysis.trigger:
+            return "ready", dict(state.inputs)
+        edges = self.analysis.incoming.get(node_id, [])
+        inputs: dict[str, Any] = {}
+        for edge in edges:
+            source = state.node(edge.source)
+            if source.delivered:
+                if source.outputs is not None and edge.source_port in source.outputs:
+                    inputs[edge.target_port] = source.outputs[edge.source_port]
+            elif source.status is not NodeStatus.skipped and source.status is not NodeStatus.failed:
+                return "wait", {}
+        for port in self.analysis.inputs[node_id].values():
+            if port.required and port.name not in inputs:
+                return "skip", {"reason": f"input {port.name!r} never arrives (its branch was not taken)"}
+        if edges and not inputs:
+            return "skip", {"reason": "no input arrives (its branch was not taken)"}
+        return "ready", inputs
+
+    def _start_deferred(self, state: RunState, node_id: str, block: Block, inputs: dict[str, Any],
+                        emit: Callable[[Event], None]) -> None:
+        try:
+            suspend = block.start(inputs, self.context(state, node_id))
+        except Exception as exc:  # a block's failure is the node's failure, never the worker's
+            emit(self._failed(state, node_id, exc))
+            return
+        emit(NodeWaiting(self.clock(), node_id, suspend=suspend))
+
+    def _check_waiting(self, state: RunState, node_id: str, node: NodeState, now: datetime,
+                       emit: Callable[[Event], None]) -> None:
+        if node.result is not None:
+            result = node.result
+            if "error" in result:
+                emit(self._failed(state, node_id, MantleError(str(result["error"]))))
+                return
+            try:
+                outputs = dict(self.block(node_id).resume(node.inputs or {}, result,
+                                                           self.context(state, node_id)))
+                self._check_ports(node_id, outputs)
+            except Exception as exc:  # a block's failure is the node's failure, never the worker's
+                emit(self._failed(state, node_id, exc))
+                return
+            emit(NodeSucceeded(now, node_id, outputs=outputs))
+            return
+        timeout = self.analysis.policies[node_id].timeout_s
+        if timeout is not None and node.started_at is not None \
+                and now >= node.started_at + timedelta(seconds=timeout):
+            emit(self._failed(state, node_id, TimeoutError(f"no result within {timeout} s")))
+
+    def _failure(self, state: RunState, only: str | None = None) -> RunFinished | None:
+        """The end of the run if a node (or just `only`) failed for good."""
+        for node_id in [only] if only is not None else self.analysis.order:
+            node = state.nodes.get(node_id)
+            if node is None or node.status is not NodeStatus.failed or node.continued:
+                continue
+            blocked = node.error_type == "blocked"
+            return RunFinished(
+                self.clock(), None, RunStatus.blocked if blocked else RunStatus.failed,
+                error={"type": "blocked" if blocked else "node_failed", "node_id": node_id,
+                       "message": f"node {node_id!r} ({self.block(node_id).type}) failed: {node.error}"},
+            )
+        return None
+
+    def _finish_unfinished(self, state: RunState, emit: Callable[[Event], None], now: datetime,
+                           reason: str) -> None:
+        for node_id in self.analysis.order:
+            if state.node(node_id).status in (NodeStatus.pending, NodeStatus.waiting):
+                emit(NodeSkipped(now, node_id, reason=reason))
+
+    def deadline(self, state: RunState) -> datetime | None:
+        """When the run must have finished, if the graph sets a deadline."""
+        seconds = self.analysis.settings.deadline_s
+        return state.created_at + timedelta(seconds=seconds) if seconds else None
+
+    def next_wakeup(self, state: RunState) -> datetime | None:
+        """The earliest time something changes without outside input (a retry, a timeout)."""
+        times = [n.retry_at for n in state.nodes.values()
+                 if n.status is NodeStatus.pending and n.retry_at is not None]
+        for node_id, node in state.nodes.items():
+            timeout = self.analysis.policies.get(node_id)
+            if node.status is NodeStatus.waiting and timeout and timeout.timeout_s and node.started_at:
+                times.append(node.started_at + timedelta(seconds=timeout.timeout_s))
+        deadline = self.deadline(state)
+        if deadline is not None and state.status not in TERMINAL:
+            times.append(deadline)
+        return min(times) if times else None
+
+    # -- running one node ----------------------------------------------------------------
+
+    def run_node(self, state: RunState, node_id: str) -> Event:
+        """Run a claimed inline node and return its outcome (not yet applied)."""
+        node = state.node(node_id)
+        block = self.block(node_id)
+        ctx = self.context(state, node_id)
+        timeout = self.analysis.policies[node_id].timeout_s
+        try:
+            outputs = dict(_call_with_timeout(lambda: block.run(node.inputs or {}, ctx), timeout))
+            self._check_ports(node_id, outputs)
+        except Exception as exc:  # a block's failure is the node's failure, never the worker's
+            return self._failed(state, node_id, exc)
+        return NodeSucceeded(self.clock(), node_id, outputs=outputs)
+
+    def _check_ports(self, node_id: str, outputs: Mapping[str, Any]) -> None:
+        unknown = set(outputs) - set(self.analysis.outputs[node_id])
+        if unknown:
+            raise MantleError(f"the block emitted ports it does not declare: {', '.join(sorted(unknown))}")
+
+    def _failed(self, state: RunState, node_id: str, exc: BaseException) -> NodeFailed:
+        message, error_type = _error_text(exc)
+        if isinstance(exc, PolicyViolation):
+            return NodeFailed(self.clock(), node_id, error=message, error_type="blocked")
+        policy = self.analysis.policies[node_id]
+        attempts = state.node(node_id).attempts
+        if attempts <= policy.retries:
+            delay = policy.backoff_s * (2 ** (attempts - 1))
+            return NodeFailed(self.clock(), node_id, error=message, error_type=error_type,
+                              retry_at=self.clock() + timedelta(seconds=delay))
+        return NodeFailed(self.clock(), node_id, error=message, error_type=error_type,
+                          continued=policy.on_error == "continue")
+
+    def collect_outputs(self, state: RunState) -> dict[str, Any]:
+        """The run's outputs: what every `output` node that ran collected, in graph order."""
+        outputs: dict[str, Any] = {}
+        for node_id in self.analysis.order:
+            node = state.node(node_id)
+            if node.status is NodeStatus.succeeded:
+                outputs.update(self.block(node_id).results(node.inputs or {}))
+        return outputs
+
+    def drive(self, state: RunState) -> Iterator[Event]:
+        """Run everything that can run now, in memory, yielding each event as it happens."""
+        while True:
+            events = self.plan(state)
+            yield from events
+            claimed = [e for e in events if isinstance(e, NodeStarted)
+                       and state.node(e.node_id or "").status is NodeStatus.running]
+            if not claimed:
+                return
+            outcome = self.run_node(state, claimed[-1].node_id or "")
+            self.apply(state, outcome)
+            yield outcome
+
+
+def _call_with_timeout(fn: Callable[[], Mapping[str, Any]], timeout: float | None) -> Mapping[str, Any]:
+    """Call `fn`, giving up after `timeout` seconds.
+
+    Python cannot stop a thread, so a block that overruns keeps its thread until it returns;
+    its result is discarded. Blocks doing I/O should also bound it themselves.
+    """
+    if timeout is None:
+        return fn()
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # handed to the caller's thread
+            box["error"] = exc
+
+    worker = threading.Thread(target=target, daemon=True, name="mantle-block")
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        raise TimeoutError(f"the node took longer than its {timeout} s timeout")
+    if "error" in box:
+        raise box["error"]
+    value: Mapping[str, Any] = box["value"]
+    return value
