@@ -21,7 +21,7 @@ lint: install
 	$(BIN)/ruff check .
 
 typecheck: install
-	$(BIN)/mypy .
+	$(BIN)/mypy core models migrations blocks builder api worker bench
 
 test: lint typecheck
 	$(BIN)/pytest -q

@@ -15,6 +15,7 @@ from blocks.registry import Registry
 from builder.validation import Limits
 from core.errors import Forbidden, MantleError
 from core.settings import Settings
+from models.db import session_scope
 from models.orgs import Role, authenticate
 
 
@@ -58,17 +59,22 @@ class Principal:
 
 
 def get_principal(
-    session: SessionDep,
+    request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    """The caller, from its bearer API key; 401 without a valid one."""
+    """The caller, from its bearer API key; 401 without a valid one.
+
+    It uses its own short transaction, so the route's session (or a streaming response)
+    never holds a lock taken just to check the key.
+    """
     if credentials is None:
         raise Unauthorized("missing API key: send `Authorization: Bearer <key>`",
                            loc=["header", "Authorization"])
-    key = authenticate(session, secret=credentials.credentials)
-    if key is None:
-        raise Unauthorized("invalid or revoked API key", loc=["header", "Authorization"])
-    return Principal(org_id=key.org_id, key_id=key.id, key_name=key.name, role=key.role)
+    with session_scope(request.app.state.session_factory) as session:
+        key = authenticate(session, secret=credentials.credentials)
+        if key is None:
+            raise Unauthorized("invalid or revoked API key", loc=["header", "Authorization"])
+        return Principal(org_id=key.org_id, key_id=key.id, key_name=key.name, role=key.role)
 
 
 CurrentKey = Annotated[Principal, Depends(get_principal)]

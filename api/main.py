@@ -7,10 +7,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api import errors
 from api.middleware import BodyLimit, RequestContext
-from api.routes import apps, blocks, drafts, health, org
-from blocks.registry import Registry, default_registry
+from api.routes import apps, blocks, drafts, health, org, runs
+from blocks.registry import Registry, load_registry
 from core.settings import Settings, get_settings
 from models.db import session_factory
+from worker.submit import Submitter
 
 
 def create_app(
@@ -28,9 +29,12 @@ def create_app(
     )
     app.state.settings = settings
     app.state.session_factory = sessions or session_factory(settings.resolved_database_url)
-    app.state.registry = registry or default_registry()
+    # Polling reads (a run's status, its events) must not queue behind writers on SQLite.
+    app.state.read_sessions = sessions or session_factory(settings.resolved_database_url, readonly=True)
+    app.state.registry = registry or load_registry(tuple(settings.block_plugins))
+    app.state.submitter = Submitter(app.state.registry, settings)
     errors.install(app)
-    for module in (blocks, apps, drafts, org):
+    for module in (blocks, apps, drafts, runs, org):
         app.include_router(module.router, prefix="/v1")
     app.include_router(health.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)

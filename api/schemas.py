@@ -209,3 +209,50 @@ class AuditRead(Read):
     target_type: str
     target_id: str
     details: dict[str, Any]
+
+
+class RunStart(Request):
+    """A run's inputs (the trigger's fields) and, optionally, which published version to run."""
+
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    version: int | None = Field(default=None, ge=1, description="Default: the latest published version.")
+
+
+class NodeTrace(BaseModel):
+    """One node of a run: what it received, what it emitted, how it went."""
+
+    node_id: str
+    block_type: str
+    status: str
+    inputs: Any = None
+    outputs: Any = None
+    error: str | None = None
+    attempts: int = 0
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    duration_ms: float | None = None
+    waiting_for: str | None = None
+
+
+class RunSummary(Read):
+    """A run in a list."""
+
+    id: uuid.UUID
+    app_id: uuid.UUID
+    version_number: int | None
+    draft: bool
+    trigger: str
+    status: str
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class RunRead(RunSummary):
+    """A run with its inputs, outputs, error, timings and trace."""
+
+    inputs: Any
+    outputs: Any = None
+    error: dict[str, Any] | None = None
+    duration_ms: float | None = None
+    trace: list[NodeTrace]

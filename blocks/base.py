@@ -151,6 +151,10 @@ class Block:
         """Turn a deferred block's recorded result into the output ports it emits."""
         return dict(result)
 
+    def accept(self, payload: Mapping[str, Any]) -> dict[str, Any]:
+        """A trigger's check of a run's inputs; raises pydantic's ValidationError on bad input."""
+        return dict(payload)
+
     def results(self, inputs: Mapping[str, Any]) -> Mapping[str, Any]:
         """What this node adds to the run's outputs (only `output` blocks add anything)."""
         return {}

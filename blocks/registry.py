@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
 
@@ -52,9 +53,22 @@ class Registry:
 @lru_cache
 def default_registry() -> Registry:
     """Every block type that ships with Mantle."""
+    from blocks.flow_wait import WaitBlock
     from blocks.logic_condition import ConditionBlock
     from blocks.output import OutputBlock
     from blocks.text_template import TemplateBlock
     from blocks.trigger_api import ApiTriggerBlock
 
-    return Registry([ApiTriggerBlock, TemplateBlock, ConditionBlock, OutputBlock])
+    return Registry([ApiTriggerBlock, TemplateBlock, ConditionBlock, OutputBlock, WaitBlock])
+
+
+@lru_cache
+def load_registry(plugins: tuple[str, ...] = ()) -> Registry:
+    """The default registry plus the block types of plug-in modules (each lists them in `BLOCKS`)."""
+    if not plugins:
+        return default_registry()
+    extra: list[type[Block]] = []
+    for module_name in plugins:
+        module = importlib.import_module(module_name)
+        extra.extend(module.BLOCKS)
+    return default_registry().extended(*extra)

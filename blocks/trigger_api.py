@@ -47,9 +47,9 @@ class ApiTriggerBlock(Block):
     def _payload(self) -> builtins.type[BaseModel]:
         return payload_model(self.config.fields)
 
-    def accept(self, payload: dict[str, Any]) -> dict[str, Any]:
+    def accept(self, payload: Mapping[str, Any]) -> dict[str, Any]:
         """The run's inputs checked and coerced; raises ValidationError on a bad payload."""
-        return check_payload(self._payload, payload)
+        return check_payload(self._payload, dict(payload))
 
     def run(self, inputs: Mapping[str, Any], ctx: BlockContext) -> Mapping[str, Any]:
         return self.accept(dict(inputs))

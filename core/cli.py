@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
 import sys
 
 import click
@@ -44,7 +46,44 @@ def up(host: str, port: int) -> None:
     for app_id, name, version in seeded.apps:
         click.echo(f"  {name:<20} {app_id}  (published version {version})")
     click.echo(f"\nTry: curl -H 'Authorization: Bearer {seeded.api_key}' http://{host}:{port}/v1/apps\n")
-    uvicorn.run("api.main:create_app", factory=True, host=host, port=port, log_config=None)
+    # One process group: Ctrl-C reaches the worker too, and we wait for its warm shutdown.
+    worker = subprocess.Popen([sys.executable, "-m", "core.cli", "worker", "--queues", "runs", "--beat"])
+    click.echo(f"• run worker started (pid {worker.pid})", err=True)
+    try:
+        uvicorn.run("api.main:create_app", factory=True, host=host, port=port, log_config=None)
+    finally:
+        _stop(worker)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """Ask a child process to finish its work and exit; kill it if it will not."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@main.command()
+@click.option("--queues", default="runs", show_default=True, help="Comma-separated queues to consume.")
+@click.option("--concurrency", type=int, default=None, help="Worker processes (default: from settings).")
+@click.option("--pool", type=click.Choice(["prefork", "solo", "threads"]), default="prefork",
+              show_default=True)
+@click.option("--beat/--no-beat", default=False, help="Also run the scheduler (reaper) in this process.")
+def worker(queues: str, concurrency: int | None, pool: str, beat: bool) -> None:
+    """A Celery worker for the run queue (and, later, inference)."""
+    _setup()
+    from worker.celery_app import celery_app
+
+    settings = get_settings()
+    argv = ["worker", "--queues", queues, "--pool", pool, "--loglevel", settings.log_level,
+            "--concurrency", str(concurrency or settings.worker_concurrency), "--without-mingle",
+            "--without-gossip", "--hostname", f"mantle-{queues.replace(',', '-')}@%h"]
+    if beat:
+        argv.append("--beat")
+    celery_app.worker_main(argv)
 
 
 @main.command()

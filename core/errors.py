@@ -76,3 +76,24 @@ class PolicyViolation(MantleError):
 
     status_code = 422
     type = "blocked"
+
+
+class InvalidInputs(MantleError):
+    """A run's inputs do not match the app's input fields."""
+
+    status_code = 422
+    type = "invalid_inputs"
+
+    def __init__(self, items: list[dict[str, Any]]) -> None:
+        super().__init__("; ".join(f"{'.'.join(map(str, i['loc']))}: {i['msg']}" for i in items))
+        self.items = items
+
+    def details(self) -> list[dict[str, Any]]:
+        return self.items
+
+
+class TooLarge(MantleError):
+    """A value is over its size limit."""
+
+    status_code = 413
+    type = "too_large"

@@ -37,6 +37,22 @@ class Settings(BaseSettings):
     max_config_bytes: int = Field(default=64 * 1024, ge=64)
     max_graph_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
 
+    # The run engine.
+    block_plugins: list[str] = Field(
+        default_factory=list, description="Modules whose `BLOCKS` list adds block types.")
+    worker_concurrency: int = Field(default=2, ge=1)
+    heartbeat_s: float = Field(default=2.0, gt=0, description="How often a busy worker says it is alive.")
+    stale_after_s: float = Field(default=10.0, gt=0,
+                                 description="A run unheard of for this long is re-enqueued by the reaper.")
+    reaper_interval_s: float = Field(default=5.0, gt=0)
+    max_run_wait_s: float = Field(default=30.0, gt=0, le=300)
+    max_input_bytes: int = Field(default=256 * 1024, ge=1024, description="Largest run inputs accepted.")
+    max_value_bytes: int = Field(default=1024 * 1024, ge=1024,
+                                 description="Largest outputs a node may emit; more fails the node.")
+    trace_value_bytes: int = Field(default=16 * 1024, ge=256,
+                                   description="Values larger than this are truncated in traces.")
+    broker_polling_interval_s: float = Field(default=0.01, gt=0)
+
     @model_validator(mode="after")
     def _refuse_placeholder_secret(self) -> Settings:
         if self.env == "production" and self.secret_key.strip().lower() in PLACEHOLDER_SECRETS:

@@ -8,5 +8,8 @@ from models.apps import App, AppVersion
 from models.audit import AuditEntry
 from models.base import Base
 from models.orgs import ApiKey, Organization
+from models.runs import NodeRun, Run, RunEvent
 
-__all__ = ["ApiKey", "App", "AppVersion", "AuditEntry", "Base", "Organization"]
+__all__ = [
+    "ApiKey", "App", "AppVersion", "AuditEntry", "Base", "NodeRun", "Organization", "Run", "RunEvent",
+]

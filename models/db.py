@@ -13,8 +13,13 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for `url`; SQLite gets WAL, foreign keys and a busy timeout for many processes."""
+def make_engine(url: str, *, readonly: bool = False, **kwargs: Any) -> Engine:
+    """An engine for `url`; SQLite gets WAL, foreign keys and a busy timeout for many processes.
+
+    On SQLite every writing transaction takes the write lock at BEGIN (IMMEDIATE), the closest
+    thing it has to `SELECT ... FOR UPDATE`: a reader that later writes can never be refused
+    half-way. A `readonly` engine begins DEFERRED, so its readers never wait for writers.
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -32,9 +37,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
 
+        begin = "BEGIN" if readonly else "BEGIN IMMEDIATE"
+
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            conn.exec_driver_sql(begin)
 
         return engine
     kwargs.setdefault("pool_pre_ping", True)
@@ -44,13 +51,13 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
 
 @lru_cache
-def _factory(url: str) -> sessionmaker[Session]:
-    return sessionmaker(make_engine(url), expire_on_commit=False)
+def _factory(url: str, readonly: bool) -> sessionmaker[Session]:
+    return sessionmaker(make_engine(url, readonly=readonly), expire_on_commit=False)
 
 
-def session_factory(url: str) -> sessionmaker[Session]:
-    """The process-wide session factory for `url` (one engine and pool per URL)."""
-    return _factory(url)
+def session_factory(url: str, *, readonly: bool = False) -> sessionmaker[Session]:
+    """The process-wide session factory for `url` (one engine and pool per URL and mode)."""
+    return _factory(url, readonly)
 
 
 @contextmanager

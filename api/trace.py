@@ -1,0 +1,60 @@
+"""A run as the API shows it: every node of its graph in order, large values truncated."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from api.schemas import NodeTrace, RunRead
+from blocks.registry import Registry
+from builder.graph import Graph
+from core.settings import Settings
+from models.apps import AppVersion
+from models.runs import Run, node_runs
+
+
+def trim(value: Any, limit: int) -> Any:
+    """`value`, or a marker with a preview when its JSON is over `limit` bytes."""
+    if value is None:
+        return None
+    text = json.dumps(value, separators=(",", ":"), default=str)
+    if len(text) <= limit:
+        return value
+    return {"_truncated": True, "bytes": len(text), "preview": text[: min(limit, 1000)]}
+
+
+def _ms(start: datetime | None, end: datetime | None) -> float | None:
+    return round((end - start).total_seconds() * 1000, 3) if start and end else None
+
+
+def run_read(session: Session, run: Run, registry: Registry, settings: Settings) -> RunRead:
+    """The run with its trace: one entry per node of its graph, in the graph's order."""
+    graph: dict[str, Any] = run.draft_graph or {}
+    if not run.draft and run.version_id is not None:
+        version = session.get(AppVersion, run.version_id)
+        graph = version.graph if version is not None else {}
+    rows = {r.node_id: r for r in node_runs(session, run_id=run.id)}
+    limit = settings.trace_value_bytes
+    trace = []
+    for node in Graph.model_validate(graph).nodes:
+        row = rows.get(node.id)
+        if row is None:
+            trace.append(NodeTrace(node_id=node.id, block_type=node.type,
+                                   status="skipped" if run.status == "cancelled" else "pending"))
+            continue
+        trace.append(NodeTrace(
+            node_id=node.id, block_type=row.block_type, status=row.status,
+            inputs=trim(row.inputs, limit), outputs=trim(row.outputs, limit), error=row.error,
+            attempts=row.attempts, started_at=row.started_at, finished_at=row.finished_at,
+            duration_ms=_ms(row.started_at, row.finished_at),
+            waiting_for=(row.waiting_for or {}).get("kind") if row.status == "waiting" else None,
+        ))
+    return RunRead(
+        id=run.id, app_id=run.app_id, version_number=run.version_number, draft=run.draft,
+        trigger=run.trigger, status=run.status, created_at=run.created_at, started_at=run.started_at,
+        finished_at=run.finished_at, inputs=trim(run.inputs, limit), outputs=run.outputs,
+        error=run.error, duration_ms=_ms(run.created_at, run.finished_at), trace=trace,
+    )

@@ -1,0 +1,52 @@
+"""`flow.wait`: pause a run for a while, then pass the value on (a deferred block)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from blocks.base import Block, BlockContext, Execution, Suspend
+
+
+class WaitConfig(BaseModel):
+    """How long to wait."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seconds: float = Field(default=1.0, ge=0, le=30 * 86400)
+
+
+class WaitInputs(BaseModel):
+    """The value to pass on."""
+
+    value: Any
+
+
+class WaitOutputs(BaseModel):
+    """The same value, later."""
+
+    value: Any
+
+
+class WaitBlock(Block):
+    """Suspends its node for `seconds` without holding a worker, then emits its input."""
+
+    type = "flow.wait"
+    title = "Wait"
+    description = "Pauses the run for a number of seconds without holding a worker, then passes the value on."
+    category = "logic"
+    execution = Execution.deferred
+    Config = WaitConfig
+    Inputs = WaitInputs
+    Outputs = WaitOutputs
+
+    config: WaitConfig
+
+    def start(self, inputs: Mapping[str, Any], ctx: BlockContext) -> Suspend:
+        return Suspend("timer", {"seconds": self.config.seconds, "result": {"value": inputs.get("value")}})
+
+    def resume(self, inputs: Mapping[str, Any], result: Mapping[str, Any], ctx: BlockContext
+               ) -> Mapping[str, Any]:
+        return {"value": result.get("value")}

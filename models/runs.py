@@ -1,0 +1,162 @@
+"""Runs, their node runs and their event log: the durable record of every execution."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    select,
+)
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
+
+from core.errors import Conflict, NotFound
+from models.base import Base, new_id, utcnow
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY.
+EventId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Run(Base):
+    """One execution of an app version (or of a draft, whose graph is copied here)."""
+
+    __tablename__ = "runs"
+    __table_args__ = (
+        UniqueConstraint("org_id", "idempotency_key"),
+        Index("ix_runs_app_created", "app_id", "created_at"),
+        Index("ix_runs_status_heartbeat", "status", "heartbeat_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), index=True)
+    app_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
+    version_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("app_versions.id", ondelete="CASCADE"))
+    version_number: Mapped[int | None]
+    draft: Mapped[bool] = mapped_column(Boolean, default=False)
+    draft_graph: Mapped[dict[str, Any] | None]
+    trigger: Mapped[str] = mapped_column(String(20), default="api")
+    status: Mapped[str] = mapped_column(String(20), default="queued")
+    inputs: Mapped[dict[str, Any]]
+    outputs: Mapped[dict[str, Any] | None]
+    error: Mapped[dict[str, Any] | None]
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)
+    wake_at: Mapped[datetime | None]
+
+    nodes: Mapped[list[NodeRun]] = relationship(back_populates="run", cascade="all, delete-orphan",
+                                                passive_deletes=True)
+
+
+class NodeRun(Base):
+    """One node's record within a run: its inputs, outputs, status, attempts and timing."""
+
+    __tablename__ = "node_runs"
+    __table_args__ = (UniqueConstraint("run_id", "node_id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    run_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    node_id: Mapped[str] = mapped_column(String(64))
+    block_type: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    inputs: Mapped[dict[str, Any] | None]
+    outputs: Mapped[dict[str, Any] | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    error_type: Mapped[str | None] = mapped_column(String(50))
+    attempts: Mapped[int] = mapped_column(default=0)
+    continued: Mapped[bool] = mapped_column(Boolean, default=False)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    retry_at: Mapped[datetime | None]
+    waiting_for: Mapped[dict[str, Any] | None]
+    result: Mapped[dict[str, Any] | None]
+
+    run: Mapped[Run] = relationship(back_populates="nodes")
+
+
+class RunEvent(Base):
+    """An append-only log of what happened to a run, read by the event stream."""
+
+    __tablename__ = "run_events"
+    __table_args__ = (Index("ix_run_events_run_id_id", "run_id", "id"),)
+
+    id: Mapped[int] = mapped_column(EventId, primary_key=True, autoincrement=True)
+    run_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    type: Mapped[str] = mapped_column(String(30))
+    node_id: Mapped[str | None] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+def get_run(session: Session, *, org_id: uuid.UUID, run_id: uuid.UUID, lock: bool = False) -> Run:
+    """The organization's run, or NotFound."""
+    stmt = select(Run).where(Run.id == run_id, Run.org_id == org_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    run = session.scalar(stmt)
+    if run is None:
+        raise NotFound("run not found", loc=["run_id"])
+    return run
+
+
+def find_by_idempotency_key(session: Session, *, org_id: uuid.UUID, key: str) -> Run | None:
+    """The run an earlier request with this Idempotency-Key created, if any."""
+    return session.scalar(select(Run).where(Run.org_id == org_id, Run.idempotency_key == key))
+
+
+def check_replay(run: Run, *, app_id: uuid.UUID, inputs: dict[str, Any]) -> Run:
+    """Accept a retried request only if it asks for the same thing as the first."""
+    if run.app_id != app_id or run.inputs != inputs:
+        raise Conflict("this Idempotency-Key was used for a different request",
+                       loc=["header", "Idempotency-Key"])
+    return run
+
+
+def list_runs(session: Session, *, org_id: uuid.UUID, app_id: uuid.UUID, status: str | None,
+              limit: int, offset: int) -> tuple[list[Run], int]:
+    """A page of an app's runs, newest first, and the total count."""
+    where = [Run.org_id == org_id, Run.app_id == app_id]
+    if status is not None:
+        where.append(Run.status == status)
+    total = session.scalar(select(func.count()).select_from(Run).where(*where)) or 0
+    stmt = select(Run).where(*where).order_by(Run.created_at.desc(), Run.id).limit(limit).offset(offset)
+    return list(session.scalars(stmt)), total
+
+
+def node_runs(session: Session, *, run_id: uuid.UUID) -> list[NodeRun]:
+    """Every node run of a run."""
+    return list(session.scalars(select(NodeRun).where(NodeRun.run_id == run_id)))
+
+
+def events_after(session: Session, *, run_id: uuid.UUID, after: int, limit: int = 500) -> list[RunEvent]:
+    """The run's events with an id above `after`, oldest first."""
+    stmt = (select(RunEvent).where(RunEvent.run_id == run_id, RunEvent.id > after)
+            .order_by(RunEvent.id).limit(limit))
+    return list(session.scalars(stmt))
+
+
+def cancel_run(session: Session, *, run: Run, actor: str) -> Run:
+    """Stop a run that has not ended; its unfinished nodes are skipped (the run row must be locked)."""
+    if run.status in ("succeeded", "failed", "blocked", "cancelled"):
+        raise Conflict(f"the run already ended ({run.status})", loc=["run_id"])
+    now = utcnow()
+    for row in session.scalars(select(NodeRun).where(NodeRun.run_id == run.id)):
+        if row.status in ("pending", "running", "waiting"):
+            row.status, row.finished_at = "skipped", now
+    error = {"type": "cancelled", "node_id": None, "message": f"cancelled by {actor}"}
+    run.status, run.finished_at, run.error, run.wake_at = "cancelled", now, error, None
+    session.add(RunEvent(run_id=run.id, type="run_finished", at=now,
+                         data={"status": "cancelled", "outputs": None, "error": error}))
+    return run

@@ -1,0 +1,53 @@
+"""The Celery app: queues `runs` and `inference`, late acks, and the reaper's schedule.
+
+Celery is only the transport; PostgreSQL (or SQLite) is the record, so a lost message
+costs latency (the reaper re-enqueues), never a run.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+from kombu.entity import Queue
+
+from core.settings import Settings, get_settings
+
+RUNS_QUEUE = "runs"
+INFERENCE_QUEUE = "inference"
+
+
+def make_celery(settings: Settings) -> Celery:
+    """A Celery app on the configured broker (a folder on disk when none is configured)."""
+    app = Celery("mantle", broker=settings.resolved_broker_url, include=["worker.tasks"])
+    options: dict[str, object] = {}
+    if settings.resolved_broker_url.startswith("filesystem"):
+        folder = settings.broker_dir
+        (folder / "processed").mkdir(parents=True, exist_ok=True)
+        options = {
+            "data_folder_in": str(folder), "data_folder_out": str(folder),
+            "processed_folder": str(folder / "processed"), "store_processed": False,
+            # The default polls once a second: 1 s of latency per hop. 10 ms costs little CPU.
+            "polling_interval": settings.broker_polling_interval_s,
+        }
+    elif settings.resolved_broker_url.startswith(("redis", "rediss")):
+        options = {"visibility_timeout": 3600}
+    app.conf.update(
+        broker_transport_options=options,
+        broker_connection_retry_on_startup=True,
+        task_queues=[Queue(RUNS_QUEUE), Queue(INFERENCE_QUEUE)],
+        task_default_queue=RUNS_QUEUE,
+        task_routes={"runs.*": {"queue": RUNS_QUEUE}, "inference.*": {"queue": INFERENCE_QUEUE}},
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_ignore_result=True,
+        worker_prefetch_multiplier=4,
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+        beat_schedule={
+            "reap-stuck-runs": {"task": "runs.reap", "schedule": settings.reaper_interval_s},
+        },
+        beat_schedule_filename=str((settings.data_dir / "celerybeat-schedule").resolve()),
+    )
+    return app
+
+
+celery_app = make_celery(get_settings())

@@ -1,0 +1,336 @@
+"""The run engine: drives the pure executor with the database as the record.
+
+`advance(run_id)` repeats one step until nothing more can run now. A step is one
+transaction: lock the run row, load its node runs, record the outcome of the node the
+previous step ran, then let the executor plan. Pure blocks run inside the step (re-running
+them after a crash changes nothing anyone can see); any other inline block is claimed,
+committed, and run between steps with no lock held, so a crash can never record it twice
+and a slow block never blocks the run's readers.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from blocks.base import Suspend
+from blocks.registry import Registry
+from builder.executor import (
+    TERMINAL,
+    Event,
+    Executor,
+    NodeFailed,
+    NodeSkipped,
+    NodeStarted,
+    NodeState,
+    NodeStatus,
+    NodeSucceeded,
+    NodeWaiting,
+    RunFinished,
+    RunStarted,
+    RunState,
+    RunStatus,
+    RunWaiting,
+)
+from builder.graph import Graph
+from builder.validation import Analysis, analyze
+from core.settings import Settings
+from models.apps import AppVersion
+from models.base import utcnow
+from models.db import session_scope
+from models.runs import NodeRun, Run, RunEvent
+
+log = structlog.get_logger("mantle.engine")
+
+Enqueue = Callable[[uuid.UUID, datetime | None], None]
+Dispatch = Callable[[uuid.UUID, str, Suspend], None]
+
+
+def json_size(value: Any) -> int:
+    """Bytes of `value` as compact JSON."""
+    return len(json.dumps(value, separators=(",", ":"), default=str))
+
+
+class AnalysisCache:
+    """Validated graphs by version id: versions never change, so each is analysed once."""
+
+    def __init__(self, registry: Registry, size: int = 256) -> None:
+        self.registry = registry
+        self.size = size
+        self._items: OrderedDict[object, Analysis] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: object, load: Callable[[], dict[str, Any]]) -> Analysis:
+        """The analysis for `key`, computing it from `load()` on a miss."""
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is not None:
+                self._items.move_to_end(key)
+                return hit
+        analysis = analyze(Graph.model_validate(load()), self.registry)
+        with self._lock:
+            self._items[key] = analysis
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return analysis
+
+
+def state_of(run: Run, rows: dict[str, NodeRun]) -> RunState:
+    """The executor's view of a stored run."""
+    state = RunState(run_id=run.id, org_id=run.org_id, app_id=run.app_id, inputs=run.inputs,
+                     created_at=run.created_at, status=RunStatus(run.status),
+                     outputs=run.outputs, error=run.error)
+    for node_id, row in rows.items():
+        state.nodes[node_id] = NodeState(
+            status=NodeStatus(row.status), inputs=row.inputs, outputs=row.outputs, error=row.error,
+            error_type=row.error_type, attempts=row.attempts, started_at=row.started_at,
+            finished_at=row.finished_at, retry_at=row.retry_at, waiting_for=row.waiting_for,
+            result=row.result, continued=row.continued,
+        )
+    return state
+
+
+class Recorder:
+    """Writes executor events to node runs, the run row and the event log, in one session."""
+
+    def __init__(self, session: Session, run: Run, rows: dict[str, NodeRun], executor: Executor) -> None:
+        self.session = session
+        self.run = run
+        self.rows = rows
+        self.executor = executor
+        self.waits: list[NodeWaiting] = []
+
+    def record(self, event: Event, state: RunState) -> None:
+        """Persist what `event` changed (the executor already applied it to `state`)."""
+        if event.node_id is not None:
+            self._save_node(event.node_id, state.node(event.node_id))
+        kind, data = _describe(event)
+        if kind is not None:
+            self.session.add(RunEvent(run_id=self.run.id, type=kind, node_id=event.node_id,
+                                      at=event.at, data=data))
+        if isinstance(event, NodeWaiting):
+            self.waits.append(event)
+
+    def _save_node(self, node_id: str, node: NodeState) -> None:
+        row = self.rows.get(node_id)
+        if row is None:
+            row = NodeRun(run_id=self.run.id, node_id=node_id,
+                          block_type=self.executor.block(node_id).type)
+            self.session.add(row)
+            self.rows[node_id] = row
+        row.status, row.inputs, row.outputs = node.status.value, node.inputs, node.outputs
+        row.error, row.error_type, row.attempts = node.error, node.error_type, node.attempts
+        row.started_at, row.finished_at, row.retry_at = node.started_at, node.finished_at, node.retry_at
+        row.waiting_for, row.result, row.continued = node.waiting_for, node.result, node.continued
+
+    def save_run(self, state: RunState, wake_at: datetime | None) -> None:
+        """Write the run's own status, outputs and timing."""
+        run = self.run
+        if run.started_at is None and state.status is not RunStatus.queued:
+            run.started_at = utcnow()
+        run.status, run.outputs, run.error = state.status.value, state.outputs, state.error
+        if state.status in TERMINAL and run.finished_at is None:
+            run.finished_at = utcnow()
+        run.heartbeat_at = utcnow()
+        run.wake_at = wake_at if state.status not in TERMINAL else None
+
+
+def _describe(event: Event) -> tuple[str | None, dict[str, Any]]:
+    """The event-stream entry for an executor event."""
+    match event:
+        case RunStarted():
+            return "run_started", {}
+        case NodeStarted(attempt=attempt):
+            return "node_started", {"attempt": attempt}
+        case NodeSucceeded():
+            return "node_finished", {"status": "succeeded"}
+        case NodeFailed(error=error, retry_at=retry_at, continued=continued):
+            if retry_at is not None:
+                return "node_retrying", {"error": error, "retry_at": retry_at.isoformat()}
+            return "node_finished", {"status": "failed", "error": error, "continued": continued}
+        case NodeSkipped(reason=reason):
+            return "node_finished", {"status": "skipped", "reason": reason}
+        case NodeWaiting(suspend=suspend):
+            return "node_waiting", {"kind": suspend.kind}
+        case RunWaiting():
+            return "run_waiting", {}
+        case RunFinished(status=status, outputs=outputs, error=error):
+            return "run_finished", {"status": status.value, "outputs": outputs, "error": error}
+    return None, {}
+
+
+class RunEngine:
+    """Advances runs; one per worker process."""
+
+    def __init__(self, sessions: sessionmaker[Session], registry: Registry, settings: Settings,
+                 enqueue: Enqueue, dispatch: Dispatch) -> None:
+        self.sessions = sessions
+        self.settings = settings
+        self.enqueue = enqueue
+        self.dispatch = dispatch
+        self.analyses = AnalysisCache(registry)
+
+    def executor_for(self, session: Session, run: Run) -> Executor:
+        """The executor of the graph the run was started with."""
+        if run.draft:
+            graph = run.draft_graph or {}
+            analysis = self.analyses.get(("draft", run.id), lambda: graph)
+        else:
+            version_id = run.version_id
+
+            def load() -> dict[str, Any]:
+                version = session.get(AppVersion, version_id)
+                assert version is not None, "a run's version is never deleted before the run"
+                return version.graph
+
+            analysis = self.analyses.get(version_id, load)
+        return Executor(analysis)
+
+    def advance(self, run_id: uuid.UUID) -> RunStatus | None:
+        """Run everything of the run that can run now; returns its status, None if unknown."""
+        outcome: Event | None = None
+        claimed_attempt = 0
+        while True:
+            with session_scope(self.sessions) as session:
+                run = session.scalar(select(Run).where(Run.id == run_id).with_for_update())
+                if run is None:
+                    return None
+                if RunStatus(run.status) in TERMINAL:
+                    return RunStatus(run.status)
+                executor = self.executor_for(session, run)
+                found = session.scalars(select(NodeRun).where(NodeRun.run_id == run_id))
+                rows = {r.node_id: r for r in found}
+                state = state_of(run, rows)
+                recorder = Recorder(session, run, rows, executor)
+                if outcome is not None and outcome.node_id is not None:
+                    node = state.node(outcome.node_id)
+                    # Record it only if the claim still stands (no reaper reset, no cancel).
+                    if node.status is NodeStatus.running and node.attempts == claimed_attempt:
+                        executor.apply(state, outcome)
+                        recorder.record(outcome, state)
+                outcome = None
+                claim = self._plan(executor, state, recorder)
+                wake_at = executor.next_wakeup(state)
+                recorder.save_run(state, wake_at)
+                waits = recorder.waits
+                status = state.status
+            for wait in waits:
+                self._dispatch(run_id, wait)
+            if claim is None:
+                if wake_at is not None and status not in TERMINAL:
+                    self.enqueue(run_id, wake_at)
+                if status in TERMINAL:
+                    log.info("run_finished", run_id=str(run_id), status=status.value)
+                return status
+            claimed_attempt = state.node(claim).attempts
+            with self._heartbeat(run_id):
+                outcome = self._bounded(executor.run_node(state, claim))
+
+    def _plan(self, executor: Executor, state: RunState, recorder: Recorder) -> str | None:
+        """Plan and record; run pure nodes in place; return a claimed impure node, if any."""
+        while True:
+            events = executor.plan(state)
+            for event in events:
+                recorder.record(event, state)
+            claimed = next((e.node_id for e in reversed(events) if isinstance(e, NodeStarted)
+                            and state.node(e.node_id or "").status is NodeStatus.running), None)
+            if claimed is None:
+                return None
+            if not executor.block(claimed).pure:
+                return claimed
+            outcome = self._bounded(executor.run_node(state, claimed))
+            executor.apply(state, outcome)
+            recorder.record(outcome, state)
+
+    def _bounded(self, outcome: Event) -> Event:
+        """Refuse outputs over the size limit: the node fails, the worker stays healthy."""
+        if isinstance(outcome, NodeSucceeded):
+            size = json_size(outcome.outputs)
+            if size > self.settings.max_value_bytes:
+                return NodeFailed(outcome.at, outcome.node_id, error_type="too_large",
+                                  error=f"outputs are {size} bytes; the limit is "
+                                        f"{self.settings.max_value_bytes}")
+        return outcome
+
+    def _dispatch(self, run_id: uuid.UUID, wait: NodeWaiting) -> None:
+        try:
+            self.dispatch(run_id, wait.node_id or "", wait.suspend)
+        except Exception:  # the node stays waiting; its timeout or the reaper will act
+            log.exception("dispatch_failed", run_id=str(run_id), node_id=wait.node_id,
+                          kind=wait.suspend.kind)
+
+    @contextmanager
+    def _heartbeat(self, run_id: uuid.UUID) -> Iterator[None]:
+        """Tell the reaper this run is alive while a slow block runs outside any transaction."""
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(self.settings.heartbeat_s):
+                try:
+                    with session_scope(self.sessions) as session:
+                        session.execute(update(Run).where(Run.id == run_id).values(heartbeat_at=utcnow()))
+                except Exception:  # a missed beat only risks a harmless re-enqueue
+                    log.warning("heartbeat_failed", run_id=str(run_id))
+
+        thread = threading.Thread(target=beat, daemon=True, name="mantle-heartbeat")
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+
+    def record_result(self, run_id: uuid.UUID, node_id: str, result: dict[str, Any]) -> bool:
+        """Store a deferred node's result and enqueue the run; False if it was not waiting for one."""
+        with session_scope(self.sessions) as session:
+            run = session.scalar(select(Run).where(Run.id == run_id).with_for_update())
+            row = session.scalar(select(NodeRun).where(NodeRun.run_id == run_id, NodeRun.node_id == node_id))
+            if run is None or row is None or RunStatus(run.status) in TERMINAL:
+                return False
+            if row.status != NodeStatus.waiting.value or row.result is not None:
+                return False
+            row.result = result
+            run.heartbeat_at = utcnow()
+        self.enqueue(run_id, None)
+        return True
+
+    def reap(self) -> int:
+        """Re-enqueue runs whose worker went quiet and runs due to wake; returns how many."""
+        now = utcnow()
+        stale = now - timedelta(seconds=self.settings.stale_after_s)
+        revived: list[uuid.UUID] = []
+        with session_scope(self.sessions) as session:
+            quiet = session.scalars(
+                select(Run).where(Run.status.in_(("queued", "running")), Run.heartbeat_at < stale)
+                .with_for_update(skip_locked=True).limit(500)
+            ).all()
+            for run in quiet:
+                # A node claimed by a worker that died never finished: claim it again, and do not
+                # charge the lost attempt to the node's retry budget.
+                for row in session.scalars(select(NodeRun).where(NodeRun.run_id == run.id,
+                                                                 NodeRun.status == "running")):
+                    row.status, row.attempts, row.started_at = "pending", max(row.attempts - 1, 0), None
+                    session.add(RunEvent(run_id=run.id, type="node_recovered", node_id=row.node_id,
+                                         data={"reason": "its worker stopped"}))
+                run.heartbeat_at = now
+                revived.append(run.id)
+            due = session.scalars(
+                select(Run.id).where(Run.status.in_(("running", "waiting")), Run.wake_at <= now)
+                .limit(500)
+            ).all()
+            revived.extend(r for r in due if r not in revived)
+        for run_id in revived:
+            self.enqueue(run_id, None)
+        if revived:
+            log.info("reaped_runs", count=len(revived))
+        return len(revived)

@@ -1,0 +1,92 @@
+"""Starting runs: what every trigger (API call, web form, SMS) does to create one."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import structlog
+from pydantic import ValidationError
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from blocks.registry import Registry
+from builder.graph import Graph
+from builder.validation import Analysis, analyze
+from core.errors import GraphInvalid, InvalidInputs, TooLarge
+from core.settings import Settings
+from models import apps as app_store
+from models.apps import App
+from models.runs import Run, check_replay, find_by_idempotency_key
+from worker.engine import AnalysisCache, json_size
+from worker.tasks import enqueue_advance
+
+log = structlog.get_logger("mantle.submit")
+
+
+class Submitter:
+    """Creates runs for one process (the API), caching the analysis of published versions."""
+
+    def __init__(self, registry: Registry, settings: Settings) -> None:
+        self.registry = registry
+        self.settings = settings
+        self.analyses = AnalysisCache(registry)
+
+    def create(self, session: Session, *, org_id: uuid.UUID, app_id: uuid.UUID, inputs: dict[str, Any],
+               version: int | None = None, draft: bool = False, trigger: str = "api",
+               idempotency_key: str | None = None) -> tuple[Run, bool]:
+        """A queued run and whether it is new (False: the Idempotency-Key's earlier run)."""
+        if idempotency_key is not None:
+            earlier = find_by_idempotency_key(session, org_id=org_id, key=idempotency_key)
+            if earlier is not None:
+                return check_replay(earlier, app_id=app_id, inputs=inputs), False
+        app = app_store.get_app(session, org_id=org_id, app_id=app_id)
+        run = Run(org_id=org_id, app_id=app_id, draft=draft, trigger=trigger,
+                  idempotency_key=idempotency_key, status="queued")
+        if draft:
+            analysis = self._draft_analysis(app)
+            run.draft_graph = app.draft
+        else:
+            published = app_store.get_version(session, app=app, number=version)
+            analysis = self.analyses.get(published.id, lambda: published.graph)
+            run.version_id, run.version_number = published.id, published.number
+        run.inputs = self._accept(analysis, inputs)
+        try:
+            with session.begin_nested():
+                session.add(run)
+        except IntegrityError:
+            # A concurrent request with the same Idempotency-Key won the race: answer with its run.
+            earlier = find_by_idempotency_key(session, org_id=org_id, key=idempotency_key or "")
+            if earlier is None:
+                raise
+            return check_replay(earlier, app_id=app_id, inputs=inputs), False
+        return run, True
+
+    def _draft_analysis(self, app: App) -> Analysis:
+        analysis = analyze(Graph.model_validate(app.draft), self.registry)
+        if not analysis.valid:
+            raise GraphInvalid([p.as_dict() for p in analysis.problems])
+        return analysis
+
+    def _accept(self, analysis: Analysis, inputs: dict[str, Any]) -> dict[str, Any]:
+        size = json_size(inputs)
+        if size > self.settings.max_input_bytes:
+            raise TooLarge(f"inputs are {size} bytes; the limit is {self.settings.max_input_bytes}",
+                           loc=["body", "inputs"])
+        assert analysis.trigger is not None  # a valid graph has exactly one
+        try:
+            return analysis.blocks[analysis.trigger].accept(inputs)
+        except ValidationError as exc:
+            raise InvalidInputs([
+                {"loc": ["body", "inputs", *e["loc"]], "msg": e["msg"], "type": e["type"]}
+                for e in exc.errors(include_url=False, include_input=False)
+            ]) from None
+
+    def enqueue(self, run_id: uuid.UUID) -> bool:
+        """Hand the run to a worker; if the broker is down the run stays queued for the reaper."""
+        try:
+            enqueue_advance(run_id)
+            return True
+        except Exception as exc:  # the run is safe in the database either way
+            log.warning("enqueue_failed", run_id=str(run_id), error=str(exc).splitlines()[0])
+            return False

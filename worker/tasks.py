@@ -1,0 +1,69 @@
+"""Celery tasks of the run queue. They take ids, open their own sessions and are idempotent."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+import structlog
+
+from blocks.base import Suspend
+from blocks.registry import load_registry
+from core.settings import get_settings
+from models.db import session_factory
+from worker.celery_app import RUNS_QUEUE, celery_app
+from worker.engine import RunEngine
+
+log = structlog.get_logger("mantle.tasks")
+
+
+def enqueue_advance(run_id: uuid.UUID, eta: datetime | None = None) -> None:
+    """Ask a run worker to advance the run (now, or at `eta`)."""
+    celery_app.send_task("runs.advance", args=[str(run_id)], queue=RUNS_QUEUE, eta=eta)
+
+
+def dispatch(run_id: uuid.UUID, node_id: str, suspend: Suspend) -> None:
+    """Hand a deferred node's work to whoever does it, by the kind of wait."""
+    if suspend.kind == "timer":
+        celery_app.send_task("runs.resume", args=[str(run_id), node_id, dict(suspend.payload["result"])],
+                             queue=RUNS_QUEUE, countdown=float(suspend.payload["seconds"]))
+        return
+    log.error("unknown_wait_kind", run_id=str(run_id), node_id=node_id, kind=suspend.kind)
+
+
+@lru_cache
+def engine() -> RunEngine:
+    """This process's run engine (built after the worker forks)."""
+    settings = get_settings()
+    return RunEngine(
+        sessions=session_factory(settings.resolved_database_url),
+        registry=load_registry(tuple(settings.block_plugins)),
+        settings=settings,
+        enqueue=enqueue_advance,
+        dispatch=dispatch,
+    )
+
+
+@celery_app.task(name="runs.advance", acks_late=True, reject_on_worker_lost=True)
+def advance(run_id: str) -> str | None:
+    """Run every node of the run that can run now."""
+    structlog.contextvars.bind_contextvars(run_id=run_id)
+    try:
+        status = engine().advance(uuid.UUID(run_id))
+        return status.value if status else None
+    finally:
+        structlog.contextvars.unbind_contextvars("run_id")
+
+
+@celery_app.task(name="runs.resume", acks_late=True, reject_on_worker_lost=True)
+def resume(run_id: str, node_id: str, result: dict[str, Any]) -> bool:
+    """Record a deferred node's result and advance its run."""
+    return engine().record_result(uuid.UUID(run_id), node_id, result)
+
+
+@celery_app.task(name="runs.reap")
+def reap() -> int:
+    """Re-enqueue runs whose worker stopped and runs due to wake up."""
+    return engine().reap()
