@@ -6,6 +6,7 @@ import uuid
 from typing import Any
 
 import structlog
+from celery import Celery
 from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -18,6 +19,7 @@ from core.settings import Settings
 from models import apps as app_store
 from models.apps import App
 from models.runs import Run, check_replay, find_by_idempotency_key
+from worker.celery_app import make_celery
 from worker.engine import AnalysisCache, json_size
 from worker.tasks import enqueue_advance
 
@@ -31,6 +33,14 @@ class Submitter:
         self.registry = registry
         self.settings = settings
         self.analyses = AnalysisCache(registry)
+        self._celery: Celery | None = None
+
+    @property
+    def celery(self) -> Celery:
+        """A Celery app on this process's configured broker (made on first use)."""
+        if self._celery is None:
+            self._celery = make_celery(self.settings)
+        return self._celery
 
     def create(self, session: Session, *, org_id: uuid.UUID, app_id: uuid.UUID, inputs: dict[str, Any],
                version: int | None = None, draft: bool = False, trigger: str = "api",
@@ -85,7 +95,7 @@ class Submitter:
     def enqueue(self, run_id: uuid.UUID) -> bool:
         """Hand the run to a worker; if the broker is down the run stays queued for the reaper."""
         try:
-            enqueue_advance(run_id)
+            enqueue_advance(run_id, app=self.celery)
             return True
         except Exception as exc:  # the run is safe in the database either way
             log.warning("enqueue_failed", run_id=str(run_id), error=str(exc).splitlines()[0])

@@ -8,6 +8,7 @@ from functools import lru_cache
 from typing import Any
 
 import structlog
+from celery import Celery
 
 from blocks.base import Suspend
 from blocks.registry import load_registry
@@ -19,9 +20,9 @@ from worker.engine import RunEngine
 log = structlog.get_logger("mantle.tasks")
 
 
-def enqueue_advance(run_id: uuid.UUID, eta: datetime | None = None) -> None:
+def enqueue_advance(run_id: uuid.UUID, eta: datetime | None = None, app: Celery | None = None) -> None:
     """Ask a run worker to advance the run (now, or at `eta`)."""
-    celery_app.send_task("runs.advance", args=[str(run_id)], queue=RUNS_QUEUE, eta=eta)
+    (app or celery_app).send_task("runs.advance", args=[str(run_id)], queue=RUNS_QUEUE, eta=eta)
 
 
 def dispatch(run_id: uuid.UUID, node_id: str, suspend: Suspend) -> None:

@@ -1,0 +1,106 @@
+"""Block types for engine tests, loaded by the worker through `MANTLE_BLOCK_PLUGINS`.
+
+`test.count` records every execution in a table of the test database, through its own
+connection, so a test can prove how many times a node really ran.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import Engine, create_engine, text
+
+from blocks.base import Block, BlockContext, Execution, Suspend
+
+COUNTER_TABLE = "test_executions"
+
+
+@lru_cache
+def _engine(url: str) -> Engine:
+    return create_engine(url, connect_args={"timeout": 30} if url.startswith("sqlite") else {})
+
+
+def ensure_counter_table(url: str) -> None:
+    """Create the executions table (not part of Mantle's schema)."""
+    with _engine(url).begin() as conn:
+        conn.execute(text(f"CREATE TABLE IF NOT EXISTS {COUNTER_TABLE} "
+                          "(run_id VARCHAR(64), node_id VARCHAR(64), attempt INTEGER)"))
+
+
+def executions(url: str, run_id: str) -> dict[str, int]:
+    """How many times each node of a run executed, by node id."""
+    with _engine(url).connect() as conn:
+        rows = conn.execute(text(f"SELECT node_id, COUNT(*) FROM {COUNTER_TABLE} WHERE run_id = :r "
+                                 "GROUP BY node_id"), {"r": run_id.replace("-", "")}).all()
+    return {r[0]: r[1] for r in rows}
+
+
+class CountConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    database_url: str = ""
+    fail_times: int = 0
+    hold_file: str = ""
+    hold_seconds: float = 30.0
+
+
+class ValueIn(BaseModel):
+    value: Any
+
+
+class ValueOut(BaseModel):
+    value: Any
+
+
+class CountBlock(Block):
+    """Records its execution, optionally waits for a file to appear, optionally fails N times."""
+
+    type = "test.count"
+    description = "Counts its executions in the database (tests only)."
+    category = "test"
+    side_effects = True
+    Config = CountConfig
+    Inputs = ValueIn
+    Outputs = ValueOut
+
+    config: CountConfig
+
+    def run(self, inputs: Mapping[str, Any], ctx: BlockContext) -> Mapping[str, Any]:
+        cfg = self.config
+        if cfg.hold_file:
+            deadline = time.monotonic() + cfg.hold_seconds
+            while not Path(cfg.hold_file).exists():
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{cfg.hold_file} never appeared")
+                time.sleep(0.02)
+        with _engine(cfg.database_url).begin() as conn:
+            conn.execute(text(f"INSERT INTO {COUNTER_TABLE} VALUES (:r, :n, :a)"),
+                         {"r": ctx.run_id.hex, "n": ctx.node_id, "a": ctx.attempt})
+        if ctx.attempt <= cfg.fail_times:
+            raise RuntimeError(f"planned failure {ctx.attempt} of {cfg.fail_times}")
+        return {"value": inputs.get("value")}
+
+
+class ExternalBlock(Block):
+    """A deferred block whose result a test delivers by hand (`runs.resume`)."""
+
+    type = "test.external"
+    description = "Waits for a result delivered from outside (tests only)."
+    category = "test"
+    execution = Execution.deferred
+    Inputs = ValueIn
+    Outputs = ValueOut
+
+    def start(self, inputs: Mapping[str, Any], ctx: BlockContext) -> Suspend:
+        return Suspend("external", {"question": inputs.get("value")})
+
+    def resume(self, inputs: Mapping[str, Any], result: Mapping[str, Any], ctx: BlockContext
+               ) -> Mapping[str, Any]:
+        return {"value": result["answer"]}
+
+
+BLOCKS = [CountBlock, ExternalBlock]
