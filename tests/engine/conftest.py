@@ -33,6 +33,7 @@ from tests.conftest import IN_CI, create_postgres_database, drop_postgres_databa
 from tests.engine.blocks import ensure_counter_table
 
 REPO = Path(__file__).resolve().parents[2]
+ENDED = ("succeeded", "failed", "blocked", "cancelled")
 REDIS_URL = os.environ.get("MANTLE_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
 
 
@@ -145,8 +146,7 @@ class Stack:
         body: dict[str, Any] = response.json()
         return body
 
-    def wait_run(self, run_id: str, statuses: tuple[str, ...] = ("succeeded", "failed", "blocked",
-                                                                  "cancelled"), timeout: float = 30) -> dict[str, Any]:
+    def wait_run(self, run_id: str, statuses: tuple[str, ...] = ENDED, timeout: float = 30) -> dict[str, Any]:
         """The run once its status is one of `statuses`."""
         try:
             found: dict[str, Any] = wait_until(
