@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 from sqlalchemy.orm import Session, sessionmaker
 
 from api import errors
 from api.middleware import BodyLimit, RequestContext
 from api.routes import apps, blocks, drafts, health, org, runs
+from api.watch import RunWatcher
 from blocks.registry import Registry, load_registry
 from core.settings import Settings, get_settings
 from models.db import session_factory
@@ -21,13 +25,23 @@ def create_app(
 ) -> FastAPI:
     """Build the API; tests pass their own session factory and registry."""
     settings = settings or get_settings()
+    watcher = RunWatcher(settings.resolved_database_url)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await watcher.start()
+        yield
+        await watcher.stop()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Mantle",
         version="0.1.0",
         summary="Build, validate, version, publish and run AI apps made of blocks.",
         responses=errors.ERROR_RESPONSES,
     )
     app.state.settings = settings
+    app.state.watcher = watcher
     app.state.session_factory = sessions or session_factory(settings.resolved_database_url)
     # Polling reads (a run's status, its events) must not queue behind writers on SQLite.
     app.state.read_sessions = sessions or session_factory(settings.resolved_database_url, readonly=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 import uuid
@@ -11,12 +10,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import Builder, CurrentKey, PageDep, Principal, SessionDep
 from api.schemas import PageOf, RunRead, RunStart, RunSummary
 from api.trace import run_read
+from api.watch import RunWatcher
 from builder.executor import TERMINAL, RunStatus
 from models import apps as app_store
 from models import runs as run_store
@@ -57,27 +58,22 @@ def _read(request: Request, org_id: uuid.UUID, run_id: uuid.UUID) -> RunRead:
 
 def _status(request: Request, run_id: uuid.UUID) -> str | None:
     with request.app.state.read_sessions() as session:
-        run = session.get(run_store.Run, run_id)
-        return run.status if run is not None else None
-
-
-async def _wait(request: Request, run_id: uuid.UUID, seconds: float) -> None:
-    """Return when the run has ended or `seconds` have passed, polling gently."""
-    deadline = time.monotonic() + seconds
-    pause = 0.002
-    while time.monotonic() < deadline:
-        state = await run_in_threadpool(_status, request, run_id)
-        if state is None or RunStatus(state) in TERMINAL:
-            return
-        await asyncio.sleep(min(pause, max(deadline - time.monotonic(), 0)))
-        pause = min(pause * 1.5, 0.05)
+        found: str | None = session.scalar(select(run_store.Run.status).where(run_store.Run.id == run_id))
+        return found
 
 
 async def _start(request: Request, response: Response, principal: Principal, app_id: uuid.UUID,
                  body: RunStart, wait: float, idempotency_key: str | None, draft: bool) -> RunRead:
+    watcher: RunWatcher = request.app.state.watcher
     run_id, _ = await run_in_threadpool(_create, request, principal, app_id, body, draft, idempotency_key)
     if wait > 0:
-        await _wait(request, run_id, wait)
+        deadline = time.monotonic() + wait
+        with watcher.subscribe(run_id) as changed:
+            while (left := deadline - time.monotonic()) > 0:
+                await watcher.next_change(changed, min(left, watcher.poll_interval))
+                state = await run_in_threadpool(_status, request, run_id)
+                if state is None or RunStatus(state) in TERMINAL:
+                    break
     read = await run_in_threadpool(_read, request, principal.org_id, run_id)
     response.status_code = status.HTTP_200_OK if read.status in TERMINAL else status.HTTP_202_ACCEPTED
     response.headers["Location"] = f"/v1/runs/{run_id}"
@@ -142,27 +138,26 @@ def _events(request: Request, run_id: uuid.UUID, after: int) -> tuple[list[dict[
 
 
 async def _stream(request: Request, run_id: uuid.UUID, after: int) -> AsyncIterator[str]:
-    last, pause, quiet_since = after, 0.02, time.monotonic()
+    watcher: RunWatcher = request.app.state.watcher
+    last, quiet_since = after, time.monotonic()
     yield "retry: 1000\n\n"
-    while True:
-        events, ended = await run_in_threadpool(_events, request, run_id, last)
-        for event in events:
-            last = event["id"]
-            yield f"id: {event['id']}\nevent: {event['type']}\ndata: {json.dumps(event)}\n\n"
-            if event["type"] == "run_finished":
-                return
-        if events:
-            pause, quiet_since = 0.02, time.monotonic()
-            continue
-        if ended:  # ended without a run_finished event we have not sent: nothing more will come
-            return
-        if await request.is_disconnected():
-            return
-        if time.monotonic() - quiet_since > 15:
-            yield ": keep-alive\n\n"
-            quiet_since = time.monotonic()
-        await asyncio.sleep(pause)
-        pause = min(pause * 1.5, 0.25)
+    with watcher.subscribe(run_id) as changed:
+        while True:
+            events, ended = await run_in_threadpool(_events, request, run_id, last)
+            for event in events:
+                last = event["id"]
+                yield f"id: {event['id']}\nevent: {event['type']}\ndata: {json.dumps(event)}\n\n"
+                if event["type"] == "run_finished":
+                    return
+            if events:
+                quiet_since = time.monotonic()
+                continue
+            if ended or await request.is_disconnected():
+                return  # ended without a run_finished we have not sent: nothing more will come
+            if time.monotonic() - quiet_since > 15:
+                yield ": keep-alive\n\n"
+                quiet_since = time.monotonic()
+            await watcher.next_change(changed, watcher.poll_interval * 5)
 
 
 @router.get("/runs/{run_id}/events", response_class=StreamingResponse,
