@@ -23,7 +23,6 @@ import structlog
 from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from blocks.base import Suspend
 from blocks.registry import Registry
 from builder.executor import (
     TERMINAL,
@@ -49,11 +48,11 @@ from models.apps import AppVersion
 from models.base import utcnow
 from models.db import session_scope
 from models.runs import NodeRun, Run, RunEvent
+from worker.hooks import WaitContext, wait_handler
 
 log = structlog.get_logger("mantle.engine")
 
 Enqueue = Callable[[uuid.UUID, datetime | None], None]
-Dispatch = Callable[[uuid.UUID, str, Suspend], None]
 
 
 def json_size(value: Any) -> int:
@@ -176,11 +175,11 @@ class RunEngine:
     """Advances runs; one per worker process."""
 
     def __init__(self, sessions: sessionmaker[Session], registry: Registry, settings: Settings,
-                 enqueue: Enqueue, dispatch: Dispatch) -> None:
+                 enqueue: Enqueue, services: dict[str, Any] | None = None) -> None:
         self.sessions = sessions
         self.settings = settings
         self.enqueue = enqueue
-        self.dispatch = dispatch
+        self.services = services or {}
         self.analyses = AnalysisCache(registry)
 
     def executor_for(self, session: Session, run: Run) -> Executor:
@@ -197,7 +196,7 @@ class RunEngine:
                 return version.graph
 
             analysis = self.analyses.get(version_id, load)
-        return Executor(analysis)
+        return Executor(analysis, services=self.services)
 
     def advance(self, run_id: uuid.UUID) -> RunStatus | None:
         """Run everything of the run that can run now; returns its status, None if unknown."""
@@ -227,7 +226,7 @@ class RunEngine:
                 claim = self._plan(executor, state, recorder)
                 wake_at = executor.next_wakeup(state)
                 recorder.save_run(state, wake_at)
-                waits = recorder.waits
+                waits = [w for w in recorder.waits if not self._dispatch(run, w, session)]
                 status = state.status
                 if not (durable or claim or waits) and session.get_bind().dialect.name == "postgresql":
                     # Only pure blocks ran in this step: if PostgreSQL crashed before flushing it,
@@ -235,7 +234,7 @@ class RunEngine:
                     # the disk here is safe; a claim or an outside result is always flushed.
                     session.execute(text("SET LOCAL synchronous_commit TO OFF"))
             for wait in waits:
-                self._dispatch(run_id, wait)
+                self._dispatch(run, wait, None)
             if claim is None:
                 if wake_at is not None and status not in TERMINAL:
                     self.enqueue(run_id, wake_at)
@@ -272,12 +271,27 @@ class RunEngine:
                                         f"{self.settings.max_value_bytes}")
         return outcome
 
-    def _dispatch(self, run_id: uuid.UUID, wait: NodeWaiting) -> None:
+    def _dispatch(self, run: Run, wait: NodeWaiting, session: Session | None) -> bool:
+        """Hand a suspended node's work to its handler; inside the transaction only the handlers
+        that ask for it. Returns whether it was handled (or cannot be)."""
+        found = wait_handler(wait.suspend.kind)
+        if found is None:
+            log.error("no_wait_handler", run_id=str(run.id), node_id=wait.node_id, kind=wait.suspend.kind)
+            return True
+        handler, in_transaction = found
+        if in_transaction != (session is not None):
+            return False
+        ctx = WaitContext(run_id=run.id, org_id=run.org_id, app_id=run.app_id, node_id=wait.node_id or "",
+                          suspend=wait.suspend, session=session, settings=self.settings)
+        if session is not None:
+            handler(ctx)  # a failure rolls the whole step back: the node never waits unhandled
+            return True
         try:
-            self.dispatch(run_id, wait.node_id or "", wait.suspend)
-        except Exception:  # the node stays waiting; its timeout or the reaper will act
-            log.exception("dispatch_failed", run_id=str(run_id), node_id=wait.node_id,
+            handler(ctx)
+        except Exception:  # the node stays waiting; its timeout or a retry of the sender acts
+            log.exception("wait_handler_failed", run_id=str(run.id), node_id=wait.node_id,
                           kind=wait.suspend.kind)
+        return True
 
     @contextmanager
     def _heartbeat(self, run_id: uuid.UUID) -> Iterator[None]:

@@ -10,12 +10,12 @@ from typing import Any
 import structlog
 from celery import Celery
 
-from blocks.base import Suspend
 from blocks.registry import load_registry
 from core.settings import get_settings
 from models.db import session_factory
 from worker.celery_app import RUNS_QUEUE, celery_app
 from worker.engine import RunEngine
+from worker.hooks import WaitContext, build_services, on_wait
 
 log = structlog.get_logger("mantle.tasks")
 
@@ -25,13 +25,12 @@ def enqueue_advance(run_id: uuid.UUID, eta: datetime | None = None, app: Celery 
     (app or celery_app).send_task("runs.advance", args=[str(run_id)], queue=RUNS_QUEUE, eta=eta)
 
 
-def dispatch(run_id: uuid.UUID, node_id: str, suspend: Suspend) -> None:
-    """Hand a deferred node's work to whoever does it, by the kind of wait."""
-    if suspend.kind == "timer":
-        celery_app.send_task("runs.resume", args=[str(run_id), node_id, dict(suspend.payload["result"])],
-                             queue=RUNS_QUEUE, countdown=float(suspend.payload["seconds"]))
-        return
-    log.error("unknown_wait_kind", run_id=str(run_id), node_id=node_id, kind=suspend.kind)
+@on_wait("timer")
+def _timer(ctx: WaitContext) -> None:
+    """`flow.wait`: deliver the node's result after the delay."""
+    payload = ctx.suspend.payload
+    celery_app.send_task("runs.resume", args=[str(ctx.run_id), ctx.node_id, dict(payload["result"])],
+                         queue=RUNS_QUEUE, countdown=float(payload["seconds"]))
 
 
 @lru_cache
@@ -43,7 +42,7 @@ def engine() -> RunEngine:
         registry=load_registry(tuple(settings.block_plugins)),
         settings=settings,
         enqueue=enqueue_advance,
-        dispatch=dispatch,
+        services=build_services(settings),
     )
 
 

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Engine, create_engine, text
 
 from blocks.base import Block, BlockContext, Execution, Suspend
+from worker.hooks import WaitContext, on_wait
 
 COUNTER_TABLE = "test_executions"
 
@@ -104,3 +105,8 @@ class ExternalBlock(Block):
 
 
 BLOCKS = [CountBlock, ExternalBlock]
+
+
+@on_wait("external")
+def _external(ctx: WaitContext) -> None:
+    """Nothing to hand over: the test delivers the result itself (`runs.resume`)."""
