@@ -226,6 +226,8 @@ class Executor:
                 node.error, node.error_type, node.finished_at = error, error_type, event.at
                 if retry_at is not None:
                     node.status, node.retry_at = NodeStatus.pending, retry_at
+                    if state.status is RunStatus.waiting:  # a retry, not a deferred node, holds it now
+                        state.status = RunStatus.running
                 else:
                     node.status, node.continued = NodeStatus.failed, continued
                     if continued:
@@ -362,7 +364,7 @@ class Executor:
     def _finish_unfinished(self, state: RunState, emit: Callable[[Event], None], now: datetime,
                            reason: str) -> None:
         for node_id in self.analysis.order:
-            if state.node(node_id).status in (NodeStatus.pending, NodeStatus.waiting):
+            if state.node(node_id).status in (NodeStatus.pending, NodeStatus.running, NodeStatus.waiting):
                 emit(NodeSkipped(now, node_id, reason=reason))
 
     def deadline(self, state: RunState) -> datetime | None:

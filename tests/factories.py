@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, create_model
 
-from blocks.base import Block, BlockContext, Execution
+from blocks.base import Block, BlockContext, Execution, Suspend
 
 
 def node(node_id: str, block_type: str, **config: Any) -> dict[str, Any]:
@@ -56,3 +56,32 @@ def make_block(
     if run is not None:
         attrs["run"] = lambda self, inputs, ctx: run(inputs, ctx)
     return type(name.replace(".", "_"), (Block,), attrs)
+
+
+def make_join_block(
+    name: str,
+    inputs: Mapping[str, type],
+    outputs: Mapping[str, type] | None = None,
+    run: Callable[[Mapping[str, Any], BlockContext], Mapping[str, Any]] | None = None,
+) -> type[Block]:
+    """A throwaway block whose inputs are all optional: it joins branches, some of them skipped."""
+    base = make_block(name, outputs=outputs, run=run)
+    optional = create_model(f"{name}In", **{k: (v | None, None) for k, v in inputs.items()})  # type: ignore[call-overload]
+    return type(base.__name__, (base,), {"Inputs": optional})
+
+
+def make_deferred_block(
+    name: str,
+    inputs: Mapping[str, type] | None = None,
+    outputs: Mapping[str, type] | None = None,
+    start: Callable[[Mapping[str, Any], BlockContext], Suspend] | None = None,
+    resume: Callable[[Mapping[str, Any], Mapping[str, Any], BlockContext], Mapping[str, Any]] | None = None,
+) -> type[Block]:
+    """A throwaway deferred block: `start` suspends its node, `resume` turns a result into outputs."""
+    base = make_block(name, inputs, outputs, execution=Execution.deferred)
+    attrs: dict[str, Any] = {}
+    if start is not None:
+        attrs["start"] = lambda self, inputs, ctx: start(inputs, ctx)
+    if resume is not None:
+        attrs["resume"] = lambda self, inputs, result, ctx: resume(inputs, result, ctx)
+    return type(base.__name__, (base,), attrs)

@@ -11,7 +11,8 @@ def test_create_and_publish_app(tenant: Tenant) -> None:
     published = tenant.client.post(f"/v1/apps/{app_id}/publish", json={"note": "first"})
     assert published.status_code == 201, published.text
     assert published.json()["number"] == 1
-    assert tenant.client.get(f"/v1/apps/{app_id}").json()["draft"]["nodes"][0]["position"] == {"x": 10, "y": 20}
+    draft = tenant.client.get(f"/v1/apps/{app_id}").json()["draft"]
+    assert draft["nodes"][0]["position"] == {"x": 10, "y": 20}
 
 
 def test_other_org_sees_404(tenant: Tenant, other_tenant: Tenant) -> None:
