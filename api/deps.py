@@ -16,7 +16,9 @@ from builder.validation import Limits
 from core.errors import Forbidden, MantleError
 from core.settings import Settings
 from models.db import session_scope
+from models.deployments import names as deployment_names
 from models.orgs import Role, authenticate
+from worker.inference.deployments import known_names
 
 
 class Unauthorized(MantleError):
@@ -94,6 +96,7 @@ def require_role(*roles: Role) -> object:
 
 Builder = Annotated[Principal, require_role(Role.admin, Role.builder)]
 Admin = Annotated[Principal, require_role(Role.admin)]
+Reviewer = Annotated[Principal, require_role(Role.admin, Role.reviewer)]
 
 
 def get_registry(request: Request) -> Registry:
@@ -112,10 +115,11 @@ RegistryDep = Annotated[Registry, Depends(get_registry)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 
 
-def get_limits(settings: SettingsDep) -> Limits:
-    """Graph limits from settings."""
+def get_limits(settings: SettingsDep, principal: CurrentKey, session: SessionDep) -> Limits:
+    """Graph limits from settings, and the model deployments the caller's organization may use."""
     return Limits(max_nodes=settings.max_graph_nodes, max_edges=settings.max_graph_edges,
-                  max_config_bytes=settings.max_config_bytes, max_graph_bytes=settings.max_graph_bytes)
+                  max_config_bytes=settings.max_config_bytes, max_graph_bytes=settings.max_graph_bytes,
+                  models=known_names(settings, deployment_names(session, org_id=principal.org_id)))
 
 
 LimitsDep = Annotated[Limits, Depends(get_limits)]

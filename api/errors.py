@@ -50,6 +50,10 @@ async def _validation(_: Request, exc: Exception) -> JSONResponse:
 
 async def _http(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if isinstance(exc.__cause__, UnicodeDecodeError):
+        # FastAPI answers 400 for a body that is not UTF-8; it is bad JSON like any other.
+        return error_response(422, [{"loc": ["body"], "msg": "JSON decode error: the body is not UTF-8",
+                                     "type": "json_invalid"}])
     msg = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
     return error_response(exc.status_code, [{"loc": [], "msg": msg, "type": f"http_{exc.status_code}"}],
                           headers=getattr(exc, "headers", None))
@@ -57,7 +61,7 @@ async def _http(_: Request, exc: Exception) -> JSONResponse:
 
 async def _domain(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, MantleError)
-    return error_response(exc.status_code, exc.details())
+    return error_response(exc.status_code, exc.details(), headers=exc.headers)
 
 
 async def _database_down(_: Request, exc: Exception) -> JSONResponse:

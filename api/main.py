@@ -8,13 +8,28 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from sqlalchemy.orm import Session, sessionmaker
 
-from api import errors
+from api import errors, public
 from api.middleware import BodyLimit, RequestContext
-from api.routes import apps, blocks, drafts, health, org, runs
+from api.routes import (
+    apps,
+    blocks,
+    credentials,
+    drafts,
+    health,
+    models,
+    org,
+    phone_numbers,
+    review_page,
+    reviews,
+    runs,
+    shares,
+    twilio,
+)
 from api.watch import RunWatcher
 from blocks.registry import Registry, load_registry
 from core.settings import Settings, get_settings
 from models.db import session_factory
+from worker.reviews import watch_queue_depth
 from worker.submit import Submitter
 
 
@@ -48,9 +63,13 @@ def create_app(
     app.state.registry = registry or load_registry(tuple(settings.block_plugins))
     app.state.submitter = Submitter(app.state.registry, settings)
     errors.install(app)
-    for module in (blocks, apps, drafts, runs, org):
+    for module in (blocks, apps, drafts, runs, org, reviews, shares, credentials, phone_numbers, models):
         app.include_router(module.router, prefix="/v1")
     app.include_router(health.router)
+    app.include_router(twilio.router)  # public: Twilio signs these requests
+    app.include_router(review_page.router)
+    public.install(app)
+    watch_queue_depth(app.state.read_sessions)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContext)
     return app

@@ -42,20 +42,27 @@ class BodyLimit:
                     await self._too_large()(scope, receive, send)
                     return
         seen = 0
+        exceeded = started = replaced = False
 
         async def limited() -> Message:
-            nonlocal seen
+            nonlocal seen, exceeded
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
+                    exceeded = True
                     raise BodyTooLarge
             return message
 
-        started = False
-
         async def tracking_send(message: Message) -> None:
-            nonlocal started
+            nonlocal started, replaced
+            # FastAPI turns an error while reading the body into its own 400; answer 413 instead.
+            if message["type"] == "http.response.start" and exceeded and not started:
+                replaced = True
+                started = True
+                await self._too_large()(scope, receive, send)
+            if replaced:
+                return
             started = started or message["type"] == "http.response.start"
             await send(message)
 

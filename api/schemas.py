@@ -232,6 +232,9 @@ class NodeTrace(BaseModel):
     finished_at: datetime | None = None
     duration_ms: float | None = None
     waiting_for: str | None = None
+    result: Any = Field(default=None, description=(
+        "What a deferred node's outside worker recorded: a model's token counts and timings "
+        "(queue wait, time to first token, generation time), a reviewer's decision."))
 
 
 class RunSummary(Read):

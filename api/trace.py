@@ -51,6 +51,7 @@ def run_read(session: Session, run: Run, registry: Registry, settings: Settings)
             attempts=row.attempts, started_at=row.started_at, finished_at=row.finished_at,
             duration_ms=_ms(row.started_at, row.finished_at),
             waiting_for=(row.waiting_for or {}).get("kind") if row.status == "waiting" else None,
+            result=trim(row.result, limit),
         ))
     return RunRead(
         id=run.id, app_id=run.app_id, version_number=run.version_number, draft=run.draft,

@@ -125,9 +125,13 @@ class Block:
         self.config = config
 
     @classmethod
-    def from_config(cls, raw: Mapping[str, Any]) -> Block:
-        """Build a block from raw JSON config; raises pydantic's ValidationError."""
-        return cls(cls.Config.model_validate(raw))
+    def from_config(cls, raw: Mapping[str, Any], context: Mapping[str, Any] | None = None) -> Block:
+        """Build a block from raw JSON config; raises pydantic's ValidationError.
+
+        `context` is what the deployment knows that a config may refer to (`models`: the model
+        deployment names an app may use); validators read it from pydantic's validation context,
+        and skip their check without it (the run worker builds blocks of already validated apps)."""
+        return cls(cls.Config.model_validate(raw, context=context))
 
     def input_ports(self) -> dict[str, Port]:
         """The input ports of this configured block."""

@@ -49,7 +49,9 @@ def payload_model(fields: list[FieldSpec]) -> type[BaseModel]:
     definitions: dict[str, Any] = {}
     for f in fields:
         default = ... if f.required and f.default is None else f.default
-        definitions[f.name] = (_PY_TYPES[f.type], default)
+        # An optional field may be sent as null: that is what an omitted one becomes anyway.
+        py_type = _PY_TYPES[f.type] if f.required else _PY_TYPES[f.type] | None
+        definitions[f.name] = (py_type, default)
     return create_model(
         "Payload", __config__=ConfigDict(extra="forbid", strict=False), **definitions
     )

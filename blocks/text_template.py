@@ -14,7 +14,27 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from blocks.base import Block, BlockContext, Port
 from core.errors import MantleError
 
-_ENV = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+MAX_RESULT_CHARS = 1_000_000
+MAX_EXPONENT = 1000
+
+
+class _BoundedSandbox(SandboxedEnvironment):
+    """The Jinja2 sandbox, also refusing `*` and `**` whose result would exhaust a worker."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and isinstance(right, int | float) and abs(right) > MAX_EXPONENT:
+            raise SecurityError(f"exponent {right} is larger than {MAX_EXPONENT}")
+        if operator == "*":
+            for seq, times in ((left, right), (right, left)):
+                if isinstance(seq, str | list | tuple) and isinstance(times, int) \
+                        and len(seq) * times > MAX_RESULT_CHARS:
+                    raise SecurityError(f"the result would be longer than {MAX_RESULT_CHARS}")
+        return super().call_binop(context, operator, left, right)
+
+
+_ENV = _BoundedSandbox(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
 
 
 class TemplateError(MantleError):
@@ -29,6 +49,9 @@ def _compile(source: str) -> tuple[Template, tuple[str, ...]]:
     ast = _ENV.parse(source)
     variables = tuple(sorted(meta.find_undeclared_variables(ast)))
     return _ENV.from_string(ast), variables
+
+
+compile_template = _compile  # for other blocks that take a template (`llm.prompt`)
 
 
 class TemplateConfig(BaseModel):
@@ -82,6 +105,8 @@ class TemplateBlock(Block):
             return template.render(values)
         except (UndefinedError, SecurityError) as exc:
             raise TemplateError(f"template failed: {exc}") from None
+        except (ArithmeticError, TypeError, ValueError, LookupError) as exc:
+            raise TemplateError(f"template failed: {type(exc).__name__}: {exc}") from None
 
     def run(self, inputs: Mapping[str, Any], ctx: BlockContext) -> Mapping[str, Any]:
         return {"text": self.render(inputs)}

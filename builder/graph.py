@@ -17,7 +17,7 @@ PORT_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
 class NodePolicy(BaseModel):
     """How the engine treats a node's failures: retries, timeout, and what a failure means."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     retries: int = Field(default=0, ge=0, le=10, description="Extra attempts after a failure.")
     backoff_s: float = Field(default=1.0, ge=0, le=3600,
@@ -55,7 +55,7 @@ class Edge(BaseModel):
 class RunSettings(BaseModel):
     """Settings of every run of the graph."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     deadline_s: float | None = Field(default=None, gt=0, le=30 * 86400,
                                      description="Fail a run unfinished this long after creation.")

@@ -22,12 +22,18 @@ from builder.problems import Code, Problem
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Size limits a graph must stay within."""
+    """Size limits a graph must stay within, and the model deployments it may name."""
 
     max_nodes: int = 1000
     max_edges: int = 4000
     max_config_bytes: int = 64 * 1024
     max_graph_bytes: int = 2 * 1024 * 1024
+    # Model deployment names the graph may use (None: not checked); see `Block.from_config`.
+    models: frozenset[str] | None = None
+
+    def context(self) -> dict[str, Any] | None:
+        """The validation context blocks' configs are checked with."""
+        return None if self.models is None else {"models": self.models}
 
 
 @dataclass(slots=True)
@@ -193,7 +199,7 @@ def analyze(graph: Graph, registry: Registry, limits: Limits = Limits()) -> Anal
         if block_type.trigger:
             triggers.append(node.id)
         try:
-            block = block_type.from_config(node.config)
+            block = block_type.from_config(node.config, limits.context())
             analysis.inputs[node.id] = block.input_ports()
             analysis.outputs[node.id] = block.output_ports()
         except ValidationError as exc:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import subprocess
 import sys
@@ -9,7 +11,8 @@ import sys
 import click
 
 from core.logging import configure_logging
-from core.settings import get_settings
+from core.settings import Settings, get_settings
+from twilio_sim.cli import twilio_sim
 
 
 def _setup() -> None:
@@ -37,6 +40,7 @@ def up(host: str, port: int) -> None:
     settings = get_settings()
     click.echo(f"• database: {settings.resolved_database_url}", err=True)
     upgrade(settings.resolved_database_url)
+    _pull_default(settings)
     seeded = seed_local(session_factory(settings.resolved_database_url), settings.data_dir)
     click.echo("")
     click.echo(f"Mantle is starting at http://{host}:{port}  (docs: http://{host}:{port}/docs)")
@@ -45,18 +49,47 @@ def up(host: str, port: int) -> None:
     click.echo("Example apps:")
     for app_id, name, version in seeded.apps:
         click.echo(f"  {name:<20} {app_id}  (published version {version})")
+    if seeded.shares:
+        click.echo("Shared web apps (open in a browser, no account needed):")
+        for name, slug in seeded.shares:
+            click.echo(f"  {name:<20} http://{host}:{port}/s/{slug}")
     click.echo(f"\nTry: curl -H 'Authorization: Bearer {seeded.api_key}' http://{host}:{port}/v1/apps\n")
-    # One process group: Ctrl-C reaches the worker too, and we wait for its warm shutdown.
-    worker = subprocess.Popen([sys.executable, "-m", "core.cli", "worker", "--queues", "runs", "--beat"])
+    # Each worker in its own session: Ctrl-C stops uvicorn, then `_stop` ends each worker cleanly.
+    worker = subprocess.Popen([sys.executable, "-m", "core.cli", "worker", "--queues", "runs", "--beat"],
+                              start_new_session=True)
     click.echo(f"• run worker started (pid {worker.pid})", err=True)
+    # Model serving in its own process: it holds the weights, the API and run worker never do.
+    inference = subprocess.Popen([sys.executable, "-m", "core.cli", "worker", "--queues", "inference"],
+                                 start_new_session=True)
+    click.echo(f"• inference worker started (pid {inference.pid})", err=True)
     try:
         uvicorn.run("api.main:create_app", factory=True, host=host, port=port, log_config=None)
     finally:
         _stop(worker)
+        _stop(inference)
+
+
+def _pull_default(settings: Settings) -> None:
+    """Make the default model's weights local once (a GGUF conversion, with a progress bar)."""
+    from worker.inference.deployments import DEFAULT_MODEL, configured
+    from worker.inference.sources import ModelUnavailable, ensure_local, is_ready, local_folder
+
+    deployment = configured(settings).get(DEFAULT_MODEL)
+    if deployment is None or is_ready(local_folder(deployment, settings)):
+        return
+    click.echo(f"• preparing the default model {DEFAULT_MODEL} (once)", err=True)
+    try:
+        ensure_local(deployment, settings, progress=True)
+    except ModelUnavailable as exc:  # the app still starts; llm.prompt nodes fail with this message
+        click.echo(f"• default model unavailable: {exc}", err=True)
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
-    """Ask a child process to finish its work and exit; kill it if it will not."""
+    """Ask a child process to finish its work and exit; kill its whole group if it will not.
+
+    Workers run in their own process group (a worker's scheduler is a child of its own), so
+    nothing they started outlives `mantle up`.
+    """
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
     try:
@@ -64,21 +97,30 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
 
 
 @main.command()
 @click.option("--queues", default="runs", show_default=True, help="Comma-separated queues to consume.")
 @click.option("--concurrency", type=int, default=None, help="Worker processes (default: from settings).")
-@click.option("--pool", type=click.Choice(["prefork", "solo", "threads"]), default="prefork",
-              show_default=True)
+@click.option("--pool", type=click.Choice(["prefork", "solo", "threads"]), default=None,
+              help="Default: threads for inference queues (one batching engine per process), else prefork.")
 @click.option("--beat/--no-beat", default=False, help="Also run the scheduler (reaper) in this process.")
-def worker(queues: str, concurrency: int | None, pool: str, beat: bool) -> None:
-    """A Celery worker for the run queue (and, later, inference)."""
+def worker(queues: str, concurrency: int | None, pool: str | None, beat: bool) -> None:
+    """A Celery worker for the run queue, or (`--queues inference`) one that serves models."""
     _setup()
     from worker.celery_app import celery_app
 
     settings = get_settings()
-    argv = ["worker", "--queues", queues, "--pool", pool, "--loglevel", settings.log_level,
+    serves_models = any(q == "inference" or q.startswith("inference.") for q in queues.split(","))
+    if serves_models:
+        from worker.inference.tasks import start_serving
+
+        start_serving()
+        pool = pool or "threads"
+        concurrency = concurrency or settings.inference_concurrency
+    argv = ["worker", "--queues", queues, "--pool", pool or "prefork", "--loglevel", settings.log_level,
             "--concurrency", str(concurrency or settings.worker_concurrency), "--without-mingle",
             "--without-gossip", "--hostname", f"mantle-{queues.replace(',', '-')}@%h"]
     if beat:
@@ -105,9 +147,9 @@ def db() -> None:
 
 
 @db.command("upgrade")
-@click.argument("revision", default="head")
+@click.argument("revision", default="heads")
 def db_upgrade(revision: str) -> None:
-    """Apply migrations up to REVISION (default: head)."""
+    """Apply migrations up to REVISION (default: every head)."""
     from migrations.run import upgrade
 
     _setup()
@@ -173,6 +215,68 @@ def keys_create(org_name: str, name: str, role: str) -> None:
     click.echo(f"created {role} key {key.prefix}… for {org_name}; it is shown only once:", err=True)
     click.echo(secret)
 
+
+@main.group()
+def credentials() -> None:
+    """Stored credentials (Twilio, …)."""
+
+
+@credentials.command("rotate")
+def credentials_rotate() -> None:
+    """Re-encrypt every stored credential with MANTLE_SECRET_KEY (after moving the old key to
+    MANTLE_SECRET_KEY_FALLBACKS); then the fallback can be dropped."""
+    from core.crypto import cipher_for
+    from core.errors import MantleError
+    from models.credentials import rotate_all
+    from models.db import session_factory, session_scope
+
+    settings = get_settings()
+    try:
+        with session_scope(session_factory(settings.resolved_database_url)) as session:
+            count = rotate_all(session, cipher=cipher_for(settings))
+    except MantleError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(f"re-encrypted {count} credential(s) with the current secret key")
+
+
+@main.group()
+def models() -> None:
+    """Model deployments served by the inference workers."""
+
+
+@models.command("list")
+def models_list() -> None:
+    """The deployments in settings, and whether their weights are on this machine."""
+    from worker.inference.deployments import configured
+    from worker.inference.sources import is_ready, local_folder
+
+    settings = get_settings()
+    for name, d in configured(settings).items():
+        local = "local" if d.kind == "package" or is_ready(local_folder(d, settings)) else "not pulled"
+        click.echo(f"{name:<24} {d.backend:<9} {d.dtype:<8} {d.device:<6} {local:<10} {d.source}")
+
+
+@models.command("pull")
+@click.argument("name")
+def models_pull(name: str) -> None:
+    """Make a deployment's weights local: convert a GGUF file once, or download a hub model."""
+    from worker.inference.deployments import configured
+    from worker.inference.sources import ModelUnavailable, ensure_local
+
+    _setup()
+    settings = get_settings()
+    deployment = configured(settings).get(name)
+    if deployment is None:
+        known = ", ".join(configured(settings))
+        raise click.ClickException(f"unknown model deployment {name!r}; known: {known}")
+    try:
+        folder = ensure_local(deployment, settings, allow_download=True, progress=True)
+    except ModelUnavailable as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{name} is ready at {folder}")
+
+
+main.add_command(twilio_sim)
 
 if __name__ == "__main__":
     main()

@@ -10,6 +10,7 @@ class MantleError(Exception):
 
     status_code = 400
     type = "mantle_error"
+    headers: dict[str, str] | None = None  # extra response headers (Retry-After, say)
 
     def __init__(self, message: str, *, loc: list[str | int] | None = None) -> None:
         super().__init__(message)
@@ -97,3 +98,22 @@ class TooLarge(MantleError):
 
     status_code = 413
     type = "too_large"
+
+
+class Gone(MantleError):
+    """The object existed but is no longer available (an expired share link)."""
+
+    status_code = 410
+    type = "gone"
+
+
+class RateLimited(MantleError):
+    """Too many requests: try again after `retry_after` seconds."""
+
+    status_code = 429
+    type = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int, loc: list[str | int] | None = None) -> None:
+        super().__init__(message, loc=loc)
+        self.retry_after = retry_after
+        self.headers = {"Retry-After": str(retry_after)}

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from models import audit
 from models.apps import App
 from models.db import session_scope
 from models.orgs import Organization, Role, authenticate, create_key, create_org
+from models.shares import Share, new_slug
 
 LOCAL_ORG = "local"
 
@@ -30,6 +32,7 @@ class Seeded:
     org_name: str
     api_key: str
     apps: list[tuple[str, str, int]]  # (id, name, latest version)
+    shares: list[tuple[str, str]] = field(default_factory=list)  # (app name, public slug)
 
 
 def _key_file(data_dir: Path) -> Path:
@@ -60,13 +63,31 @@ def seed_local(sessions: sessionmaker[Session], data_dir: Path) -> Seeded:
         rows = session.execute(
             select(App.id, App.name, App.latest_version).where(App.org_id == org.id).order_by(App.name)
         ).all()
-        return Seeded(LOCAL_ORG, secret, [(str(r[0]), r[1], r[2]) for r in rows])
+        shares = _share_web_examples(session, org.id, [str(d["name"]) for d in _examples()])
+        return Seeded(LOCAL_ORG, secret, [(str(r[0]), r[1], r[2]) for r in rows], shares)
 
 
 def _examples() -> list[dict[str, object]]:
     folder = resources.files("core") / "examples"
     return [json.loads(f.read_text()) for f in sorted(folder.iterdir(), key=lambda f: f.name)
             if f.name.endswith(".json")]
+
+
+def _share_web_examples(session: Session, org_id: uuid.UUID, names: list[str]) -> list[tuple[str, str]]:
+    """A public link to each example that starts from a web form (made once, kept across starts)."""
+    found = []
+    examples = select(App).where(App.org_id == org_id, App.name.in_(names), App.latest_version > 0)
+    for app in session.scalars(examples.order_by(App.name)):
+        version = app_store.get_version(session, app=app)
+        if not any(n.get("type") == "webapp.input" for n in version.graph.get("nodes", [])):
+            continue
+        share = session.scalar(select(Share).where(Share.app_id == app.id, Share.revoked_at.is_(None),
+                                                   Share.label == "example").limit(1))
+        if share is None:
+            share = Share(org_id=org_id, app_id=app.id, slug=new_slug(), label="example", created_by="seed")
+            session.add(share)
+        found.append((app.name, share.slug))
+    return found
 
 
 def _install_example(session: Session, org_id: object, doc: dict[str, object]) -> None:

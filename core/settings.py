@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -52,6 +52,49 @@ class Settings(BaseSettings):
     trace_value_bytes: int = Field(default=16 * 1024, ge=256,
                                    description="Values larger than this are truncated in traces.")
     broker_polling_interval_s: float = Field(default=0.01, gt=0)
+
+    # The human review queue.
+    review_claim_s: float = Field(default=900.0, gt=0, le=7 * 86400,
+                                  description="How long a reviewer's claim on an item lasts.")
+    review_sweep_interval_s: float = Field(default=5.0, gt=0,
+                                           description="How often deadlines are applied to review items.")
+
+    # Shared web apps (public pages under /s/).
+    share_page_ttl_s: float = Field(default=12 * 3600, gt=0, le=30 * 86400,
+                                    description="How long a public page's form token and access grant last.")
+
+    # Secrets and the proxy in front of the API.
+    secret_key_fallbacks: list[str] = Field(
+        default_factory=list, description="Earlier secret keys, still accepted to decrypt stored "
+        "credentials until `mantle credentials rotate` re-encrypts them with MANTLE_SECRET_KEY.")
+    trust_proxy: bool = Field(default=False, description="Honour X-Forwarded-Proto/Host (only behind "
+                                                         "a proxy that sets them) when checking signatures.")
+
+    # SMS through Twilio.
+    twilio_api_base_url: str = Field(default="https://api.twilio.com",
+                                     description="Where the Twilio REST client sends requests.")
+    twilio_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    twilio_reply_window_s: float = Field(
+        default=0.5, ge=0, le=10, description="How long an inbound SMS webhook waits for the run: a "
+        "reply ready by then goes back inline as TwiML, a later one through the REST API.")
+    sms_max_inbound_chars: int = Field(default=1600, ge=160, le=100_000,
+                                       description="Longer inbound bodies are stored and run truncated.")
+
+    # Model serving (the inference worker; see worker/inference/).
+    model_deployments: list[dict[str, Any]] = Field(
+        default_factory=list, description="Deployments (JSON list) merged by name over the shipped ones.")
+    models_dir: Path | None = Field(default=None, description="Pulled weights (default: DATA_DIR/models).")
+    inference_memory_budget_gb: float = Field(default=8.0, gt=0,
+                                              description="Weights one inference worker keeps resident.")
+    inference_concurrency: int = Field(default=64, ge=1, le=1024,
+                                       description="Requests one inference worker accepts at once.")
+    inference_stream_every: int = Field(default=4, ge=1, le=256,
+                                        description="Tokens between partial-text events of a run.")
+    inference_resend_after_s: float = Field(default=60.0, gt=0, description=(
+        "A request nobody has worked on for this long (its worker died) is sent again."))
+    inference_threads: int = Field(default=0, ge=0, description="torch CPU threads (0: torch's default).")
+    inference_metrics_port: int = Field(default=0, ge=0, le=65535,
+                                        description="Serve the inference worker's metrics here (0: off).")
 
     @model_validator(mode="after")
     def _refuse_placeholder_secret(self) -> Settings:

@@ -7,9 +7,16 @@ and never commits: the caller (one request, one task) owns the transaction.
 from models.apps import App, AppVersion
 from models.audit import AuditEntry
 from models.base import Base
+from models.credentials import Credential
+from models.deployments import ModelDeployment
 from models.orgs import ApiKey, Organization
+from models.reviews import ReviewItem
 from models.runs import NodeRun, Run, RunEvent
+from models.shares import Share, ShareUsage
+from models.sms import SmsInbound, SmsNumber, SmsOptOut, SmsOutbound
 
 __all__ = [
-    "ApiKey", "App", "AppVersion", "AuditEntry", "Base", "NodeRun", "Organization", "Run", "RunEvent",
+    "ApiKey", "App", "AppVersion", "AuditEntry", "Base", "NodeRun", "Organization", "ReviewItem", "Run",
+    "RunEvent", "Share", "ShareUsage",
+    "Credential", "ModelDeployment", "SmsInbound", "SmsNumber", "SmsOptOut", "SmsOutbound",
 ]

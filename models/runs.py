@@ -116,9 +116,12 @@ def find_by_idempotency_key(session: Session, *, org_id: uuid.UUID, key: str) ->
     return session.scalar(select(Run).where(Run.org_id == org_id, Run.idempotency_key == key))
 
 
-def check_replay(run: Run, *, app_id: uuid.UUID, inputs: dict[str, Any]) -> Run:
-    """Accept a retried request only if it asks for the same thing as the first."""
-    if run.app_id != app_id or run.inputs != inputs:
+def check_replay(run: Run, *, app_id: uuid.UUID, inputs: dict[str, Any], draft: bool = False,
+                 version: int | None = None) -> Run:
+    """Accept a retried request only if it asks for the same thing as the first: the same app, draft
+    or version (None: whichever the first ran) and inputs (as the trigger accepted them)."""
+    same_graph = run.draft == draft and version in (None, run.version_number)
+    if run.app_id != app_id or not same_graph or run.inputs != inputs:
         raise Conflict("this Idempotency-Key was used for a different request",
                        loc=["header", "Idempotency-Key"])
     return run

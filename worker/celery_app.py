@@ -10,6 +10,7 @@ from celery import Celery
 from kombu.entity import Queue
 
 from core.settings import Settings, get_settings
+from worker import fs_broker
 
 RUNS_QUEUE = "runs"
 INFERENCE_QUEUE = "inference"
@@ -17,9 +18,11 @@ INFERENCE_QUEUE = "inference"
 
 def make_celery(settings: Settings) -> Celery:
     """A Celery app on the configured broker (a folder on disk when none is configured)."""
-    app = Celery("mantle", broker=settings.resolved_broker_url, include=["worker.tasks"])
+    app = Celery("mantle", broker=settings.resolved_broker_url,
+                 include=["worker.tasks", "worker.sms", "worker.inference.tasks"])
     options: dict[str, object] = {}
     if settings.resolved_broker_url.startswith("filesystem"):
+        fs_broker.install()
         folder = settings.broker_dir
         (folder / "processed").mkdir(parents=True, exist_ok=True)
         options = {
@@ -44,6 +47,8 @@ def make_celery(settings: Settings) -> Celery:
         worker_send_task_events=False,
         beat_schedule={
             "reap-stuck-runs": {"task": "runs.reap", "schedule": settings.reaper_interval_s},
+            "expire-reviews": {"task": "reviews.expire", "schedule": settings.review_sweep_interval_s},
+            "resend-inference": {"task": "runs.resend_inference", "schedule": settings.reaper_interval_s},
         },
         beat_schedule_filename=str((settings.data_dir / "celerybeat-schedule").resolve()),
     )

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import select, text, update
+from sqlalchemy import String, and_, cast, func, or_, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from blocks.registry import Registry
@@ -323,6 +323,9 @@ class RunEngine:
                 return False
             if row.status != NodeStatus.waiting.value or row.result is not None:
                 return False
+            size, limit = json_size(result), self.settings.max_value_bytes
+            if size > limit:  # never stored: the node fails as if the sender had reported an error
+                result = {"error": f"the result is {size} bytes; the limit is {limit}"}
             row.result = result
             run.heartbeat_at = utcnow()
         self.enqueue(run_id, None)
@@ -334,8 +337,14 @@ class RunEngine:
         stale = now - timedelta(seconds=self.settings.stale_after_s)
         revived: list[uuid.UUID] = []
         with session_scope(self.sessions) as session:
+            # A waiting run whose node already has its result (a review decided while the broker
+            # was down) is as stuck as a quiet one. An unset result is stored as JSON null.
+            has_result = select(NodeRun.id).where(
+                NodeRun.run_id == Run.id, NodeRun.status == "waiting",
+                func.coalesce(cast(NodeRun.result, String), "null") != "null").exists()
             quiet = session.scalars(
-                select(Run).where(Run.status.in_(("queued", "running")), Run.heartbeat_at < stale)
+                select(Run).where(or_(Run.status.in_(("queued", "running")),
+                                      and_(Run.status == "waiting", has_result)), Run.heartbeat_at < stale)
                 .with_for_update(skip_locked=True).limit(500)
             ).all()
             for run in quiet:

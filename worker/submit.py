@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from typing import Any
 
@@ -17,7 +18,7 @@ from builder.validation import Analysis, analyze
 from core.errors import GraphInvalid, InvalidInputs, TooLarge
 from core.settings import Settings
 from models import apps as app_store
-from models.apps import App
+from models.apps import App, AppVersion
 from models.runs import Run, check_replay, find_by_idempotency_key
 from worker.celery_app import make_celery
 from worker.engine import AnalysisCache, json_size
@@ -49,7 +50,8 @@ class Submitter:
         if idempotency_key is not None:
             earlier = find_by_idempotency_key(session, org_id=org_id, key=idempotency_key)
             if earlier is not None:
-                return check_replay(earlier, app_id=app_id, inputs=inputs), False
+                return self._replay(session, earlier, app_id=app_id, inputs=inputs, draft=draft,
+                                    version=version), False
         app = app_store.get_app(session, org_id=org_id, app_id=app_id)
         run = Run(org_id=org_id, app_id=app_id, draft=draft, trigger=trigger,
                   idempotency_key=idempotency_key, status="queued")
@@ -69,8 +71,27 @@ class Submitter:
             earlier = find_by_idempotency_key(session, org_id=org_id, key=idempotency_key or "")
             if earlier is None:
                 raise
-            return check_replay(earlier, app_id=app_id, inputs=inputs), False
+            return self._replay(session, earlier, app_id=app_id, inputs=inputs, draft=draft,
+                                version=version), False
         return run, True
+
+    def _replay(self, session: Session, earlier: Run, *, app_id: uuid.UUID, inputs: dict[str, Any],
+                draft: bool, version: int | None) -> Run:
+        """The Idempotency-Key's earlier run, if this request asks for the same thing (else Conflict).
+
+        Its inputs were stored as its trigger accepted them (defaults added, values coerced), so a
+        retry's inputs are compared after the same treatment.
+        """
+        if earlier.draft:
+            analysis = analyze(Graph.model_validate(earlier.draft_graph or {}), self.registry)
+        else:
+            version_id = earlier.version_id
+            analysis = self.analyses.get(version_id, lambda: session.get_one(AppVersion, version_id).graph)
+        trigger = analysis.blocks.get(analysis.trigger or "")
+        if trigger is not None:
+            with contextlib.suppress(ValidationError):  # then they cannot match the stored inputs
+                inputs = trigger.accept(inputs)
+        return check_replay(earlier, app_id=app_id, inputs=inputs, draft=draft, version=version)
 
     def _draft_analysis(self, app: App) -> Analysis:
         analysis = analyze(Graph.model_validate(app.draft), self.registry)

@@ -16,6 +16,7 @@ from models.db import session_factory
 from worker.celery_app import RUNS_QUEUE, celery_app
 from worker.engine import RunEngine
 from worker.hooks import WaitContext, build_services, on_wait
+from worker.reviews import open_review  # noqa: F401  (registers the review queue's hook and task)
 
 log = structlog.get_logger("mantle.tasks")
 

@@ -72,11 +72,13 @@ def delete_app(app_id: uuid.UUID, principal: Builder, session: SessionDep) -> Re
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/apps/{app_id}/export", response_model=ExportDocument)
+# exclude_unset: the graphs come out as saved, without defaults, so an import gives equal graphs.
+@router.get("/apps/{app_id}/export", response_model=ExportDocument, response_model_exclude_unset=True)
 def export_app(app_id: uuid.UUID, principal: CurrentKey, session: SessionDep) -> ExportDocument:
     """The app as one JSON document: draft and every published version."""
     app = app_store.get_app(session, org_id=principal.org_id, app_id=app_id)
     return ExportDocument.model_validate({
+        "format": "mantle.app", "format_version": 1,
         "name": app.name, "description": app.description, "draft": app.draft,
         "versions": [{"number": v.number, "note": v.note, "graph": v.graph} for v in app.versions],
     })

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
-import time
 import uuid
-from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from functools import partial
+from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
@@ -16,8 +14,8 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import Builder, CurrentKey, PageDep, Principal, SessionDep
 from api.schemas import PageOf, RunRead, RunStart, RunSummary
+from api.streams import Batch, Message, follow_run, wait_until_ended
 from api.trace import run_read
-from api.watch import RunWatcher
 from builder.executor import TERMINAL, RunStatus
 from models import apps as app_store
 from models import runs as run_store
@@ -56,24 +54,17 @@ def _read(request: Request, org_id: uuid.UUID, run_id: uuid.UUID) -> RunRead:
         return run_read(session, run, request.app.state.registry, request.app.state.settings)
 
 
-def _status(request: Request, run_id: uuid.UUID) -> str | None:
+def _ended(request: Request, run_id: uuid.UUID) -> bool:
     with request.app.state.read_sessions() as session:
         found: str | None = session.scalar(select(run_store.Run.status).where(run_store.Run.id == run_id))
-        return found
+        return found is None or RunStatus(found) in TERMINAL
 
 
 async def _start(request: Request, response: Response, principal: Principal, app_id: uuid.UUID,
                  body: RunStart, wait: float, idempotency_key: str | None, draft: bool) -> RunRead:
-    watcher: RunWatcher = request.app.state.watcher
     run_id, _ = await run_in_threadpool(_create, request, principal, app_id, body, draft, idempotency_key)
     if wait > 0:
-        deadline = time.monotonic() + wait
-        with watcher.subscribe(run_id) as changed:
-            while (left := deadline - time.monotonic()) > 0:
-                await watcher.next_change(changed, min(left, watcher.poll_interval))
-                state = await run_in_threadpool(_status, request, run_id)
-                if state is None or RunStatus(state) in TERMINAL:
-                    break
+        await wait_until_ended(request, run_id, wait, partial(_ended, request, run_id))
     read = await run_in_threadpool(_read, request, principal.org_id, run_id)
     response.status_code = status.HTTP_200_OK if read.status in TERMINAL else status.HTTP_202_ACCEPTED
     response.headers["Location"] = f"/v1/runs/{run_id}"
@@ -127,37 +118,16 @@ def cancel_run(run_id: uuid.UUID, request: Request, principal: Builder, session:
     return run_read(session, run, request.app.state.registry, request.app.state.settings)
 
 
-def _events(request: Request, run_id: uuid.UUID, after: int) -> tuple[list[dict[str, Any]], bool]:
+def _events(request: Request, run_id: uuid.UUID, after: int) -> Batch:
+    """Every event of the run's log after `after`, as it was recorded."""
     with request.app.state.read_sessions() as session:
         events = run_store.events_after(session, run_id=run_id, after=after)
-        rows = [{"id": e.id, "type": e.type, "node_id": e.node_id, "at": e.at.isoformat(), "data": e.data}
-                for e in events]
+        messages = [Message(e.id, e.type, {"id": e.id, "type": e.type, "node_id": e.node_id,
+                                           "at": e.at.isoformat(), "data": e.data}, e.type == "run_finished")
+                    for e in events]
         run = session.get(run_store.Run, run_id)
         ended = run is None or RunStatus(run.status) in TERMINAL
-        return rows, ended
-
-
-async def _stream(request: Request, run_id: uuid.UUID, after: int) -> AsyncIterator[str]:
-    watcher: RunWatcher = request.app.state.watcher
-    last, quiet_since = after, time.monotonic()
-    yield "retry: 1000\n\n"
-    with watcher.subscribe(run_id) as changed:
-        while True:
-            events, ended = await run_in_threadpool(_events, request, run_id, last)
-            for event in events:
-                last = event["id"]
-                yield f"id: {event['id']}\nevent: {event['type']}\ndata: {json.dumps(event)}\n\n"
-                if event["type"] == "run_finished":
-                    return
-            if events:
-                quiet_since = time.monotonic()
-                continue
-            if ended or await request.is_disconnected():
-                return  # ended without a run_finished we have not sent: nothing more will come
-            if time.monotonic() - quiet_since > 15:
-                yield ": keep-alive\n\n"
-                quiet_since = time.monotonic()
-            await watcher.next_change(changed, watcher.poll_interval * 5)
+        return Batch(messages, messages[-1].id if messages else after, ended)
 
 
 @router.get("/runs/{run_id}/events", response_class=StreamingResponse,
@@ -167,5 +137,6 @@ def run_events(run_id: uuid.UUID, request: Request, principal: CurrentKey, sessi
                last_event_id: Annotated[int | None, Header(ge=0)] = None) -> StreamingResponse:
     """The run's events as they happen; a late client first gets what already happened."""
     run_store.get_run(session, org_id=principal.org_id, run_id=run_id)
-    return StreamingResponse(_stream(request, run_id, last_event_id or 0), media_type="text/event-stream",
+    stream = follow_run(request, run_id, last_event_id or 0, partial(_events, request, run_id))
+    return StreamingResponse(stream, media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

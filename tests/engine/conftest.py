@@ -7,6 +7,7 @@ Two stacks: `embedded` (SQLite and the filesystem broker, always) and `productio
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -22,6 +23,7 @@ from typing import Any
 
 import pytest
 import redis
+from celery import Celery
 from fastapi.testclient import TestClient
 
 from api.main import create_app
@@ -31,10 +33,12 @@ from models.db import session_factory, session_scope
 from models.orgs import Role, create_key, create_org
 from tests.conftest import IN_CI, create_postgres_database, drop_postgres_database, require_postgres
 from tests.engine.blocks import ensure_counter_table
+from worker.celery_app import RUNS_QUEUE, make_celery
 
 REPO = Path(__file__).resolve().parents[2]
 ENDED = ("succeeded", "failed", "blocked", "cancelled")
-REDIS_URL = os.environ.get("MANTLE_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
+# One Redis database per test process, so two suites on one machine never take each other's tasks.
+REDIS_URL = os.environ.get("MANTLE_TEST_REDIS_URL", f"redis://127.0.0.1:6379/{10 + os.getpid() % 6}")
 
 
 def require_redis() -> None:
@@ -71,7 +75,10 @@ class Worker:
 
     def kill(self) -> None:
         """SIGKILL: no warm shutdown, no acks, nothing cleaned up."""
-        self.process.send_signal(signal.SIGKILL)
+        # The whole process group: `--beat` runs the scheduler in a child process, which would
+        # otherwise outlive its worker and keep running after the test.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(timeout=10)
 
     def stop(self) -> None:
@@ -94,14 +101,16 @@ class Stack:
     client: TestClient
     org_id: uuid.UUID
     workers: list[Worker] = field(default_factory=list)
+    _celery: Celery | None = field(default=None, init=False, repr=False)
 
     @property
     def database_url(self) -> str:
         return self.settings.resolved_database_url
 
-    def start_worker(self, *, beat: bool = True) -> Worker:
+    def start_worker(self, *, beat: bool = True, queues: str = "runs", pool: str = "solo",
+                     timeout: float = 60) -> Worker:
         """Start a worker process and wait until it consumes."""
-        args = [sys.executable, "-m", "core.cli", "worker", "--queues", "runs", "--pool", "solo"]
+        args = [sys.executable, "-m", "core.cli", "worker", "--queues", queues, "--pool", pool]
         if beat:
             args.append("--beat")
         process = subprocess.Popen(args, cwd=REPO, env=self.env, stdout=subprocess.DEVNULL,
@@ -116,7 +125,7 @@ class Stack:
                     worker.ready.set()
 
         threading.Thread(target=read, daemon=True).start()
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + timeout
         while not worker.ready.wait(0.1):
             if process.poll() is not None or time.monotonic() > deadline:
                 worker.stop()
@@ -161,19 +170,76 @@ class Stack:
         return "\n".join(f"--- worker {w.process.pid} (exit {w.process.poll()})\n" + "".join(w.lines[-lines:])
                          for w in self.workers)
 
+    @property
+    def celery(self) -> Celery:
+        """A Celery app on the stack's broker, to send tasks as another process would."""
+        if self._celery is None:
+            self._celery = make_celery(self.settings)
+        return self._celery
 
-def _build_stack(name: str, tmp: Path, database_url: str, broker_url: str) -> Stack:
+    def send(self, task: str, *args: Any) -> str:
+        """Send a task to the run queue; returns its id (for `task_done`)."""
+        task_id: str = self.celery.send_task(task, args=list(args), queue=RUNS_QUEUE).id
+        return task_id
+
+    def task_done(self, task_id: str, timeout: float = 20) -> str:
+        """What the worker that finished the task logged (`Task ... succeeded in ...s: <result>`)."""
+        def finished() -> str | None:
+            return next((line for w in self.workers for line in list(w.lines)
+                         if f"[{task_id}] succeeded in " in line or f"[{task_id}] raised " in line), None)
+
+        try:
+            line: str = wait_until(finished, timeout, f"task {task_id} to finish")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{self.worker_logs()}") from None
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            line = json.loads(line)["event"]  # MANTLE_LOG_FORMAT=json
+        return line.strip()
+
+    def events(self, run_id: str, last_event_id: int | None = None) -> list[dict[str, Any]]:
+        """The run's Server-Sent Events (following it until it ends), parsed from `id:`/`event:`/`data:`."""
+        headers = {"Last-Event-ID": str(last_event_id)} if last_event_id is not None else {}
+        with self.client.stream("GET", f"/v1/runs/{run_id}/events", headers=headers) as stream:
+            assert stream.status_code == 200, stream.read()
+            assert stream.headers["content-type"].startswith("text/event-stream")
+            text = "".join(stream.iter_text())
+        events = []
+        for block in text.split("\n\n"):
+            fields = dict(line.split(": ", 1) for line in block.splitlines()
+                          if ": " in line and not line.startswith(":"))
+            if "event" in fields:
+                data: dict[str, Any] = json.loads(fields["data"])
+                assert data["id"] == int(fields["id"]) and data["type"] == fields["event"], block
+                events.append(data)
+        return events
+
+    def new_org_key(self, role: Role = Role.admin) -> str:
+        """An API key of a new organization, which must see nothing of this stack's."""
+        with session_scope(session_factory(self.database_url)) as session:
+            org = create_org(session, name=f"other-{uuid.uuid4().hex[:8]}")
+            _, key = create_key(session, org_id=org.id, name="other", role=role)
+        return key
+
+
+def _build_stack(name: str, tmp: Path, database_url: str, broker_url: str,
+                 extra: dict[str, Any] | None = None) -> Stack:
+    """A migrated database, an organization with an admin key, the API; `extra` settings reach the
+    API and (as `MANTLE_*` variables) the workers."""
     upgrade(database_url)
     ensure_counter_table(database_url)
     overrides = {
         "MANTLE_DATABASE_URL": database_url, "MANTLE_BROKER_URL": broker_url,
         "MANTLE_DATA_DIR": str(tmp), "MANTLE_BLOCK_PLUGINS": json.dumps(["tests.engine.blocks"]),
         "MANTLE_HEARTBEAT_S": "0.3", "MANTLE_STALE_AFTER_S": "1.5", "MANTLE_REAPER_INTERVAL_S": "0.5",
+        "MANTLE_REVIEW_SWEEP_INTERVAL_S": "0.5",
         "MANTLE_LOG_FORMAT": "json", "MANTLE_SECRET_KEY": "test-secret",
     }
+    extra = extra or {}
+    overrides.update({f"MANTLE_{k.upper()}": v if isinstance(v, str) else json.dumps(v)
+                      for k, v in extra.items()})
     env = {**os.environ, **overrides, "PYTHONPATH": str(REPO)}
     settings = Settings(database_url=database_url, broker_url=broker_url, data_dir=tmp,
-                        block_plugins=["tests.engine.blocks"], secret_key="test-secret")
+                        block_plugins=["tests.engine.blocks"], secret_key="test-secret", **extra)
     with session_scope(session_factory(database_url)) as session:
         org = create_org(session, name=f"engine-{uuid.uuid4().hex[:8]}")
         _, key = create_key(session, org_id=org.id, name="engine", role=Role.admin)
@@ -183,12 +249,11 @@ def _build_stack(name: str, tmp: Path, database_url: str, broker_url: str) -> St
     return Stack(name, settings, env, client, org_id)
 
 
-@pytest.fixture(scope="module", params=["embedded", "production"])
-def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """A running stack with one worker (running the reaper too); more workers on demand."""
-    tmp = tmp_path_factory.mktemp("stack")
+@contextlib.contextmanager
+def running_stack(kind: str, tmp: Path, extra: dict[str, Any] | None = None) -> Iterator[Stack]:
+    """A stack of `kind` (`embedded` or `production`) with one run worker (running the reaper too)."""
     admin_url = None
-    if request.param == "embedded":
+    if kind == "embedded":
         database_url, broker_url = f"sqlite:///{tmp / 'mantle.db'}", "filesystem://"
     else:
         require_postgres()
@@ -198,10 +263,19 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         admin_url = POSTGRES_URL
         database_url, broker_url = create_postgres_database(admin_url), REDIS_URL
         redis.Redis.from_url(REDIS_URL).flushdb()
-    built = _build_stack(request.param, tmp, database_url, broker_url)
-    built.start_worker()
-    yield built
-    for worker in built.workers:
-        worker.stop()
-    if admin_url is not None:
-        drop_postgres_database(admin_url, database_url)
+    built = _build_stack(kind, tmp, database_url, broker_url, extra)
+    try:
+        built.start_worker()
+        yield built
+    finally:
+        for worker in built.workers:
+            worker.stop()
+        if admin_url is not None:
+            drop_postgres_database(admin_url, database_url)
+
+
+@pytest.fixture(scope="module", params=["embedded", "production"])
+def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """A running stack with one worker (running the reaper too); more workers on demand."""
+    with running_stack(request.param, tmp_path_factory.mktemp("stack")) as built:
+        yield built

@@ -1,0 +1,160 @@
+"""SMS for an app: route phone numbers to it, and read its conversations."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Request, Response, status
+from pydantic import BaseModel, Field
+
+from api.deps import Builder, CurrentKey, PageDep, SessionDep
+from api.schemas import PageOf, Read
+from api.schemas import Request as RequestBody
+from core.errors import InvalidRequest, NotFound
+from core.settings import Settings
+from models import apps as app_store
+from models import audit, sms
+from models import credentials as credential_store
+from models.sms_messages import conversation, conversations
+from worker.submit import Submitter
+
+router = APIRouter(tags=["sms"])
+
+SMS_TRIGGER = "twilio.sms_input"
+
+
+class NumberRoute(RequestBody):
+    """The phone number (E.164) whose SMS should start this app."""
+
+    number: str = Field(pattern=sms.E164, examples=["+15551234567"])
+
+
+class NumberRead(Read):
+    """A routed number and the URLs to paste into Twilio's console for it."""
+
+    id: uuid.UUID
+    number: str
+    app_id: uuid.UUID | None
+    created_at: datetime
+    webhook_url: str = Field(description="Twilio: A MESSAGE COMES IN → Webhook, HTTP POST.")
+    status_callback_url: str = Field(description="Where delivery status callbacks go (set per message).")
+
+
+class NumberList(BaseModel):
+    """The numbers routed to an app."""
+
+    items: list[NumberRead]
+
+
+class ConversationSummary(BaseModel):
+    """One phone the app has exchanged messages with."""
+
+    phone: str
+    messages: int
+    last_at: datetime
+    opted_out: bool
+
+
+class MessageRead(BaseModel):
+    """One message of a conversation: `inbound` from the phone or `outbound` to it."""
+
+    direction: str
+    id: uuid.UUID
+    at: datetime
+    body: str
+    kind: str = Field(description="Inbound: message, stop, start or help. Outbound: rest, inline or none.")
+    status: str
+    message_sid: str | None
+    run_id: uuid.UUID | None
+    part: int
+    number: str = Field(description="The app's number on this message.")
+
+
+class ConversationRead(PageOf[MessageRead]):
+    """A page of the messages with one phone, oldest first."""
+
+    phone: str
+    opted_out: bool
+
+
+def _read(route: sms.SmsNumber, settings: Settings) -> NumberRead:
+    base = settings.public_base_url.rstrip("/")
+    return NumberRead(id=route.id, number=route.number, app_id=route.app_id, created_at=route.created_at,
+                      webhook_url=f"{base}/twilio/sms/{route.id}",
+                      status_callback_url=f"{base}/twilio/status")
+
+
+@router.post("/apps/{app_id}/phone-numbers", response_model=NumberRead, status_code=status.HTTP_201_CREATED,
+             responses={200: {"model": NumberRead, "description": "Already routed to this app"}})
+def route_number(app_id: uuid.UUID, body: NumberRoute, request: Request, response: Response,
+                 principal: Builder, session: SessionDep) -> NumberRead:
+    """Route a number to the app (409 if another app has it); returns the webhook URL for Twilio."""
+    app = app_store.get_app(session, org_id=principal.org_id, app_id=app_id)
+    try:
+        version = app_store.get_version(session, app=app)
+    except NotFound:
+        raise InvalidRequest("publish the app before routing a number to it", loc=["app_id"]) from None
+    submitter: Submitter = request.app.state.submitter
+    analysis = submitter.analyses.get(version.id, lambda: version.graph)
+    trigger = analysis.blocks[analysis.trigger].type if analysis.trigger else None
+    if trigger != SMS_TRIGGER:
+        raise InvalidRequest(f"the app's published trigger is {trigger}; an SMS app starts with "
+                             f"{SMS_TRIGGER}", loc=["app_id"])
+    if credential_store.find_credential(session, org_id=principal.org_id, type_="twilio") is None:
+        raise InvalidRequest("store the organization's Twilio credentials first (POST /v1/credentials), "
+                             "so inbound webhooks can be verified", loc=["body", "number"])
+    route, created = sms.route_number(session, org_id=principal.org_id, app_id=app_id, number=body.number,
+                                      actor=principal.actor)
+    if created:
+        audit.record(session, org_id=principal.org_id, actor=principal.actor, action="sms.route",
+                     target_type="app", target_id=app_id, details={"number": body.number})
+    else:
+        response.status_code = status.HTTP_200_OK
+    session.flush()
+    return _read(route, request.app.state.settings)
+
+
+@router.get("/apps/{app_id}/phone-numbers", response_model=NumberList)
+def list_numbers(app_id: uuid.UUID, request: Request, principal: CurrentKey,
+                 session: SessionDep) -> NumberList:
+    """The numbers routed to the app."""
+    app_store.get_app(session, org_id=principal.org_id, app_id=app_id)
+    routes = sms.list_numbers(session, org_id=principal.org_id, app_id=app_id)
+    return NumberList(items=[_read(r, request.app.state.settings) for r in routes])
+
+
+@router.delete("/apps/{app_id}/phone-numbers/{route_id}", status_code=status.HTTP_204_NO_CONTENT)
+def remove_number(app_id: uuid.UUID, route_id: uuid.UUID, principal: Builder,
+                  session: SessionDep) -> Response:
+    """Stop routing a number to the app (its messages stay in the conversation view)."""
+    route = sms.get_number(session, org_id=principal.org_id, app_id=app_id, route_id=route_id)
+    audit.record(session, org_id=principal.org_id, actor=principal.actor, action="sms.unroute",
+                 target_type="app", target_id=app_id, details={"number": route.number})
+    session.delete(route)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/apps/{app_id}/conversations", response_model=PageOf[ConversationSummary])
+def list_conversations(app_id: uuid.UUID, principal: CurrentKey, session: SessionDep,
+                       page: PageDep) -> PageOf[ConversationSummary]:
+    """The phones the app has exchanged messages with, most recent first."""
+    app_store.get_app(session, org_id=principal.org_id, app_id=app_id)
+    items, total = conversations(session, org_id=principal.org_id, app_id=app_id, limit=page.limit,
+                                 offset=page.offset)
+    return PageOf[ConversationSummary](items=[ConversationSummary(**i) for i in items], total=total,
+                                       limit=page.limit, offset=page.offset)
+
+
+@router.get("/apps/{app_id}/conversations/{phone}", response_model=ConversationRead)
+def get_conversation(app_id: uuid.UUID, phone: Annotated[str, Path(min_length=1, max_length=64)],
+                     principal: CurrentKey, session: SessionDep, page: PageDep) -> ConversationRead:
+    """Inbound and outbound messages with one phone, in order, each with its run."""
+    app_store.get_app(session, org_id=principal.org_id, app_id=app_id)
+    items, total = conversation(session, org_id=principal.org_id, app_id=app_id, phone=phone,
+                                limit=page.limit, offset=page.offset)
+    opted_out = sms.is_opted_out(session, org_id=principal.org_id, phone=phone)
+    messages: list[Any] = [MessageRead(**i) for i in items]
+    return ConversationRead(items=messages, total=total, limit=page.limit, offset=page.offset, phone=phone,
+                            opted_out=opted_out)

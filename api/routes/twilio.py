@@ -1,0 +1,162 @@
+"""Twilio's webhooks (public, form-encoded, signed): inbound SMS and delivery status callbacks.
+
+An inbound SMS is answered within `twilio_reply_window_s` (plus a few milliseconds): if the
+run finished by then, its reply is in the TwiML answer; otherwise the answer is an empty
+`<Response/>` and `twilio.sms_output` sends the reply through the REST API. Closing the
+inbound row before reading the inline replies is what keeps the two paths exclusive (see
+`models/sms.py`). Anything Twilio would retry forever (an unknown number) gets 200.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Annotated, Any
+
+import structlog
+from fastapi import APIRouter, Path, Request, Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
+from twilio.twiml.messaging_response import MessagingResponse
+
+from api.sms_inbound import Received, receive
+from api.twilio_auth import SIGNATURE_HEADER, check_signature, public_url
+from api.watch import RunWatcher
+from builder.executor import TERMINAL, RunStatus
+from core.crypto import cipher_for
+from core.errors import Forbidden, InvalidInputs, MantleError
+from models import credentials
+from models.db import session_scope
+from models.runs import Run
+from models.sms import SmsOutbound
+from models.sms_messages import advance_status, close_answer, inline_replies
+
+router = APIRouter(tags=["twilio"])
+log = structlog.get_logger("mantle.sms")
+
+TWIML: dict[int | str, dict[str, Any]] = {200: {"content": {"application/xml": {}},
+                                              "description": "TwiML: the reply, or an empty <Response/>"}}
+
+
+class UnsupportedMediaType(MantleError):
+    """The body is not what the endpoint reads."""
+
+    status_code = 415
+    type = "unsupported_media_type"
+
+
+def twiml(replies: list[str]) -> Response:
+    """A TwiML answer with one `<Message>` per reply (none: an empty `<Response/>`)."""
+    answer = MessagingResponse()
+    for body in replies:
+        answer.message(body)
+    return Response(content=str(answer), media_type="application/xml")
+
+
+async def _form(request: Request) -> Any:
+    content_type = request.headers.get("content-type", "")
+    if not content_type.startswith("application/x-www-form-urlencoded"):
+        raise UnsupportedMediaType("Twilio webhooks are form-encoded (application/x-www-form-urlencoded)",
+                                   loc=["header", "Content-Type"])
+    return await request.form()
+
+
+def _sessions(request: Request) -> sessionmaker[Session]:
+    sessions: sessionmaker[Session] = request.app.state.session_factory
+    return sessions
+
+
+def _receive(request: Request, target: str, form: Any, url: str, signature: str | None) -> Received:
+    with session_scope(_sessions(request)) as session:
+        received = receive(session, target=target, form=form, url=url, signature=signature,
+                           settings=request.app.state.settings, submitter=request.app.state.submitter)
+    if received.run_id is not None and not received.repeat:  # committed: a worker may take it now
+        request.app.state.submitter.enqueue(received.run_id)
+    return received
+
+
+def _run_status(request: Request, run_id: uuid.UUID) -> str | None:
+    with request.app.state.read_sessions() as session:
+        found: str | None = session.scalar(select(Run.status).where(Run.id == run_id))
+        return found
+
+
+def _answer(request: Request, inbound_id: uuid.UUID) -> list[str]:
+    with session_scope(_sessions(request)) as session:
+        close_answer(session, inbound_id=inbound_id)  # from here on, replies go through the REST API
+        return [r.body for r in inline_replies(session, inbound_id=inbound_id)]
+
+
+async def _wait_for_run(request: Request, run_id: uuid.UUID, window: float) -> None:
+    watcher: RunWatcher = request.app.state.watcher
+    deadline = time.monotonic() + window
+    with watcher.subscribe(run_id) as changed:
+        while (left := deadline - time.monotonic()) > 0:
+            state = await run_in_threadpool(_run_status, request, run_id)
+            if state is None or RunStatus(state) in TERMINAL:
+                return
+            await watcher.next_change(changed, min(left, watcher.poll_interval))
+
+
+@router.post("/twilio/sms/{target}", response_class=Response, responses=TWIML)
+async def inbound_sms(target: Annotated[str, Path(max_length=64, description="Route id or the number.")],
+                      request: Request) -> Response:
+    """Twilio's "a message comes in" webhook for a routed number (signed, form-encoded)."""
+    form = await _form(request)
+    url = public_url(request, request.app.state.settings)
+    received = await run_in_threadpool(_receive, request, target, form, url,
+                                       request.headers.get(SIGNATURE_HEADER))
+    if received.replies is not None or received.inbound_id is None:
+        return twiml(received.replies or [])
+    if received.run_id is not None:
+        await _wait_for_run(request, received.run_id, request.app.state.settings.twilio_reply_window_s)
+    return twiml(await run_in_threadpool(_answer, request, received.inbound_id))
+
+
+def _status(request: Request, outbound_id: uuid.UUID | None, form: Any, url: str,
+            signature: str | None) -> None:
+    sid = str(form.get("MessageSid") or "")
+    with session_scope(_sessions(request)) as session:
+        if outbound_id is not None:
+            row = session.get(SmsOutbound, outbound_id)
+        else:
+            row = session.scalar(select(SmsOutbound).where(SmsOutbound.message_sid == sid)) if sid else None
+        if row is None:
+            log.warning("twilio_status_unknown_message", outbound_id=str(outbound_id), sid=sid[:64])
+            return
+        twilio = credentials.load(session, org_id=row.org_id, type_="twilio",
+                                  cipher=cipher_for(request.app.state.settings))
+        if twilio is None:
+            raise Forbidden("no Twilio credentials are stored to verify this callback",
+                            loc=["header", "X-Twilio-Signature"])
+        check_signature(url=url, form=form, signature=signature, auth_token=str(twilio["auth_token"]),
+                        what="status")
+        status = str(form.get("MessageStatus") or form.get("SmsStatus") or "")
+        if not status:
+            raise InvalidInputs([{"loc": ["body", "MessageStatus"], "msg": "field required",
+                                  "type": "missing"}])
+        if sid and row.message_sid is not None and sid != row.message_sid:
+            log.warning("twilio_status_sid_mismatch", outbound_id=str(row.id))
+            return
+        error = str(form.get("ErrorCode") or "") or None
+        advance_status(session, outbound_id=row.id, status=status.lower(), message_sid=sid or None,
+                       error_code=error, error_message=f"Twilio error {error}" if error else None)
+
+
+@router.post("/twilio/status/{outbound_id}", status_code=204, response_class=Response)
+async def message_status(outbound_id: uuid.UUID, request: Request) -> Response:
+    """Delivery status callback of one sent message part; the status only ever moves forward."""
+    form = await _form(request)
+    url = public_url(request, request.app.state.settings)
+    await run_in_threadpool(_status, request, outbound_id, form, url, request.headers.get(SIGNATURE_HEADER))
+    return Response(status_code=204)
+
+
+@router.post("/twilio/status", status_code=204, response_class=Response)
+async def message_status_by_sid(request: Request) -> Response:
+    """Delivery status callback found by its `MessageSid` (for callbacks configured on the number)."""
+    form = await _form(request)
+    url = public_url(request, request.app.state.settings)
+    await run_in_threadpool(_status, request, None, form, url, request.headers.get(SIGNATURE_HEADER))
+    return Response(status_code=204)

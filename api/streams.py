@@ -1,0 +1,78 @@
+"""Following a run as it changes: the Server-Sent Events loop and the wait for its end.
+
+Both wake on the run watcher (PostgreSQL NOTIFY, or short polls on SQLite), so a waiting
+client costs one subscription, not a query loop. What a stream sends is up to its reader:
+the builder API sends every event of the run's log, the public pages a visitor's view.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import Request
+from starlette.concurrency import run_in_threadpool
+
+from api.watch import RunWatcher
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One Server-Sent Event: its id (the run event it reflects), name and JSON data."""
+
+    id: int
+    event: str
+    data: Any
+    last: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """What a reader found after a cursor: messages to send, the new cursor, whether the run ended."""
+
+    messages: list[Message] = field(default_factory=list)
+    cursor: int = 0
+    ended: bool = False
+
+
+Reader = Callable[[int], Batch]
+
+
+async def follow_run(request: Request, run_id: uuid.UUID, after: int, read: Reader,
+                     keep_alive_s: float = 15) -> AsyncIterator[str]:
+    """Server-Sent Events for one run until a `last` message, the run's end or the client leaves."""
+    watcher: RunWatcher = request.app.state.watcher
+    cursor, quiet_since = after, time.monotonic()
+    yield "retry: 1000\n\n"
+    with watcher.subscribe(run_id) as changed:
+        while True:
+            batch = await run_in_threadpool(read, cursor)
+            for message in batch.messages:
+                yield f"id: {message.id}\nevent: {message.event}\ndata: {json.dumps(message.data)}\n\n"
+                if message.last:
+                    return
+            if batch.cursor != cursor:
+                cursor, quiet_since = batch.cursor, time.monotonic()
+                continue
+            if batch.ended or await request.is_disconnected():
+                return  # ended without a last message we have not sent: nothing more will come
+            if time.monotonic() - quiet_since > keep_alive_s:
+                yield ": keep-alive\n\n"
+                quiet_since = time.monotonic()
+            await watcher.next_change(changed, watcher.poll_interval * 5)
+
+
+async def wait_until_ended(request: Request, run_id: uuid.UUID, seconds: float,
+                           ended: Callable[[], bool]) -> None:
+    """Return once `ended()` (run in a thread) says so, or after `seconds`."""
+    watcher: RunWatcher = request.app.state.watcher
+    deadline = time.monotonic() + seconds
+    with watcher.subscribe(run_id) as changed:
+        while (left := deadline - time.monotonic()) > 0:
+            await watcher.next_change(changed, min(left, watcher.poll_interval))
+            if await run_in_threadpool(ended):
+                return

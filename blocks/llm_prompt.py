@@ -1,0 +1,128 @@
+"""`llm.prompt`: generate text with a language model served by Mantle's inference workers (deferred).
+
+Its template (Jinja2, sandboxed) is rendered with the node's inputs, one input port per
+variable; in chat mode the text becomes the user's turn of the model's chat template, after an
+optional system prompt. `start` suspends the node with kind `inference` and the request as the
+payload; an inference worker generates and records `{"text", "finish_reason", "prompt_tokens",
+"completion_tokens", "timing", ...}` (or `{"error"}`), and `resume` emits the outputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from jinja2 import TemplateSyntaxError
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from blocks.base import Block, BlockContext, Execution, Port, Suspend
+from blocks.text_template import TemplateError, compile_template
+from core.errors import MantleError
+
+SUSPEND_KIND = "inference"
+DEFAULT_MODEL = "smollm2-135m-instruct"
+
+
+class PromptConfig(BaseModel):
+    """Which model, what to ask it, and how to sample its answer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(default=DEFAULT_MODEL, pattern=r"^[a-z0-9][a-z0-9._-]{0,99}$",
+                       description="A model deployment name (see GET /v1/models).")
+    template: str = Field(
+        default="{{ text }}", max_length=32_000,
+        description="Jinja2 template (sandboxed); each variable it reads becomes an input port.")
+    chat: bool = Field(default=True, description="Send the text as a user turn of the model's chat template.")
+    system: str | None = Field(default=None, max_length=8_000, description="System prompt (chat mode).")
+    max_new_tokens: int = Field(default=256, ge=1, le=8192)
+    temperature: float = Field(default=0.7, ge=0, le=2, description="0 always takes the most likely token.")
+    top_p: float = Field(default=0.95, gt=0, le=1)
+    top_k: int = Field(default=50, ge=0, le=10_000, description="0 turns top-k off.")
+    repetition_penalty: float = Field(default=1.0, ge=0.5, le=2)
+    stop: list[str] = Field(default_factory=list, max_length=8,
+                            description="Generation ends before the first of these strings.")
+    seed: int | None = Field(default=None, ge=0, le=2**63 - 1,
+                             description="Same seed, same prompt: same text (when sampling).")
+    on_overflow: Literal["truncate", "reject"] = Field(
+        default="truncate",
+        description="A prompt longer than the model's context: drop its beginning, or fail.")
+
+    @field_validator("template")
+    @classmethod
+    def _parses(cls, value: str) -> str:
+        try:
+            compile_template(value)
+        except TemplateSyntaxError as exc:
+            raise ValueError(f"template syntax error on line {exc.lineno}: {exc.message}") from None
+        return value
+
+    @field_validator("stop")
+    @classmethod
+    def _stops(cls, value: list[str]) -> list[str]:
+        if any(not s or len(s) > 200 for s in value):
+            raise ValueError("each stop sequence must be 1 to 200 characters")
+        return value
+
+    @field_validator("model")
+    @classmethod
+    def _known(cls, value: str, info: ValidationInfo) -> str:
+        known = (info.context or {}).get("models")
+        if known is not None and value not in known:
+            names = ", ".join(sorted(known)) or "none"
+            raise ValueError(f"unknown model deployment {value!r}; known: {names}")
+        return value
+
+
+class PromptOutputs(BaseModel):
+    """The generated text and what it cost."""
+
+    text: str = Field(description="The generated text (without the stop sequence).")
+    finish_reason: str = Field(description="`stop` (an end token or stop sequence) or `length`.")
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class InferenceError(MantleError):
+    """The model's result could not be understood."""
+
+    type = "inference_error"
+
+
+class PromptBlock(Block):
+    """Renders its template and has a model served by Mantle complete it."""
+
+    type = "llm.prompt"
+    title = "Prompt a model"
+    description = "Renders a prompt template and generates text with a language model (streamed live)."
+    category = "ai"
+    execution = Execution.deferred
+    Config = PromptConfig
+    Outputs = PromptOutputs
+    dynamic_ports = "One input port per variable the template reads."
+
+    config: PromptConfig
+
+    def input_ports(self) -> dict[str, Port]:
+        _, variables = compile_template(self.config.template)
+        return {name: Port(name, "any", True) for name in variables}
+
+    def start(self, inputs: Mapping[str, Any], ctx: BlockContext) -> Suspend:
+        """Render the prompt and ask an inference worker for the completion."""
+        template, _ = compile_template(self.config.template)
+        try:
+            prompt = template.render(dict(inputs))
+        except Exception as exc:  # undefined values, sandbox refusals
+            raise TemplateError(f"template failed: {exc}") from None
+        request = self.config.model_dump(exclude={"template"})
+        return Suspend(SUSPEND_KIND, {**request, "prompt": prompt})
+
+    def resume(self, inputs: Mapping[str, Any], result: Mapping[str, Any], ctx: BlockContext
+               ) -> Mapping[str, Any]:
+        """The recorded completion as output ports."""
+        try:
+            return {"text": str(result["text"]), "finish_reason": str(result["finish_reason"]),
+                    "prompt_tokens": int(result["prompt_tokens"]),
+                    "completion_tokens": int(result["completion_tokens"])}
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InferenceError(f"the inference result lacks {exc}") from None

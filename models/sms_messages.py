@@ -1,0 +1,174 @@
+"""Query functions of SMS messages: recording inbound ones, claiming and tracking outbound ones,
+the inline-answer handshake, a phone's history and the conversation view."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import CursorResult, func, literal, select, union_all, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from models.base import utcnow
+from models.sms import STATUS_RANK, SmsInbound, SmsNumber, SmsOptOut, SmsOutbound
+
+
+def find_inbound(session: Session, *, org_id: uuid.UUID, message_sid: str) -> SmsInbound | None:
+    """The organization's inbound message with this Twilio SID, if stored."""
+    return session.scalar(select(SmsInbound).where(SmsInbound.org_id == org_id,
+                                                   SmsInbound.message_sid == message_sid))
+
+
+def record_inbound(session: Session, *, route: SmsNumber, message_sid: str, from_number: str,
+                   to_number: str, body: str, truncated: bool, media_urls: list[str],
+                   kind: str) -> tuple[SmsInbound, bool]:
+    """Store an inbound message once: (row, created). A repeated MessageSid gives the first row."""
+    row = SmsInbound(org_id=route.org_id, route_id=route.id, app_id=route.app_id, message_sid=message_sid,
+                     from_number=from_number, to_number=to_number, body=body, truncated=truncated,
+                     media_urls=media_urls, kind=kind)
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError:
+        # A Twilio retry: the unique (org, MessageSid) refused the second row. Inserting first and
+        # looking up only on a conflict keeps the common case (a new message) to one statement.
+        existing = find_inbound(session, org_id=route.org_id, message_sid=message_sid)
+        if existing is None:
+            raise
+        return existing, False
+    return row, True
+
+
+def close_answer(session: Session, *, inbound_id: uuid.UUID) -> None:
+    """The webhook answers now: replies recorded after this go through the REST API."""
+    session.execute(update(SmsInbound)
+                    .where(SmsInbound.id == inbound_id, SmsInbound.answer_state == "waiting")
+                    .values(answer_state="closed"))
+
+
+def inline_replies(session: Session, *, inbound_id: uuid.UUID) -> list[SmsOutbound]:
+    """The replies to answer an inbound message with, as TwiML, in order."""
+    stmt = (select(SmsOutbound).where(SmsOutbound.inbound_id == inbound_id, SmsOutbound.via == "inline")
+            .order_by(SmsOutbound.created_at, SmsOutbound.idempotency_key, SmsOutbound.part))
+    return list(session.scalars(stmt))
+
+
+def triggering_inbound(session: Session, *, run_id: uuid.UUID, lock: bool = False) -> SmsInbound | None:
+    """The inbound message that started the run, if an SMS did (locked for the inline handshake)."""
+    stmt = select(SmsInbound).where(SmsInbound.run_id == run_id, SmsInbound.kind == "message")
+    return session.scalar(stmt.with_for_update() if lock else stmt)
+
+
+def outbound_rows(session: Session, *, key: str) -> list[SmsOutbound]:
+    """The parts already recorded under an idempotency key, in order."""
+    return list(session.scalars(select(SmsOutbound).where(SmsOutbound.idempotency_key == key)
+                                .order_by(SmsOutbound.part)))
+
+
+def add_outbound(session: Session, *, org_id: uuid.UUID, app_id: uuid.UUID | None, run_id: uuid.UUID | None,
+                 node_id: str | None, inbound_id: uuid.UUID | None, key: str, to: str, from_: str,
+                 parts: list[str], via: str, status: str) -> list[SmsOutbound]:
+    """Record the parts of one message under its idempotency key."""
+    rows = [SmsOutbound(org_id=org_id, app_id=app_id, run_id=run_id, node_id=node_id, inbound_id=inbound_id,
+                        idempotency_key=key, part=i, to_number=to, from_number=from_, body=body, via=via,
+                        status=status) for i, body in enumerate(parts)]
+    session.add_all(rows)
+    session.flush()
+    return rows
+
+
+def advance_status(session: Session, *, outbound_id: uuid.UUID, status: str, message_sid: str | None = None,
+                   error_code: str | None = None, error_message: str | None = None) -> bool:
+    """Move a message's delivery status forward (never back); whether it moved."""
+    rank = STATUS_RANK.get(status)
+    if rank is None:
+        return False
+    earlier = [s for s, r in STATUS_RANK.items() if r < rank]
+    values: dict[str, Any] = {"status": status, "updated_at": utcnow()}
+    if error_code is not None or error_message is not None:
+        values.update(error_code=error_code, error_message=error_message)
+    if message_sid is not None:  # the first SID recorded stays (a part has exactly one)
+        values["message_sid"] = func.coalesce(SmsOutbound.message_sid, message_sid)
+    result = session.execute(update(SmsOutbound).where(SmsOutbound.id == outbound_id,
+                                                       SmsOutbound.status.in_(earlier)).values(**values))
+    moved = isinstance(result, CursorResult) and result.rowcount == 1
+    if message_sid is not None and not moved:  # a late step still tells us the SID
+        session.execute(update(SmsOutbound).where(SmsOutbound.id == outbound_id,
+                                                  SmsOutbound.message_sid.is_(None))
+                        .values(message_sid=message_sid))
+    return moved
+
+
+def history(session: Session, *, app_id: uuid.UUID, phone: str, limit: int,
+            before: datetime | None = None) -> list[dict[str, Any]]:
+    """The last `limit` messages exchanged between the app and a phone, oldest first."""
+    if limit <= 0:
+        return []
+    inbound = select(SmsInbound).where(SmsInbound.app_id == app_id, SmsInbound.from_number == phone,
+                                       SmsInbound.kind == "message")
+    outbound = select(SmsOutbound).where(SmsOutbound.app_id == app_id, SmsOutbound.to_number == phone,
+                                         SmsOutbound.run_id.is_not(None), SmsOutbound.via != "none")
+    if before is not None:
+        inbound = inbound.where(SmsInbound.created_at < before)
+        outbound = outbound.where(SmsOutbound.created_at < before)
+    got_in = session.scalars(inbound.order_by(SmsInbound.created_at.desc()).limit(limit))
+    got_out = session.scalars(outbound.order_by(SmsOutbound.created_at.desc()).limit(limit))
+    items = [("inbound", m.created_at, m.body) for m in got_in] + \
+            [("outbound", m.created_at, m.body) for m in got_out]
+    items.sort(key=lambda i: i[1])
+    return [{"direction": d, "body": b, "at": at.isoformat()} for d, at, b in items[-limit:]]
+
+
+def _messages(org_id: uuid.UUID, app_id: uuid.UUID) -> Any:
+    """Inbound and outbound messages of an app as one selectable with common columns."""
+    inbound = select(
+        literal("inbound").label("direction"), SmsInbound.id, SmsInbound.from_number.label("phone"),
+        SmsInbound.created_at.label("at"), SmsInbound.body, SmsInbound.kind,
+        literal("received").label("status"), SmsInbound.message_sid, SmsInbound.run_id,
+        literal(0).label("part"), SmsInbound.to_number.label("number"),
+    ).where(SmsInbound.org_id == org_id, SmsInbound.app_id == app_id)
+    outbound = select(
+        literal("outbound").label("direction"), SmsOutbound.id, SmsOutbound.to_number.label("phone"),
+        SmsOutbound.created_at.label("at"), SmsOutbound.body, SmsOutbound.via.label("kind"),
+        SmsOutbound.status, SmsOutbound.message_sid, SmsOutbound.run_id, SmsOutbound.part,
+        SmsOutbound.from_number.label("number"),
+    ).where(SmsOutbound.org_id == org_id, SmsOutbound.app_id == app_id)
+    return union_all(inbound, outbound).subquery("messages")
+
+
+def conversations(session: Session, *, org_id: uuid.UUID, app_id: uuid.UUID, limit: int,
+                  offset: int) -> tuple[list[dict[str, Any]], int]:
+    """The app's conversations (one per phone), most recent first, and how many there are."""
+    msgs = _messages(org_id, app_id)
+    total = session.scalar(select(func.count(func.distinct(msgs.c.phone)))) or 0
+    rows = session.execute(
+        select(msgs.c.phone, func.count().label("messages"), func.max(msgs.c.at).label("last_at"))
+        .group_by(msgs.c.phone).order_by(func.max(msgs.c.at).desc(), msgs.c.phone).limit(limit).offset(offset)
+    ).all()
+    phones = [r.phone for r in rows]
+    opted = set(session.scalars(select(SmsOptOut.phone).where(SmsOptOut.org_id == org_id,
+                                                              SmsOptOut.phone.in_(phones))))
+    return [{"phone": r.phone, "messages": r.messages, "last_at": _aware(r.last_at),
+             "opted_out": r.phone in opted} for r in rows], total
+
+
+def conversation(session: Session, *, org_id: uuid.UUID, app_id: uuid.UUID, phone: str, limit: int,
+                 offset: int) -> tuple[list[dict[str, Any]], int]:
+    """The messages exchanged between the app and one phone, oldest first, and how many there are."""
+    msgs = _messages(org_id, app_id)
+    where = msgs.c.phone == phone
+    total = session.scalar(select(func.count()).select_from(msgs).where(where)) or 0
+    rows = session.execute(select(msgs).where(where).order_by(msgs.c.at, msgs.c.direction, msgs.c.part)
+                           .limit(limit).offset(offset)).mappings().all()
+    return [{**row, "at": _aware(row["at"])} for row in rows], total
+
+
+def _aware(value: Any) -> Any:
+    """A timestamp read through a union (SQLite may hand back text or a naive time) as aware UTC."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if isinstance(value, datetime) and value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value

@@ -1,0 +1,165 @@
+"""The whole SMS loop: the simulator texts a number, Mantle runs the app on a real worker, the reply
+comes back inline or through the REST API, and delivery status callbacks follow."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from api.main import create_app
+from core.settings import Settings
+from tests.conftest import LiveServer, free_port, serve
+from tests.engine.conftest import Stack, wait_until
+from tests.sms import ACCOUNT_SID, AUTH_TOKEN, NUMBER, PHONE, history_graph, sms_app, store_twilio
+from twilio_sim.app import create_sim
+from twilio_sim.store import Store
+
+
+@dataclass
+class SmsStack:
+    """Mantle served over HTTP (its worker pointed at the simulator) and the simulator."""
+
+    stack: Stack
+    api: httpx.Client
+    sim: httpx.Client
+    settings: Settings
+    store: Store
+    app_id: str
+    webhook: str
+
+    def text(self, body: str, *, from_: str = PHONE, sid: str | None = None) -> dict[str, Any]:
+        """A phone texts the app's number; returns the simulator's account of the webhook's answer."""
+        answer = self.sim.post("/sim/inbound", json={"url": self.webhook, "from": from_, "to": NUMBER,
+                                                     "body": body, "message_sid": sid})
+        assert answer.status_code == 200, answer.text
+        result: dict[str, Any] = answer.json()
+        assert result["status_code"] == 200, result
+        return result
+
+    def phone_got(self, phone: str = PHONE) -> list[dict[str, Any]]:
+        """What the phone received (TwiML replies and REST messages), oldest first."""
+        found = self.sim.get("/sim/messages", params={"to": phone}).json()["messages"]
+        return [m for m in found if m["direction"] != "inbound"]
+
+    def conversation(self, phone: str = PHONE) -> list[dict[str, Any]]:
+        answer = self.api.get(f"/v1/apps/{self.app_id}/conversations/{phone}")
+        items: list[dict[str, Any]] = answer.json()["items"]
+        return items
+
+
+@pytest.fixture(scope="module")
+def sms(stack: Stack) -> Iterator[SmsStack]:
+    """The stack's worker restarted with the simulator's URL, and the API served on a known port."""
+    store = Store(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN)
+    with serve(create_sim(store, status_delay=0.01)) as sim:
+        port = free_port()
+        public = f"http://127.0.0.1:{port}"
+        stack.env.update({"MANTLE_TWILIO_API_BASE_URL": sim.url, "MANTLE_PUBLIC_BASE_URL": public})
+        for worker in list(stack.workers):
+            worker.stop()
+            stack.workers.remove(worker)
+        stack.start_worker()
+        settings = stack.settings.model_copy(update={"public_base_url": public,
+                                                     "twilio_api_base_url": sim.url})
+        with serve(create_app(settings), port=port) as live:
+            yield _connect(stack, live, sim, settings, store)
+
+
+def _connect(stack: Stack, live: LiveServer, sim: LiveServer, settings: Settings, store: Store) -> SmsStack:
+    api = httpx.Client(base_url=live.url, headers={"Authorization": stack.client.headers["Authorization"]},
+                       timeout=30)
+    store_twilio(api)
+    app_id, route = sms_app(api, graph=history_graph())
+    return SmsStack(stack, api, httpx.Client(base_url=sim.url, timeout=30), settings, store, app_id,
+                    route["webhook_url"])
+
+
+@pytest.fixture
+def window(sms: SmsStack) -> Iterator[Any]:
+    """Set the webhook's reply window for one test."""
+    before = sms.settings.twilio_reply_window_s
+
+    def set_to(seconds: float) -> None:
+        sms.settings.twilio_reply_window_s = seconds
+
+    yield set_to
+    sms.settings.twilio_reply_window_s = before
+
+
+def test_a_quick_reply_goes_back_inline(sms: SmsStack, window: Any) -> None:
+    window(15)
+    phone = "+15550100001"
+    answer = sms.text("hello", from_=phone)
+    assert answer["replies"] == ["#0: hello"]
+    assert [m["body"] for m in sms.phone_got(phone)] == ["#0: hello"]  # and no second copy by REST
+    convo = sms.conversation(phone)
+    assert [(m["direction"], m["kind"], m["body"]) for m in convo] == [
+        ("inbound", "message", "hello"), ("outbound", "inline", "#0: hello")]
+    assert convo[0]["run_id"] == convo[1]["run_id"] is not None
+    run = sms.api.get(f"/v1/runs/{convo[0]['run_id']}").json()
+    reply = next(n for n in run["trace"] if n["node_id"] == "reply")
+    assert run["status"] == "succeeded" and reply["outputs"]["delivery"] == "inline"
+
+
+def test_a_late_reply_goes_by_rest_and_its_status_follows(sms: SmsStack, window: Any) -> None:
+    window(0)
+    phone = "+15550100002"
+    answer = sms.text("first", from_=phone)
+    assert answer["replies"] == [] and "<Message" not in answer["twiml"]
+    got = wait_until(lambda: sms.phone_got(phone), what="the REST reply")
+    assert [(m["body"], m["direction"]) for m in got] == [("#0: first", "outbound-api")]
+    wait_until(lambda: sms.conversation(phone)[-1]["status"] == "delivered", what="the delivered callback")
+    outbound = sms.conversation(phone)[-1]
+    assert outbound["kind"] == "rest" and outbound["message_sid"] == got[0]["sid"]
+    # The next message carries the conversation so far.
+    sms.text("second", from_=phone)
+    wait_until(lambda: len(sms.phone_got(phone)) == 2, what="the second reply")
+    assert sms.phone_got(phone)[-1]["body"] == "#2: second"
+
+
+def test_a_twilio_retry_starts_no_second_run_and_sends_no_second_reply(sms: SmsStack, window: Any) -> None:
+    window(0)
+    phone = "+15550100003"
+    first = sms.text("once", from_=phone)
+    runs = sms.api.get(f"/v1/apps/{sms.app_id}/runs").json()["total"]
+    retry = sms.text("once", from_=phone, sid=first["message_sid"])
+    assert retry["twiml"] == first["twiml"]
+    assert sms.api.get(f"/v1/apps/{sms.app_id}/runs").json()["total"] == runs
+    wait_until(lambda: sms.conversation(phone)[-1]["status"] == "delivered", what="delivery")
+    assert len(sms.phone_got(phone)) == 1
+    assert [m["direction"] for m in sms.conversation(phone)] == ["inbound", "outbound"]
+
+
+def test_an_opted_out_phone_gets_no_reply_until_start(sms: SmsStack, window: Any) -> None:
+    window(15)
+    phone = "+15550100004"
+    assert sms.text("STOP", from_=phone)["replies"] == []
+    sms.text("are you there?", from_=phone)
+    convo = sms.conversation(phone)
+    run = sms.api.get(f"/v1/runs/{convo[-1]['run_id']}").json()
+    assert run["status"] == "succeeded"
+    assert next(n for n in run["trace"] if n["node_id"] == "reply")["outputs"]["delivery"] == "opted_out"
+    assert sms.phone_got(phone) == []
+    sms.text("START", from_=phone)
+    assert sms.text("back", from_=phone)["replies"] == ["#1: back"]
+
+
+def test_a_worker_killed_while_sending_never_sends_twice(sms: SmsStack, window: Any) -> None:
+    window(0)
+    phone = "+15550100005"
+    sms.sim.post("/sim/delay", params={"seconds": 60})  # Twilio accepts, but its answer never arrives
+    try:
+        sms.text("crash", from_=phone)
+        wait_until(lambda: sms.phone_got(phone), what="Twilio to accept the reply")
+        sms.stack.workers[-1].kill()
+    finally:
+        sms.sim.post("/sim/delay", params={"seconds": 0})
+    sms.stack.start_worker()
+    run = sms.stack.wait_run(sms.conversation(phone)[0]["run_id"])
+    assert run["status"] == "succeeded", run  # the node ran again on the new worker (it held no answer)
+    [got] = sms.phone_got(phone)
+    assert sms.conversation(phone)[-1]["message_sid"] == got["sid"]

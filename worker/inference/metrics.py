@@ -1,0 +1,25 @@
+"""Prometheus metrics of an inference worker (served on `MANTLE_INFERENCE_METRICS_PORT`).
+
+Tokens per second is `rate(mantle_inference_tokens_total[1m])`; per request it is observed in
+`mantle_inference_request_tokens_per_second`.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+MODELS_LOADED = Gauge("mantle_inference_models_loaded", "Models resident in this worker")
+RESIDENT_BYTES = Gauge("mantle_inference_resident_bytes", "Bytes of weights resident in this worker")
+LOAD_SECONDS = Histogram("mantle_inference_load_seconds", "Time to load a model", ["model"],
+                         buckets=(0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600))
+CACHE = Counter("mantle_inference_model_cache_total", "Model lookups: hit (resident) or miss (loaded)",
+                ["model", "result"])
+EVICTIONS = Counter("mantle_inference_evictions_total", "Models evicted to stay within the memory budget",
+                    ["model"])
+QUEUE_WAIT = Histogram("mantle_inference_queue_wait_seconds", "Time a request waited for its batch",
+                       ["model"], buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120))
+BATCH_SIZE = Histogram("mantle_inference_batch_size", "Rows decoded together per step", ["model"],
+                       buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256))
+TOKENS = Counter("mantle_inference_tokens_total", "Tokens generated", ["model"])
+REQUEST_TPS = Histogram("mantle_inference_request_tokens_per_second", "Tokens per second of one request",
+                        ["model"], buckets=(1, 5, 10, 20, 50, 100, 200, 500, 1000))

@@ -1,0 +1,118 @@
+"""The inference queue's Celery side: the wait handler that sends requests, the task that serves
+them, and the sweep that resends requests whose worker died.
+
+This module is imported by every worker (for the wait handler) and must not import torch;
+the serving code is imported on the first request, in inference workers only. Inference
+workers run Celery's thread pool, so concurrent requests for a model reach the one batching
+engine of their process and are decoded together.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import timedelta
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+import structlog
+from sqlalchemy import select
+
+from blocks.llm_prompt import SUSPEND_KIND
+from core.settings import Settings, get_settings
+from models.base import utcnow
+from models.db import session_factory, session_scope
+from models.deployments import find_deployment
+from models.runs import NodeRun, Run
+from worker.celery_app import RUNS_QUEUE, celery_app
+from worker.hooks import WaitContext, on_wait
+from worker.inference.deployments import configured, parse
+
+if TYPE_CHECKING:
+    from worker.inference.service import InferenceService
+
+log = structlog.get_logger("mantle.inference")
+
+
+def queue_for(settings: Settings, org_id: uuid.UUID, name: str) -> str:
+    """The queue whose workers serve deployment `name` (the default queue if it is unknown)."""
+    found = configured(settings).get(name)
+    if found is None:
+        with session_factory(settings.resolved_database_url)() as session:
+            row = find_deployment(session, org_id=org_id, name=name)
+            found = parse(row.spec) if row is not None else None
+    return found.queue if found is not None else "inference"
+
+
+def send(settings: Settings, run_id: uuid.UUID, org_id: uuid.UUID, node_id: str, model: str) -> None:
+    """Ask an inference worker to serve the node's request."""
+    celery_app.send_task("inference.generate", args=[str(run_id), node_id, time.time()],
+                         queue=queue_for(settings, org_id, model))
+
+
+@on_wait(SUSPEND_KIND)
+def _send_inference(ctx: WaitContext) -> None:
+    """`llm.prompt` (and any block suspending with kind `inference`): after the node's wait is committed."""
+    send(ctx.settings, ctx.run_id, ctx.org_id, ctx.node_id, str(ctx.suspend.payload.get("model", "")))
+
+
+@lru_cache
+def service() -> InferenceService:
+    """This process's inference service (loads torch; inference workers only)."""
+    from worker.inference.service import InferenceService
+    from worker.tasks import engine
+
+    runs = engine()
+    return InferenceService(get_settings(), runs.sessions, runs.record_result)
+
+
+def start_serving() -> None:
+    """Prepare an inference worker process before it consumes: torch threads, metrics, and its
+    pinned models loaded, so the first request for one of them is not a cold start."""
+    import torch
+
+    settings = get_settings()
+    if settings.inference_threads:
+        torch.set_num_threads(settings.inference_threads)
+    if settings.inference_metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(settings.inference_metrics_port)
+    serving = service()
+    serving.registry.preload(serving.pinned())
+
+
+@celery_app.task(name="inference.generate", acks_late=True, reject_on_worker_lost=True)
+def generate(run_id: str, node_id: str, sent_at: float | None = None) -> str:
+    """Generate the completion a waiting `llm.prompt` node asked for and record it."""
+    structlog.contextvars.bind_contextvars(run_id=run_id, node_id=node_id)
+    try:
+        outcome = service().generate(uuid.UUID(run_id), node_id, sent_at)
+        log.info("inference_done", outcome=outcome)
+        return outcome
+    finally:
+        structlog.contextvars.unbind_contextvars("run_id", "node_id")
+
+
+@celery_app.task(name="runs.resend_inference", queue=RUNS_QUEUE)
+def resend() -> int:
+    """Send again the requests nobody is working on (no heartbeat for `inference_resend_after_s`)."""
+    settings = get_settings()
+    stale = utcnow() - timedelta(seconds=settings.inference_resend_after_s)
+    found: list[tuple[uuid.UUID, uuid.UUID, str, str]] = []
+    with session_scope(session_factory(settings.resolved_database_url)) as session:
+        rows = session.execute(
+            select(Run, NodeRun.node_id, NodeRun.waiting_for, NodeRun.result)
+            .join(NodeRun, NodeRun.run_id == Run.id)
+            .where(Run.status == "waiting", Run.heartbeat_at < stale, NodeRun.status == "waiting",
+                   NodeRun.block_type == "llm.prompt")
+            .with_for_update(of=Run, skip_locked=True).limit(200)).all()
+        for run, node_id, waiting_for, result in rows:
+            if result is None and (waiting_for or {}).get("kind") == SUSPEND_KIND:
+                run.heartbeat_at = utcnow()  # one resend per quiet period, not one per sweep
+                found.append((run.id, run.org_id, node_id, str(waiting_for["payload"].get("model", ""))))
+    for run_id, org_id, node_id, model in found:
+        send(settings, run_id, org_id, node_id, model)
+    if found:
+        log.info("inference_resent", count=len(found))
+    return len(found)
