@@ -176,7 +176,7 @@ def get_run(slug: str, run_id: uuid.UUID, request: Request, token: RunToken = No
 
 @router.get("/{slug}/runs/{run_id}/events", response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {}},
-                             "description": "`state` events as the run changes, then one `finished`"}})
+                             "description": "`state`, `partial` (model text) events, then one `finished`"}})
 def run_events(slug: str, run_id: uuid.UUID, request: Request, token: RunToken = None,
                last_event_id: Annotated[int | None, Header(ge=0)] = None) -> StreamingResponse:
     """The run as it changes (Server-Sent Events): `state` events, then `finished` with the outcome."""
@@ -220,6 +220,10 @@ def _feed(request: Request, run_id: uuid.UUID, total: int, sent: dict[str, Any],
             return Batch([], cursor, ended)
         view = public_view(session, run, total)
     messages = []
+    # The model's text as it is produced; the final outputs replace it when the run ends.
+    delta = "".join(str(e.data.get("delta", "")) for e in events if e.type == "node_progress")
+    if delta and not ended:
+        messages.append(Message(cursor, "partial", {"delta": delta}))
     if ended:
         messages.append(Message(cursor, "finished", view, last=True))
     elif view != sent.get("view"):

@@ -50,8 +50,8 @@ def llm_stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
               tiny_folder: Path) -> Iterator[Stack]:
     """A stack serving `tiny` (and the shipped SmolLM2) from one inference worker."""
     extra = {
-        "model_deployments": [{"name": "tiny", "source": str(tiny_folder), "max_batch_size": 8,
-                               "max_context": 4096, "pinned": True}],
+        "model_deployments": [{"name": "tiny", "source": str(tiny_folder), "dtype": "float32",
+                               "max_batch_size": 8, "max_context": 4096, "pinned": True}],
         # Shared with `make up`: the SmolLM2 conversion happens once per checkout.
         "models_dir": str(REPO / ".mantle" / "models"),
         "inference_resend_after_s": 2, "inference_stream_every": 2, "inference_concurrency": 16,

@@ -191,3 +191,29 @@ def _finish(session: Session, run_id: str, status: str, *, error: dict[str, str]
                         error=node_error, waiting_for=waiting_for, attempts=1))
     if status != "waiting":
         session.add(RunEvent(run_id=run.id, type="run_finished", data={"status": status}))
+
+
+def test_model_text_reaches_the_visitor_as_it_is_produced(api: TestClient, tenant: Tenant,
+                                                          sessions: sessionmaker[Session]) -> None:
+    from types import SimpleNamespace
+
+    from api.public.json_api import _feed
+
+    app_id = publish(tenant.client, webapp_graph())
+    slug = share(tenant.client, app_id)["slug"]
+    run_id = api.post(f"/s/{slug}/runs", json={"inputs": {"name": "Ada"}}).json()["run_id"]
+    with sessions() as s:
+        run = s.get(Run, uuid.UUID(run_id))
+        assert run is not None
+        run.status = "waiting"
+        s.add_all([RunEvent(run_id=run.id, type="node_progress", node_id="greet", data={"delta": d})
+                   for d in ("Dear <b>Ada</b>, ", "thank you")])
+        s.commit()
+    request = SimpleNamespace(app=SimpleNamespace(state=SimpleNamespace(read_sessions=sessions)))
+    sent: dict[str, object] = {}
+    batch = _feed(request, uuid.UUID(run_id), 1, sent, 0)  # type: ignore[arg-type]
+    partial = [m.data for m in batch.messages if m.event == "partial"]
+    assert partial == [{"delta": "Dear <b>Ada</b>, thank you"}]  # the page inserts it as text
+    assert not batch.ended
+    again = _feed(request, uuid.UUID(run_id), 1, sent, batch.cursor)  # type: ignore[arg-type]
+    assert again.messages == []  # nothing is sent twice

@@ -121,6 +121,23 @@
     statusText.textContent = text;
   }
 
+  // Text streamed by a model block, shown as it arrives (as text) until the final outputs replace it.
+  function showPartial(delta) {
+    var live = result.querySelector("[data-streaming]");
+    if (!live) {
+      result.replaceChildren();
+      var box = document.createElement("div");
+      box.className = "output";
+      live = document.createElement("div");
+      live.className = "output-value";
+      live.setAttribute("data-streaming", "");
+      box.appendChild(live);
+      result.appendChild(box);
+    }
+    live.textContent += delta;
+    result.hidden = false;
+  }
+
   function showOutputs(outputs) {
     result.replaceChildren();
     var known = config.outputs.length ? config.outputs : Object.keys(outputs).map(function (name) {
@@ -181,6 +198,7 @@
   function follow(run) {
     stream = new EventSource(run.events_url);
     stream.addEventListener("state", function (event) { render(JSON.parse(event.data)); });
+    stream.addEventListener("partial", function (event) { showPartial(JSON.parse(event.data).delta); });
     stream.addEventListener("finished", function (event) { render(JSON.parse(event.data)); });
     stream.addEventListener("error", async function () {
       if (!stream || stream.readyState !== EventSource.CLOSED) return; // it reconnects by itself
