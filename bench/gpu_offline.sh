@@ -34,7 +34,9 @@ PYEOF
   mkdir -p "$SITE/bin"; for s in "$SITE"/*.data/scripts/*; do [ -f "$s" ] && cp "$s" "$SITE/bin/" && chmod +x "$SITE/bin/${s##*/}"; done
 fi
 export PYTHONPATH="$SITE:$(pwd)" PATH="$SITE/bin:$PATH" DS_ACCELERATOR=${DS_ACCELERATOR:-cuda}
-export MAX_JOBS=${MAX_JOBS:-16} TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0}
+# DeepSpeed reads TORCH_CUDA_ARCH_LIST as numbers ("9.0a" stops its build): this GPU's own capability.
+ARCH=$($PY -c "import torch; print('%d.%d' % torch.cuda.get_device_capability())" 2>/dev/null || echo 9.0)
+export MAX_JOBS=${MAX_JOBS:-16} TORCH_CUDA_ARCH_LIST=$ARCH
 mkdir -p "$OUT"
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader; nvcc --version | tail -1
   $PY --version; command -v ninja; } >&2 2>/dev/null

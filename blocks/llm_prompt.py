@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from jinja2 import TemplateSyntaxError
+from jinja2.exceptions import SecurityError, UndefinedError
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from blocks.base import Block, BlockContext, Execution, Port, Suspend
@@ -112,7 +113,7 @@ class PromptBlock(Block):
         template, _ = compile_template(self.config.template)
         try:
             prompt = template.render(dict(inputs))
-        except Exception as exc:  # undefined values, sandbox refusals
+        except (UndefinedError, SecurityError) as exc:
             raise TemplateError(f"template failed: {exc}") from None
         request = self.config.model_dump(exclude={"template"})
         return Suspend(SUSPEND_KIND, {**request, "prompt": prompt})

@@ -252,7 +252,10 @@ def models_list() -> None:
 
     settings = get_settings()
     for name, d in configured(settings).items():
-        local = "local" if d.kind == "package" or is_ready(local_folder(d, settings)) else "not pulled"
+        if is_ready(local_folder(d, settings)):
+            local = "local"
+        else:
+            local = "converts on first use" if d.kind in ("package", "gguf") else "not pulled"
         click.echo(f"{name:<24} {d.backend:<9} {d.dtype:<8} {d.device:<6} {local:<10} {d.source}")
 
 

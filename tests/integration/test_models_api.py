@@ -3,6 +3,10 @@ a model nobody deployed fail validation."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -82,3 +86,13 @@ def test_an_app_naming_an_unknown_model_cannot_be_published(tenant: Tenant) -> N
     assert tenant.client.post("/v1/models", json={"name": "my-llm", "source": "my-llm"}).status_code == 201
     assert tenant.client.post(f"/v1/apps/{app_id}/validate").json()["problems"] == []
     assert tenant.client.post(f"/v1/apps/{app_id}/publish").status_code == 201
+
+
+def test_the_api_and_run_workers_never_import_a_model_runtime() -> None:
+    code = ("import sys, api.main, worker.tasks, worker.inference.tasks; api.main.create_app(); "
+            "print(sorted(m for m in ('torch', 'transformers', 'deepspeed') if m in sys.modules))")
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                           cwd=Path(__file__).resolve().parents[2],
+                           env={**os.environ, "MANTLE_DATABASE_URL": "sqlite://"})
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.strip() == "[]"

@@ -130,16 +130,22 @@ class Batcher:
 
     def _run(self, group: list[GenerationRequest]) -> None:
         """Decode one batch until every row in it (joiners included) has finished."""
+        started, steps, served = time.monotonic(), 0, len(group)
         rows, state, tokens = self._prefill(group)
         while True:
             live = [i for i, row in enumerate(rows) if row.alive]
             if not live:
+                log.debug("batch_done", model=self.name, requests=served, steps=steps,
+                          seconds=round(time.monotonic() - started, 3))
                 return
             if len(live) < len(rows) and self.backend.select(state, live):
                 rows, tokens = [rows[i] for i in live], tokens[live]
             if self.join_running and len(rows) < self.max_batch_size and not self._pending.empty():
+                before = len(rows)
                 rows, state, tokens = self._join(rows, state, tokens)
+                served += len(rows) - before
             metrics.BATCH_SIZE.labels(self.name).observe(sum(r.alive for r in rows))
+            steps += 1
             logits = self.backend.decode(state, tokens)
             tokens = self._step(rows, logits)
 

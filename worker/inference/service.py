@@ -2,9 +2,9 @@
 
 The request itself is the waiting node's record (`node_runs.waiting_for`), so a message only
 carries ids and a resent message asks for exactly the same thing. While the tokens come, the
-partial text goes to the run's event log (`node_progress` events, a few tokens each, with a
-PostgreSQL NOTIFY so streams wake) and the run's heartbeat is kept fresh; a run that stopped
-waiting (cancelled, failed elsewhere) has its request dropped from the batch. The result —
+partial text goes to the run's event log and the run's heartbeat is kept fresh (both written in
+bulk by the process's `RunReporter`); a run that stopped waiting (cancelled, failed elsewhere)
+has its request dropped from the batch. The result —
 text, finish reason, token counts, queue wait, time to first token, generation time — is
 recorded on the node run with the run engine's `record_result`, which sends the run on.
 """
