@@ -30,13 +30,8 @@ class Unauthorized(MantleError):
 
 def get_session(request: Request) -> Iterator[Session]:
     """One session per request, committed when the route returns, rolled back on any error."""
-    with request.app.state.session_factory() as session:
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
+    with session_scope(request.app.state.session_factory) as session:
+        yield session
 
 
 # scope="function": commit before the response is sent, so a failed commit is never a 2xx.
