@@ -28,6 +28,8 @@ def make_celery(settings: Settings) -> Celery:
         options = {
             "data_folder_in": str(folder), "data_folder_out": str(folder),
             "processed_folder": str(folder / "processed"), "store_processed": False,
+            # Broadcast (control) exchanges default to ./control in the working directory.
+            "control_folder": str(folder / "control"),
             # The default polls once a second: 1 s of latency per hop. 10 ms costs little CPU.
             "polling_interval": settings.broker_polling_interval_s,
         }
