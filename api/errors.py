@@ -9,7 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core.errors import MantleError
@@ -70,6 +70,15 @@ async def _database_down(_: Request, exc: Exception) -> JSONResponse:
                                  "type": "unavailable"}], headers={"Retry-After": "2"})
 
 
+async def _unstorable(_: Request, exc: Exception) -> JSONResponse:
+    # The database refused a value (a NUL character in a form field, say): the caller's input.
+    assert isinstance(exc, DataError)
+    reason = str(exc.orig).splitlines()[0] if exc.orig is not None else "refused by the database"
+    log.warning("value_refused_by_database", error=reason)
+    return error_response(422, [{"loc": ["body"], "msg": f"a value cannot be stored: {reason}",
+                                 "type": "value_error"}])
+
+
 async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled_error", error_type=type(exc).__name__)
     return error_response(500, [{"loc": [], "msg": "internal error", "type": "internal"}])
@@ -81,6 +90,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http)
     app.add_exception_handler(MantleError, _domain)
     app.add_exception_handler(OperationalError, _database_down)
+    app.add_exception_handler(DataError, _unstorable)
     app.add_exception_handler(Exception, _unexpected)
 
 

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from sqlalchemy.orm import Session, sessionmaker
 
 from api import errors, public
+from api.json_guard import JsonText
 from api.middleware import BodyLimit, RequestContext
 from api.routes import (
     apps,
@@ -19,11 +20,13 @@ from api.routes import (
     models,
     org,
     phone_numbers,
+    policies,
     review_page,
     reviews,
     runs,
     shares,
     twilio,
+    webhooks,
 )
 from api.watch import RunWatcher
 from blocks.registry import Registry, load_registry
@@ -63,13 +66,16 @@ def create_app(
     app.state.registry = registry or load_registry(tuple(settings.block_plugins))
     app.state.submitter = Submitter(app.state.registry, settings)
     errors.install(app)
-    for module in (blocks, apps, drafts, runs, org, reviews, shares, credentials, phone_numbers, models):
+    for module in (blocks, apps, drafts, runs, org, reviews, shares, credentials, phone_numbers, models,
+                   policies, webhooks):
         app.include_router(module.router, prefix="/v1")
     app.include_router(health.router)
     app.include_router(twilio.router)  # public: Twilio signs these requests
+    app.include_router(webhooks.public_router)  # public: the URL's token (and a signature) admit
     app.include_router(review_page.router)
     public.install(app)
     watch_queue_depth(app.state.read_sessions)
+    app.add_middleware(JsonText)  # inside BodyLimit: it reads only bodies within the limit
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContext)
     return app

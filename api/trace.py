@@ -39,14 +39,18 @@ def run_read(session: Session, run: Run, registry: Registry, settings: Settings)
     rows = {r.node_id: r for r in node_runs(session, run_id=run.id)}
     limit = settings.trace_value_bytes
     trace = []
-    for node in Graph.model_validate(graph).nodes:
-        row = rows.get(node.id)
+    nodes = [(n.id, n.type) for n in Graph.model_validate(graph).nodes]
+    # Nodes the run added to the graph (the organization's policies around each model call).
+    listed = {node_id for node_id, _ in nodes}
+    nodes += [(node_id, row.block_type) for node_id, row in rows.items() if node_id not in listed]
+    for node_id, block_type in nodes:
+        row = rows.get(node_id)
         if row is None:
-            trace.append(NodeTrace(node_id=node.id, block_type=node.type,
+            trace.append(NodeTrace(node_id=node_id, block_type=block_type,
                                    status="skipped" if run.status == "cancelled" else "pending"))
             continue
         trace.append(NodeTrace(
-            node_id=node.id, block_type=row.block_type, status=row.status,
+            node_id=node_id, block_type=row.block_type, status=row.status,
             inputs=trim(row.inputs, limit), outputs=trim(row.outputs, limit), error=row.error,
             attempts=row.attempts, started_at=row.started_at, finished_at=row.finished_at,
             duration_ms=_ms(row.started_at, row.finished_at),

@@ -17,7 +17,8 @@ The contract, in plain words:
     the run worker. Ports it leaves out are not emitted (that is how a condition branches).
   - `deferred`: `start(inputs, ctx)` hands work to another queue or to a person and
     returns `Suspend(...)`; when the result is recorded, `resume(inputs, result, ctx)`
-    returns the emitted ports.
+    returns the emitted ports. A `start` that finds nothing to wait for may return the
+    emitted ports directly instead (`governance.policy` asks a person only on `review`).
 * A block with side effects (`side_effects = True`, e.g. sending an SMS) must be
   idempotent per `(run_id, node_id)`: `ctx.idempotency_key` is the key to use, so a retry
   after a crash never repeats the effect.

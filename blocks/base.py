@@ -86,6 +86,9 @@ class BlockContext:
     app_id: uuid.UUID
     attempt: int = 1
     services: Mapping[str, Any] = field(default_factory=dict)
+    # The node's output ports that some edge reads (a block may route differently when an
+    # optional port, such as a policy's `blocked`, is wired).
+    connected: frozenset[str] = frozenset()
 
     @property
     def idempotency_key(self) -> str:
@@ -145,8 +148,9 @@ class Block:
         """Execute an inline block; return the output ports it emits."""
         raise NotImplementedError(f"{self.type} does not run inline")
 
-    def start(self, inputs: Mapping[str, Any], ctx: BlockContext) -> Suspend:
-        """Begin a deferred block's work elsewhere and suspend its node."""
+    def start(self, inputs: Mapping[str, Any], ctx: BlockContext) -> Suspend | Mapping[str, Any]:
+        """Begin a deferred block's work elsewhere and suspend its node, or return the output
+        ports at once when nothing needs to wait (a policy that only sometimes asks a person)."""
         raise NotImplementedError(f"{self.type} is not deferred")
 
     def resume(

@@ -13,11 +13,10 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from jinja2 import TemplateSyntaxError
-from jinja2.exceptions import SecurityError, UndefinedError
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from blocks.base import Block, BlockContext, Execution, Port, Suspend
-from blocks.text_template import TemplateError, compile_template
+from blocks.text_template import compile_template, render_template
 from core.errors import MantleError
 
 SUSPEND_KIND = "inference"
@@ -110,11 +109,7 @@ class PromptBlock(Block):
 
     def start(self, inputs: Mapping[str, Any], ctx: BlockContext) -> Suspend:
         """Render the prompt and ask an inference worker for the completion."""
-        template, _ = compile_template(self.config.template)
-        try:
-            prompt = template.render(dict(inputs))
-        except (UndefinedError, SecurityError) as exc:
-            raise TemplateError(f"template failed: {exc}") from None
+        prompt = render_template(self.config.template, dict(inputs))
         request = self.config.model_dump(exclude={"template"})
         return Suspend(SUSPEND_KIND, {**request, "prompt": prompt})
 

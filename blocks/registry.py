@@ -54,18 +54,25 @@ class Registry:
 def default_registry() -> Registry:
     """Every block type that ships with Mantle."""
     from blocks.flow_wait import WaitBlock
+    from blocks.governance_policy import GovernancePolicyBlock
+    from blocks.http_request import HttpRequestBlock
     from blocks.human_review import HumanReviewBlock
+    from blocks.json_extract import JsonExtractBlock
     from blocks.llm_prompt import PromptBlock
     from blocks.logic_condition import ConditionBlock
     from blocks.output import OutputBlock
     from blocks.text_template import TemplateBlock
     from blocks.trigger_api import ApiTriggerBlock
+    from blocks.trigger_schedule import ScheduleTriggerBlock
+    from blocks.trigger_webhook import WebhookTriggerBlock
     from blocks.twilio_sms_input import SmsInputBlock
     from blocks.twilio_sms_output import SmsOutputBlock
     from blocks.webapp_input import WebAppInputBlock
 
     return Registry([ApiTriggerBlock, TemplateBlock, ConditionBlock, OutputBlock, WaitBlock,
-                     HumanReviewBlock, WebAppInputBlock, SmsInputBlock, SmsOutputBlock, PromptBlock])
+                     HumanReviewBlock, WebAppInputBlock, SmsInputBlock, SmsOutputBlock, PromptBlock,
+                     GovernancePolicyBlock, HttpRequestBlock, JsonExtractBlock, WebhookTriggerBlock,
+                     ScheduleTriggerBlock])
 
 
 @lru_cache

@@ -8,33 +8,13 @@ from typing import Any
 
 from jinja2 import StrictUndefined, Template, TemplateSyntaxError, meta
 from jinja2.exceptions import SecurityError, UndefinedError
-from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from blocks.base import Block, BlockContext, Port
+from blocks.template_sandbox import MAX_EXPONENT, MAX_RESULT_CHARS, BoundedSandbox  # noqa: F401
 from core.errors import MantleError
 
-MAX_RESULT_CHARS = 1_000_000
-MAX_EXPONENT = 1000
-
-
-class _BoundedSandbox(SandboxedEnvironment):
-    """The Jinja2 sandbox, also refusing `*` and `**` whose result would exhaust a worker."""
-
-    intercepted_binops = frozenset({"*", "**"})
-
-    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-        if operator == "**" and isinstance(right, int | float) and abs(right) > MAX_EXPONENT:
-            raise SecurityError(f"exponent {right} is larger than {MAX_EXPONENT}")
-        if operator == "*":
-            for seq, times in ((left, right), (right, left)):
-                if isinstance(seq, str | list | tuple) and isinstance(times, int) \
-                        and len(seq) * times > MAX_RESULT_CHARS:
-                    raise SecurityError(f"the result would be longer than {MAX_RESULT_CHARS}")
-        return super().call_binop(context, operator, left, right)
-
-
-_ENV = _BoundedSandbox(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+_ENV = BoundedSandbox(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
 
 
 class TemplateError(MantleError):
@@ -52,6 +32,17 @@ def _compile(source: str) -> tuple[Template, tuple[str, ...]]:
 
 
 compile_template = _compile  # for other blocks that take a template (`llm.prompt`)
+
+
+def render_template(source: str, values: Mapping[str, Any]) -> str:
+    """`source` rendered with `values`; TemplateError for anything the template does wrong."""
+    template, _ = _compile(source)
+    try:
+        return template.render(values)
+    except (UndefinedError, SecurityError) as exc:
+        raise TemplateError(f"template failed: {exc}") from None
+    except (ArithmeticError, TypeError, ValueError, LookupError, RecursionError) as exc:
+        raise TemplateError(f"template failed: {type(exc).__name__}: {exc}") from None
 
 
 class TemplateConfig(BaseModel):
@@ -100,13 +91,7 @@ class TemplateBlock(Block):
 
     def render(self, values: Mapping[str, Any]) -> str:
         """The template rendered with `values`."""
-        template, _ = _compile(self.config.template)
-        try:
-            return template.render(values)
-        except (UndefinedError, SecurityError) as exc:
-            raise TemplateError(f"template failed: {exc}") from None
-        except (ArithmeticError, TypeError, ValueError, LookupError) as exc:
-            raise TemplateError(f"template failed: {type(exc).__name__}: {exc}") from None
+        return render_template(self.config.template, values)
 
     def run(self, inputs: Mapping[str, Any], ctx: BlockContext) -> Mapping[str, Any]:
         return {"text": self.render(inputs)}

@@ -192,7 +192,8 @@ class Executor:
         """The context a node's block runs with."""
         return BlockContext(run_id=state.run_id, node_id=node_id, org_id=state.org_id,
                             app_id=state.app_id, attempt=max(state.node(node_id).attempts, 1),
-                            services=self.services)
+                            services=self.services, connected=frozenset(
+                                e.source_port for e in self.analysis.outgoing.get(node_id, ())))
 
     # -- state transitions ---------------------------------------------------------------
 
@@ -320,11 +321,17 @@ class Executor:
     def _start_deferred(self, state: RunState, node_id: str, block: Block, inputs: dict[str, Any],
                         emit: Callable[[Event], None]) -> None:
         try:
-            suspend = block.start(inputs, self.context(state, node_id))
+            started = block.start(inputs, self.context(state, node_id))
+            if not isinstance(started, Suspend):  # finished at once: nothing to wait for
+                outputs = dict(started)
+                self._check_ports(node_id, outputs)
         except Exception as exc:  # a block's failure is the node's failure, never the worker's
             emit(self._failed(state, node_id, exc))
             return
-        emit(NodeWaiting(self.clock(), node_id, suspend=suspend))
+        if isinstance(started, Suspend):
+            emit(NodeWaiting(self.clock(), node_id, suspend=started))
+        else:
+            emit(NodeSucceeded(self.clock(), node_id, outputs=outputs))
 
     def _check_waiting(self, state: RunState, node_id: str, node: NodeState, now: datetime,
                        emit: Callable[[Event], None]) -> None:

@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = {"", "change-me", "changeme", "secret"}
@@ -80,6 +80,13 @@ class Settings(BaseSettings):
     sms_max_inbound_chars: int = Field(default=1600, ge=160, le=100_000,
                                        description="Longer inbound bodies are stored and run truncated.")
 
+    # Integrations: outbound HTTP (`http.request`) and the scheduler (`trigger.schedule`).
+    http_allow_hosts: list[str] = Field(
+        default_factory=list, description="Host names and networks (CIDR) `http.request` may reach even "
+        "though they are internal; cloud metadata addresses stay refused.")
+    schedule_interval_s: float = Field(default=10.0, gt=0, le=60,
+                                       description="How often the scheduler looks for due cron ticks.")
+
     # Model serving (the inference worker; see worker/inference/).
     model_deployments: list[dict[str, Any]] = Field(
         default_factory=list, description="Deployments (JSON list) merged by name over the shipped ones.")
@@ -95,6 +102,14 @@ class Settings(BaseSettings):
     inference_threads: int = Field(default=0, ge=0, description="torch CPU threads (0: torch's default).")
     inference_metrics_port: int = Field(default=0, ge=0, le=65535,
                                         description="Serve the inference worker's metrics here (0: off).")
+
+    @field_validator("http_allow_hosts")
+    @classmethod
+    def _allow_list_parses(cls, value: list[str]) -> list[str]:
+        from blocks.net_guard import parse_allow_list  # the guard owns the format
+
+        parse_allow_list(value)
+        return value
 
     @model_validator(mode="after")
     def _refuse_placeholder_secret(self) -> Settings:

@@ -10,13 +10,18 @@ from models.base import Base
 from models.credentials import Credential
 from models.deployments import ModelDeployment
 from models.orgs import ApiKey, Organization
+from models.policies import AppPolicy, PinnedPolicy, Policy, PolicyVersion
 from models.reviews import ReviewItem
 from models.runs import NodeRun, Run, RunEvent
+from models.schedules import AppSchedule
 from models.shares import Share, ShareUsage
 from models.sms import SmsInbound, SmsNumber, SmsOptOut, SmsOutbound
+from models.webhooks import WebhookEndpoint
 
 __all__ = [
     "ApiKey", "App", "AppVersion", "AuditEntry", "Base", "NodeRun", "Organization", "ReviewItem", "Run",
     "RunEvent", "Share", "ShareUsage",
     "Credential", "ModelDeployment", "SmsInbound", "SmsNumber", "SmsOptOut", "SmsOutbound",
+    "AppPolicy", "PinnedPolicy", "Policy", "PolicyVersion",
+    "AppSchedule", "WebhookEndpoint",
 ]

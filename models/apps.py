@@ -131,6 +131,6 @@ def get_version(session: Session, *, app: App, number: int | None = None) -> App
     stmt = stmt.where(AppVersion.number == (number if number is not None else app.latest_version))
     version = session.scalar(stmt)
     if version is None:
-        what = f"version {number}" if number is not None else "a published version"
+        what = f"version {number}" if number is not None else "published version"
         raise NotFound(f"the app has no {what}", loc=["version"])
     return version

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from core.crypto import decrypt, encrypt, rotate
 from core.errors import Conflict, InvalidInputs, NotFound
 from models.base import Base, TimestampMixin, new_id, utcnow
+from models.credential_types import INTEGRATION_CREDENTIALS
 
 DEFAULT_NAME = "default"
 
@@ -33,7 +34,7 @@ class TwilioCredential(BaseModel):
     auth_token: SecretStr = Field(min_length=16, max_length=128, description="Never returned.")
 
 
-CREDENTIAL_TYPES: dict[str, type[BaseModel]] = {"twilio": TwilioCredential}
+CREDENTIAL_TYPES: dict[str, type[BaseModel]] = {"twilio": TwilioCredential, **INTEGRATION_CREDENTIALS}
 
 
 class Credential(TimestampMixin, Base):

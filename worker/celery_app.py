@@ -10,7 +10,7 @@ from celery import Celery
 from kombu.entity import Queue
 
 from core.settings import Settings, get_settings
-from worker import fs_broker
+from worker import fs_broker, redis_broker
 
 RUNS_QUEUE = "runs"
 INFERENCE_QUEUE = "inference"
@@ -19,7 +19,8 @@ INFERENCE_QUEUE = "inference"
 def make_celery(settings: Settings) -> Celery:
     """A Celery app on the configured broker (a folder on disk when none is configured)."""
     app = Celery("mantle", broker=settings.resolved_broker_url,
-                 include=["worker.tasks", "worker.sms", "worker.inference.tasks"])
+                 include=["worker.tasks", "worker.sms", "worker.inference.tasks", "worker.integrations",
+                          "worker.schedules"])
     options: dict[str, object] = {}
     if settings.resolved_broker_url.startswith("filesystem"):
         fs_broker.install()
@@ -34,6 +35,7 @@ def make_celery(settings: Settings) -> Celery:
             "polling_interval": settings.broker_polling_interval_s,
         }
     elif settings.resolved_broker_url.startswith(("redis", "rediss")):
+        redis_broker.install()
         options = {"visibility_timeout": 3600}
     app.conf.update(
         broker_transport_options=options,
@@ -51,6 +53,7 @@ def make_celery(settings: Settings) -> Celery:
             "reap-stuck-runs": {"task": "runs.reap", "schedule": settings.reaper_interval_s},
             "expire-reviews": {"task": "reviews.expire", "schedule": settings.review_sweep_interval_s},
             "resend-inference": {"task": "runs.resend_inference", "schedule": settings.reaper_interval_s},
+            "fire-schedules": {"task": "schedules.fire", "schedule": settings.schedule_interval_s},
         },
         beat_schedule_filename=str((settings.data_dir / "celerybeat-schedule").resolve()),
     )

@@ -44,6 +44,8 @@ from builder.executor import (
 from builder.graph import Graph
 from builder.validation import Analysis, analyze
 from core.settings import Settings
+from governance.graph import govern
+from models import policies as policy_store
 from models.apps import AppVersion
 from models.base import utcnow
 from models.db import session_scope
@@ -186,14 +188,17 @@ class RunEngine:
         """The executor of the graph the run was started with."""
         if run.draft:
             graph = run.draft_graph or {}
-            analysis = self.analyses.get(("draft", run.id), lambda: graph)
+            # A draft run applies the policies attached to the app now, at their latest versions.
+            analysis = self.analyses.get(("draft", run.id), lambda: govern(
+                graph, policy_store.current_rules(session, app_id=run.app_id)))
         else:
             version_id = run.version_id
 
             def load() -> dict[str, Any]:
                 version = session.get(AppVersion, version_id)
                 assert version is not None, "a run's version is never deleted before the run"
-                return version.graph
+                pins = policy_store.pinned(session, version_id=version.id)
+                return govern(version.graph, [(p.name, p.policy_version, p.rules) for p in pins])
 
             analysis = self.analyses.get(version_id, load)
         return Executor(analysis, services=self.services)

@@ -16,6 +16,7 @@ from typing import Any
 
 from kombu.exceptions import ChannelError
 from kombu.transport import TRANSPORT_ALIASES, filesystem
+from kombu.transport.virtual import BrokerState
 from kombu.utils.encoding import str_to_bytes
 from kombu.utils.json import dumps
 
@@ -40,6 +41,17 @@ class Transport(filesystem.Transport):
     """kombu's filesystem transport with the atomic channel."""
 
     Channel = Channel
+
+    def __init__(self, client: Any, **kwargs: Any) -> None:
+        super().__init__(client, **kwargs)
+        # kombu keeps one broker state per process and skips declaring an exchange it has seen,
+        # so a second broker folder in the same process (tests, several apps) would never get
+        # its routing table written and its messages would be dropped: one state per folder.
+        folder = os.path.abspath(client.transport_options.get("control_folder", "control"))
+        self.state = _states.setdefault(folder, BrokerState())
+
+
+_states: dict[str, BrokerState] = {}
 
 
 def install() -> None:

@@ -54,7 +54,8 @@ class CredentialList(BaseModel):
 @router.post("/credentials", response_model=CredentialRead, status_code=status.HTTP_201_CREATED)
 def create_credential(body: CredentialCreate, request: Request, principal: Admin,
                       session: SessionDep) -> CredentialRead:
-    """Store a credential (Twilio: `account_sid`, `auth_token`); 409 if the type and name exist."""
+    """Store a credential (twilio, bearer_token, basic_auth, api_key_header, webhook_secret); 409 if the
+    type and name exist."""
     row = store.create_credential(session, org_id=principal.org_id, type_=body.type, name=body.name,
                                   data=body.data, cipher=cipher_for(request.app.state.settings))
     audit.record(session, org_id=principal.org_id, actor=principal.actor, action="credential.create",

@@ -14,6 +14,7 @@ from builder.graph import Graph
 from core.errors import GraphInvalid, InvalidRequest
 from models import apps as app_store
 from models import audit
+from models import policies as policy_store
 from models.apps import App
 
 router = APIRouter(tags=["drafts and versions"])
@@ -75,6 +76,7 @@ def publish(app_id: uuid.UUID, principal: Builder, session: SessionDep, registry
         raise GraphInvalid([p.model_dump() for p in result.problems])
     version = app_store.publish(session, app=app, graph=app.draft, note=(body.note if body else ""),
                                 actor=principal.actor)
+    policy_store.pin(session, version=version)  # the version keeps the policy versions of today
     audit.record(session, org_id=principal.org_id, actor=principal.actor, action="app.publish",
                  target_type="app", target_id=app.id,
                  details={"version": version.number, "draft_revision": app.draft_revision})

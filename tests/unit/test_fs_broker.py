@@ -25,7 +25,8 @@ def test_the_embedded_celery_app_uses_the_atomic_transport_and_round_trips(tmp_p
 
 
 def test_a_message_being_written_is_invisible_to_consumers(tmp_path: Path) -> None:
-    options = {"data_folder_in": str(tmp_path), "data_folder_out": str(tmp_path)}
+    options = {"data_folder_in": str(tmp_path), "data_folder_out": str(tmp_path),
+               "control_folder": str(tmp_path / "control")}
     (tmp_path / "1_half.runs.msg.part").write_bytes(b"")  # what a writer leaves mid-way
     with Connection("filesystem://", transport=Transport, transport_options=options) as conn:
         queue = conn.SimpleQueue("runs")

@@ -1,0 +1,157 @@
+"""Webhooks: an app's inbound URL (made, rotated, removed by builders) and the public endpoint.
+
+`POST /hooks/{token}` starts a run of the app's published version with the posted body (see
+`api/webhook_inbound.py` for the checks, in order). It answers 202 with the run id, or, when
+the trigger says `respond: output`, waits like `POST /v1/apps/{id}/runs?wait=` and answers 200
+with the outputs once the run ends (202 if it is still going). The caller never sees a trace.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Path, Request, Response, status
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import Builder, CurrentKey, SessionDep
+from api.errors import ErrorBody
+from api.schemas import Read
+from api.streams import wait_until_ended
+from api.webhook_inbound import Target, check_signature, find_target, parse_body, read_body
+from blocks.trigger_webhook import SIGNATURE_HEADER
+from builder.executor import TERMINAL, RunStatus
+from models import apps as app_store
+from models import audit
+from models import webhooks as store
+from models.db import session_scope
+from models.runs import Run
+
+router = APIRouter(tags=["webhooks"])
+public_router = APIRouter(tags=["webhooks"])
+
+
+class WebhookRead(Read):
+    """An app's webhook URL; the full URL (with its token) is shown only when made or rotated."""
+
+    id: uuid.UUID
+    app_id: uuid.UUID
+    prefix: str = Field(description="The token's first characters, to tell URLs apart.")
+    created_at: datetime
+    rotated_at: datetime | None
+    url: str | None = Field(default=None, description="POST here; shown once. Keep it secret.")
+
+
+class WebhookAnswer(BaseModel):
+    """What a webhook caller gets: the run, its status and (once it ended) its outputs."""
+
+    run_id: uuid.UUID
+    status: str
+    outputs: dict[str, Any] | None = None
+
+
+def _shown(request: Request, row: store.WebhookEndpoint, token: str | None = None) -> WebhookRead:
+    read = WebhookRead.model_validate(row)
+    if token is not None:
+        read.url = f"{request.app.state.settings.public_base_url.rstrip('/')}/hooks/{token}"
+    return read
+
+
+@router.post("/apps/{app_id}/webhook", response_model=WebhookRead, status_code=status.HTTP_201_CREATED)
+def create_webhook(app_id: uuid.UUID, request: Request, principal: Builder,
+                   session: SessionDep) -> WebhookRead:
+    """Make the app's webhook URL (shown once; 409 if it has one: rotate it instead)."""
+    app_store.get_app(session, org_id=principal.org_id, app_id=app_id)
+    row, token = store.create_endpoint(session, org_id=principal.org_id, app_id=app_id, actor=principal.actor)
+    audit.record(session, org_id=principal.org_id, actor=principal.actor, action="webhook.create",
+                 target_type="app", target_id=app_id, details={"prefix": row.prefix})
+    return _shown(request, row, token)
+
+
+@router.post("/apps/{app_id}/webhook/rotate", response_model=WebhookRead)
+def rotate_webhook(app_id: uuid.UUID, request: Request, principal: Builder,
+                   session: SessionDep) -> WebhookRead:
+    """Give the app a new webhook URL (shown once); the old one stops working at once."""
+    row = store.get_for_app(session, org_id=principal.org_id, app_id=app_id)
+    token = store.rotate(session, endpoint=row)
+    audit.record(session, org_id=principal.org_id, actor=principal.actor, action="webhook.rotate",
+                 target_type="app", target_id=app_id, details={"prefix": row.prefix})
+    return _shown(request, row, token)
+
+
+@router.get("/apps/{app_id}/webhook", response_model=WebhookRead)
+def get_webhook(app_id: uuid.UUID, request: Request, principal: CurrentKey,
+                session: SessionDep) -> WebhookRead:
+    """The app's webhook (without the token: it was shown when made)."""
+    return _shown(request, store.get_for_app(session, org_id=principal.org_id, app_id=app_id))
+
+
+@router.delete("/apps/{app_id}/webhook", status_code=status.HTTP_204_NO_CONTENT)
+def delete_webhook(app_id: uuid.UUID, principal: Builder, session: SessionDep) -> Response:
+    """Remove the app's webhook URL; posts to it get 404 from now on."""
+    row = store.get_for_app(session, org_id=principal.org_id, app_id=app_id)
+    audit.record(session, org_id=principal.org_id, actor=principal.actor, action="webhook.delete",
+                 target_type="app", target_id=app_id, details={"prefix": row.prefix})
+    session.delete(row)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+def _target(request: Request, token: str) -> Target:
+    with request.app.state.read_sessions() as session:
+        return find_target(session, token=token, settings=request.app.state.settings,
+                           submitter=request.app.state.submitter)
+
+
+def _start(request: Request, target: Target, inputs: dict[str, Any],
+           key: str | None) -> tuple[uuid.UUID, bool]:
+    submitter = request.app.state.submitter
+    with session_scope(request.app.state.session_factory) as session:
+        run, created = submitter.create(
+            session, org_id=target.org_id, app_id=target.app_id, inputs=inputs, version=target.version,
+            trigger="webhook", idempotency_key=f"webhook:{target.endpoint_id}:{key}" if key else None)
+        run_id = run.id
+    if created:
+        submitter.enqueue(run_id)
+    return run_id, created
+
+
+def _state(request: Request, run_id: uuid.UUID) -> tuple[str, dict[str, Any] | None]:
+    with request.app.state.read_sessions() as session:
+        row = session.execute(select(Run.status, Run.outputs).where(Run.id == run_id)).one()
+        return str(row[0]), row[1]
+
+
+HOOK_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"model": WebhookAnswer, "description": "The run ended (respond: output)"},
+    415: {"model": ErrorBody, "description": "Neither JSON nor a urlencoded form"},
+}
+
+
+@public_router.post("/hooks/{token}", response_model=WebhookAnswer, status_code=status.HTTP_202_ACCEPTED,
+                    responses=HOOK_RESPONSES)
+async def receive_webhook(
+    token: Annotated[str, Path(max_length=100)], request: Request,
+    idempotency_key: Annotated[str | None, Header(max_length=200, description="A retry with the same key "
+                                                  "gets the first post's run instead of a new one.")] = None,
+) -> JSONResponse:
+    """Start a run of the app from a JSON or form post (signed, when the trigger asks for it)."""
+    settings = request.app.state.settings
+    target = await run_in_threadpool(_target, request, token)
+    body = await read_body(request, settings.max_input_bytes)
+    check_signature(target, body, request.headers.get(SIGNATURE_HEADER))
+    passed = {name: request.headers[name] for name in target.config.headers if name in request.headers}
+    inputs = {"body": parse_body(request.headers.get("content-type", ""), body),
+              "query": dict(request.query_params), "headers": passed}
+    run_id, _ = await run_in_threadpool(_start, request, target, inputs, idempotency_key)
+    if target.config.respond == "output":
+        await wait_until_ended(request, run_id, target.config.wait_s,
+                               lambda: RunStatus(_state(request, run_id)[0]) in TERMINAL)
+    state, outputs = await run_in_threadpool(_state, request, run_id)
+    finished = target.config.respond == "output" and RunStatus(state) in TERMINAL
+    answer = WebhookAnswer(run_id=run_id, status=state, outputs=outputs if finished else None)
+    return JSONResponse(answer.model_dump(mode="json"), status_code=200 if finished else 202,
+                        headers={"Location": f"/v1/runs/{run_id}"})

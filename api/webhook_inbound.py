@@ -1,0 +1,127 @@
+"""What an inbound webhook post goes through before its run starts, each step a clear 4xx.
+
+1. The token names an endpoint (404 otherwise, the same for a deleted one), whose app has a
+   published version (409) that starts with `trigger.webhook` (409).
+2. The body is read up to the run-input limit (413), then, when the trigger asks for it, its
+   HMAC signature is checked against the stored secret (403) before anything parses it.
+3. It is parsed as JSON or as a urlencoded form by its Content-Type (415, or 422 for bad JSON).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+import structlog
+from fastapi import Request
+from sqlalchemy.orm import Session
+
+from api.routes.twilio import UnsupportedMediaType
+from blocks.trigger_webhook import SIGNATURE_HEADER, WebhookConfig, WebhookTriggerBlock, signature_matches
+from core.crypto import cipher_for
+from core.errors import Conflict, Forbidden, InvalidInputs, NotFound, TooLarge
+from core.settings import Settings
+from models import credentials
+from models.apps import App, get_version
+from models.webhooks import find_by_token
+from worker.submit import Submitter
+
+log = structlog.get_logger("mantle.webhooks")
+
+SIGNATURE_LOC: list[str | int] = ["header", SIGNATURE_HEADER]
+
+
+@dataclass(frozen=True)
+class Target:
+    """The endpoint's app and version, the trigger's config and (if it signs) the secret."""
+
+    endpoint_id: uuid.UUID
+    org_id: uuid.UUID
+    app_id: uuid.UUID
+    version: int
+    config: WebhookConfig
+    secret: str | None
+
+
+def find_target(session: Session, *, token: str, settings: Settings, submitter: Submitter) -> Target:
+    """The app a token starts and how its trigger is configured, or the 4xx that says why not."""
+    endpoint = find_by_token(session, token=token)
+    if endpoint is None:
+        raise NotFound("no webhook at this URL", loc=["path", "token"])
+    app = session.get(App, endpoint.app_id)
+    if app is None or app.latest_version == 0:
+        raise Conflict("the app has no published version: publish it to receive webhooks", loc=["app"])
+    version = get_version(session, app=app)
+    analysis = submitter.analyses.get(version.id, lambda: version.graph)
+    block = analysis.blocks.get(analysis.trigger or "")
+    if not isinstance(block, WebhookTriggerBlock):
+        raise Conflict("the app's published version does not start with trigger.webhook", loc=["app"])
+    secret = None
+    name = block.config.signature_credential
+    if name is not None:
+        stored = credentials.load(session, org_id=app.org_id, type_="webhook_secret", name=name,
+                                  cipher=cipher_for(settings))
+        if stored is None:  # refuse rather than accept unsigned posts the app's author meant to refuse
+            log.warning("webhook_secret_missing", app_id=str(app.id), credential=name)
+            raise Forbidden(f"the webhook's signing secret ({name!r}) is not stored; nothing is accepted "
+                            "until it is", loc=SIGNATURE_LOC)
+        secret = str(stored["secret"])
+    return Target(endpoint.id, app.org_id, app.id, version.number, block.config, secret)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The raw body, refused with 413 as soon as it passes `limit` bytes."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise TooLarge(f"the body is larger than {limit} bytes", loc=["body"])
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise TooLarge(f"the body is larger than {limit} bytes", loc=["body"])
+    return bytes(body)
+
+
+def check_signature(target: Target, body: bytes, header: str | None) -> None:
+    """Refuse (403, logged) a post whose signature is missing or wrong, when the trigger wants one."""
+    if target.secret is None:
+        return
+    if not header:
+        log.warning("webhook_signature_missing", app_id=str(target.app_id))
+        raise Forbidden(f"missing {SIGNATURE_HEADER} header (sha256=<hex HMAC-SHA256 of the body>)",
+                        loc=SIGNATURE_LOC)
+    if not signature_matches(target.secret, body, header):
+        log.warning("webhook_signature_invalid", app_id=str(target.app_id))
+        raise Forbidden(f"{SIGNATURE_HEADER} does not match the body", loc=SIGNATURE_LOC)
+
+
+def parse_body(content_type: str, body: bytes) -> Any:
+    """The body as JSON or form fields (an empty body is null)."""
+    if not body.strip():
+        return None
+    media = content_type.split(";")[0].strip().lower()
+    if media == "application/json" or media.endswith("+json"):
+        try:
+            return json.loads(body.decode("utf-8"))  # bytes would also be guessed as UTF-16 or -32
+        except UnicodeDecodeError:
+            problem = "the body is not UTF-8"
+        except ValueError as exc:
+            problem = str(exc)
+        raise InvalidInputs([{"loc": ["body"], "msg": f"JSON decode error: {problem}",
+                              "type": "json_invalid"}])
+    if media == "application/x-www-form-urlencoded":
+        try:
+            pairs = parse_qsl(body.decode(), keep_blank_values=True, max_num_fields=1000)
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise InvalidInputs([{"loc": ["body"], "msg": f"form decode error: {exc}",
+                                  "type": "form_invalid"}]) from None
+        fields: dict[str, Any] = {}
+        for key, value in pairs:  # a repeated field becomes a list
+            fields[key] = [*fields[key], value] if isinstance(fields.get(key), list) else \
+                [fields[key], value] if key in fields else value
+        return fields
+    raise UnsupportedMediaType("send application/json or application/x-www-form-urlencoded",
+                               loc=["header", "Content-Type"])

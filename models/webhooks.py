@@ -1,0 +1,86 @@
+"""Webhook endpoints: the unguessable inbound URL of an app started by `trigger.webhook`.
+
+The URL's token carries 256 random bits and is stored only as its SHA-256 digest (like API
+keys): it is shown once, when made or rotated, and a leaked database does not reveal it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, String, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from core.errors import Conflict, NotFound
+from models.base import Base, new_id, utcnow
+
+TOKEN_PREFIX = "wh_"
+
+
+class WebhookEndpoint(Base):
+    """An app's inbound webhook URL (one per app); `digest` is the SHA-256 of its token."""
+
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), index=True)
+    app_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), unique=True)
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(12))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    rotated_at: Mapped[datetime | None]
+    created_by: Mapped[str] = mapped_column(String(200), default="")
+
+
+def digest(token: str) -> str:
+    """The stored form of a token (256 random bits: a fast hash is as safe as a slow one)."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def create_endpoint(session: Session, *, org_id: uuid.UUID, app_id: uuid.UUID,
+                    actor: str) -> tuple[WebhookEndpoint, str]:
+    """A new endpoint for the app and its token (shown once); Conflict if the app has one."""
+    if find_for_app(session, org_id=org_id, app_id=app_id) is not None:
+        raise Conflict("the app has a webhook URL already; rotate it to get a new one", loc=["app_id"])
+    token = _new_token()
+    row = WebhookEndpoint(org_id=org_id, app_id=app_id, digest=digest(token), prefix=token[:10],
+                          created_by=actor)
+    session.add(row)
+    session.flush()
+    return row, token
+
+
+def rotate(session: Session, *, endpoint: WebhookEndpoint) -> str:
+    """Give the endpoint a new token; the old URL stops working at once."""
+    token = _new_token()
+    endpoint.digest, endpoint.prefix, endpoint.rotated_at = digest(token), token[:10], utcnow()
+    session.flush()
+    return token
+
+
+def find_for_app(session: Session, *, org_id: uuid.UUID, app_id: uuid.UUID) -> WebhookEndpoint | None:
+    """The organization's endpoint of the app, if it has one."""
+    return session.scalar(select(WebhookEndpoint).where(WebhookEndpoint.org_id == org_id,
+                                                        WebhookEndpoint.app_id == app_id))
+
+
+def get_for_app(session: Session, *, org_id: uuid.UUID, app_id: uuid.UUID) -> WebhookEndpoint:
+    """The app's endpoint, or NotFound."""
+    row = find_for_app(session, org_id=org_id, app_id=app_id)
+    if row is None:
+        raise NotFound("the app has no webhook URL; make one with POST", loc=["app_id"])
+    return row
+
+
+def find_by_token(session: Session, *, token: str) -> WebhookEndpoint | None:
+    """The endpoint a presented token opens, if any."""
+    if not token.startswith(TOKEN_PREFIX) or len(token) > 100:
+        return None
+    return session.scalar(select(WebhookEndpoint).where(WebhookEndpoint.digest == digest(token)))
