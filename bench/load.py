@@ -1,0 +1,183 @@
+"""Load: the API under many concurrent clients, with real run workers on PostgreSQL and Redis.
+
+`--clients` clients (default 100) for `--duration` seconds (default 60), each looping over a
+mix: start a run, read a run, list apps, answer a signed Twilio SMS webhook; one client in ten
+instead starts runs and follows each one's Server-Sent Events to its end. Everything runs as
+real processes (the API under uvicorn, `--run-workers` run workers, the Twilio simulator) on a
+private PostgreSQL and Redis. Prints one JSON line: requests per second, p50/p95/p99 latency
+per route, errors (goal: 0), p99 of the routes that do not start or follow a run (goal:
+< 100 ms), and the resident memory of each process before and after the load, after a warm-up
+(bound: no process grows by more than `RSS_BOUND_MIB`).
+
+tests/chaos runs it for a few seconds with a few clients and checks only that nothing failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import random
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from twilio.request_validator import RequestValidator  # noqa: E402
+
+from bench.chaos_outages import publish_greeter  # noqa: E402
+from bench.chaos_sms import publish_sms_example  # noqa: E402
+from bench.cluster import Cluster, running_cluster  # noqa: E402
+from bench.services import private_services  # noqa: E402
+from twilio_sim.store import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN  # noqa: E402
+
+RSS_BOUND_MIB = 100
+LOAD_NUMBER = "+15550008888"
+RUN_ROUTES = {"POST /v1/apps/{app_id}/runs", "GET /v1/runs/{run_id}/events", "POST /twilio/sms/{target}"}
+MIX = [("create_run", 3), ("read_run", 3), ("list_apps", 3), ("sms", 2)]
+
+
+class Recorder:
+    """Latencies by route, and every failure by kind."""
+
+    def __init__(self) -> None:
+        self.latency: dict[str, list[float]] = defaultdict(list)
+        self.errors: Counter[str] = Counter()
+
+    async def call(self, route: str, request: Any) -> httpx.Response | None:
+        """Await `request`, timing it under `route`; a non-2xx answer or an exception is an error."""
+        started = time.perf_counter()
+        try:
+            answer: httpx.Response = await request
+        except httpx.HTTPError as exc:
+            self.errors[f"{route}: {type(exc).__name__}"] += 1
+            return None
+        self.latency[route].append((time.perf_counter() - started) * 1000)
+        if answer.status_code >= 400:
+            self.errors[f"{route}: {answer.status_code}"] += 1
+            return None
+        return answer
+
+
+class Workload:
+    """The apps and ids the clients use."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        with cluster.client() as client:
+            self.app_id = publish_greeter(client)
+            _, self.webhook = publish_sms_example(cluster, client, LOAD_NUMBER)
+            first = client.post(f"/v1/apps/{self.app_id}/runs", json={"inputs": {"name": "first"}})
+            first.raise_for_status()
+        self.path = "/" + self.webhook.split("/", 3)[3]
+        self.run_ids: list[str] = [first.json()["id"]]
+        self.signer = RequestValidator(DEFAULT_AUTH_TOKEN)
+
+    def sms_form(self, phone: str, body: str) -> tuple[dict[str, str], dict[str, str]]:
+        """A signed inbound-SMS form, as Twilio posts it: (form, headers)."""
+        sid = "SM" + uuid.uuid4().hex
+        form = {"MessageSid": sid, "SmsSid": sid, "AccountSid": DEFAULT_ACCOUNT_SID, "From": phone,
+                "To": LOAD_NUMBER, "Body": body, "NumMedia": "0", "NumSegments": "1",
+                "ApiVersion": "2010-04-01"}
+        return form, {"X-Twilio-Signature": self.signer.compute_signature(self.webhook, form)}
+
+
+async def client_loop(n: int, client: httpx.AsyncClient, work: Workload, rec: Recorder, stop: float) -> None:
+    """One client: a weighted mix of calls (or, for every tenth, runs followed over SSE) until `stop`."""
+    rng = random.Random(n)
+    follower = n % 10 == 9
+    i = 0
+    while time.monotonic() < stop:
+        i += 1
+        kind = "follow" if follower else rng.choices([k for k, _ in MIX], [w for _, w in MIX])[0]
+        if kind in ("create_run", "follow"):
+            answer = await rec.call("POST /v1/apps/{app_id}/runs", client.post(
+                f"/v1/apps/{work.app_id}/runs", json={"inputs": {"name": f"c{n}-{i}"}}))
+            if answer is not None:
+                work.run_ids.append(answer.json()["id"])
+                if kind == "follow":
+                    await rec.call("GET /v1/runs/{run_id}/events",
+                                   client.get(f"/v1/runs/{answer.json()['id']}/events"))
+        elif kind == "read_run":
+            await rec.call("GET /v1/runs/{run_id}", client.get(f"/v1/runs/{rng.choice(work.run_ids[-200:])}"))
+        elif kind == "list_apps":
+            await rec.call("GET /v1/apps", client.get("/v1/apps"))
+        else:
+            form, headers = work.sms_form(f"+1555{n:03d}{i % 10_000:04d}", f"load {n}-{i}")
+            await rec.call("POST /twilio/sms/{target}", client.post(work.path, data=form, headers=headers))
+
+
+async def drive(cluster: Cluster, work: Workload, clients: int, seconds: float) -> Recorder:
+    """`clients` concurrent clients for `seconds`."""
+    rec = Recorder()
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=cluster.base_url, limits=limits, timeout=60,
+                                 headers={"Authorization": f"Bearer {cluster.key}"}) as client:
+        stop = time.monotonic() + seconds
+        await asyncio.gather(*(client_loop(n, client, work, rec, stop) for n in range(clients)))
+    return rec
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The `q` quantile of `values` (nearest rank)."""
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))], 2)
+
+
+def measure(cluster: Cluster, clients: int, seconds: float, warmup: float = 3.0) -> dict[str, Any]:
+    """Warm up, then load the cluster; the figures as one JSON-ready dict."""
+    work = Workload(cluster)
+    asyncio.run(drive(cluster, work, min(clients, 10), warmup))
+    before = {p.name: p.rss_bytes() for p in cluster.processes()}
+    started = time.monotonic()
+    rec = asyncio.run(drive(cluster, work, clients, seconds))
+    elapsed = time.monotonic() - started
+    after = {p.name: p.rss_bytes() for p in cluster.processes()}
+    mib = 1024 * 1024
+    growth = {name: round((after[name] - before[name]) / mib, 1) for name in before}
+    routes = {route: {"count": len(v), "p50_ms": percentile(v, 0.5), "p95_ms": percentile(v, 0.95),
+                      "p99_ms": percentile(v, 0.99)} for route, v in sorted(rec.latency.items())}
+    other = [x for route, v in rec.latency.items() if route not in RUN_ROUTES for x in v]
+    return {
+        "bench": "api_load", "clients": clients, "seconds": round(elapsed, 1),
+        "requests": sum(len(v) for v in rec.latency.values()),
+        "requests_per_s": round(sum(len(v) for v in rec.latency.values()) / elapsed, 1),
+        "errors": sum(rec.errors.values()), "error_kinds": dict(rec.errors), "goal_errors": 0,
+        "routes": routes, "non_run_p99_ms": percentile(other, 0.99) if other else None,
+        "goal_non_run_p99_ms": 100,
+        "rss_mib_before": {k: round(v / mib, 1) for k, v in before.items()},
+        "rss_mib_after": {k: round(v / mib, 1) for k, v in after.items()},
+        "rss_growth_mib": growth, "rss_bound_mib": RSS_BOUND_MIB,
+        "rss_within_bound": all(g <= RSS_BOUND_MIB for g in growth.values()),
+        "api_workers": cluster.api_workers, "run_workers": len(cluster.workers),
+        "database": "postgresql", "broker": "redis",
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clients", type=int, default=100)
+    parser.add_argument("--duration", type=float, default=60.0, help="Seconds of load.")
+    parser.add_argument("--api-workers", type=int, default=2)
+    parser.add_argument("--run-workers", type=int, default=2)
+    args = parser.parse_args()
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    with private_services() as (postgres, redis_server), \
+            tempfile.TemporaryDirectory(prefix="mantle-load-") as folder, \
+            running_cluster(postgres.url, redis_server.url, Path(folder), api_workers=args.api_workers,
+                            run_workers=args.run_workers) as cluster:
+        print(json.dumps(measure(cluster, args.clients, args.duration)))
+
+
+if __name__ == "__main__":
+    main()
