@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install up test lint typecheck unit bench clean browser
+.PHONY: install up test lint typecheck unit bench clean browser compose-tool
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,7 +37,16 @@ browser:
 	    || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null; }; \
 	  else echo "Chromium is missing: browser tests will be skipped (they fail in CI)"; fi; }
 
-test: lint typecheck browser
+# The compose file is validated offline by Debian's docker-compose (no Docker engine needed).
+compose-tool:
+	@command -v docker-compose >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing docker-compose to validate docker-compose.yml"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker-compose >/dev/null \
+	    || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker-compose >/dev/null; }; \
+	  else echo "docker-compose is missing: the compose check will be skipped (it fails in CI)"; fi; }
+
+test: lint typecheck browser compose-tool
 	$(BIN)/pytest -q
 
 unit: install

@@ -11,13 +11,14 @@ from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
+from api.key_cache import KeyCache
 from blocks.registry import Registry
 from builder.validation import Limits
 from core.errors import Forbidden, MantleError
 from core.settings import Settings
 from models.db import session_scope
 from models.deployments import names as deployment_names
-from models.orgs import Role, authenticate
+from models.orgs import Role, authenticate, hash_key
 from worker.inference.deployments import known_names
 
 
@@ -62,16 +63,24 @@ def get_principal(
     """The caller, from its bearer API key; 401 without a valid one.
 
     It uses its own short transaction, so the route's session (or a streaming response)
-    never holds a lock taken just to check the key.
+    never holds a lock taken just to check the key. A key found valid is remembered for a few
+    seconds (api/key_cache.py), so most requests skip that transaction.
     """
     if credentials is None:
         raise Unauthorized("missing API key: send `Authorization: Bearer <key>`",
                            loc=["header", "Authorization"])
+    cache: KeyCache[Principal] = request.app.state.key_cache
+    digest = hash_key(credentials.credentials)
+    principal = cache.get(digest)
+    if principal is not None:
+        return principal
     with session_scope(request.app.state.session_factory) as session:
         key = authenticate(session, secret=credentials.credentials)
         if key is None:
             raise Unauthorized("invalid or revoked API key", loc=["header", "Authorization"])
-        return Principal(org_id=key.org_id, key_id=key.id, key_name=key.name, role=key.role)
+        principal = Principal(org_id=key.org_id, key_id=key.id, key_name=key.name, role=key.role)
+    cache.put(digest, principal.key_id, principal)
+    return principal
 
 
 CurrentKey = Annotated[Principal, Depends(get_principal)]

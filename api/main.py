@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api import errors, public
 from api.json_guard import JsonText
+from api.key_cache import KeyCache
 from api.middleware import BodyLimit, RequestContext
 from api.routes import (
     apps,
@@ -59,6 +60,7 @@ def create_app(
         responses=errors.ERROR_RESPONSES,
     )
     app.state.settings = settings
+    app.state.key_cache = KeyCache(settings.auth_cache_s)
     app.state.watcher = watcher
     app.state.session_factory = sessions or session_factory(settings.resolved_database_url)
     # Polling reads (a run's status, its events) must not queue behind writers on SQLite.
@@ -75,6 +77,7 @@ def create_app(
     app.include_router(review_page.router)
     public.install(app)
     watch_queue_depth(app.state.read_sessions)
+    health.watch(app)
     app.add_middleware(JsonText)  # inside BodyLimit: it reads only bodies within the limit
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContext)

@@ -98,8 +98,10 @@ class RequestContext:
         try:
             await self.app(scope, receive, capture)
         finally:
-            route = scope.get("route")
-            path = getattr(route, "path", "unmatched")
+            # FastAPI 0.16x keeps an included router whole: the matched route's own path lacks the
+            # include prefix (`/v1`); the effective route context has the full template.
+            effective = (scope.get("fastapi") or {}).get("effective_route_context")
+            path = getattr(effective, "path", None) or getattr(scope.get("route"), "path", "unmatched")
             HTTP_REQUESTS.labels(scope["method"], path, str(status)).inc()
             HTTP_LATENCY.labels(scope["method"], path).observe(time.perf_counter() - start)
             structlog.contextvars.unbind_contextvars("request_id")

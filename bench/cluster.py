@@ -41,6 +41,7 @@ class Proc:
     logs: Path
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
+    health_url: str | None = None  # a worker's /healthz, /readyz and /metrics (`--health-port`)
 
     @property
     def log_file(self) -> Path:
@@ -136,6 +137,8 @@ class Cluster:
     run_workers: int = 2
     api_workers: int = 1
     worker_concurrency: int = 1
+    inference_workers: int = 0  # each serves the `inference` queue (the default model, pinned)
+    health_ports: bool = False  # each worker serves /readyz and /metrics on a port of its own
     env_overrides: dict[str, str] = field(default_factory=dict)
     key: str = ""
     org_id: uuid.UUID | None = None
@@ -178,13 +181,24 @@ class Cluster:
             command = CLI + ["worker", "--queues", "runs", "--concurrency", str(self.worker_concurrency)]
             if n == 0:
                 command.append("--beat")  # one scheduler (the reaper) for the deployment
-            self.workers.append(Proc(f"worker{n}", command, env, logs))
+            self.workers.append(self._worker(f"worker{n}", command, env, logs))
+        for n in range(self.inference_workers):
+            self.workers.append(self._worker(f"inference{n}", CLI + ["worker", "--queues", "inference"],
+                                             env, logs))
         for proc in (self.sim, self.api, *self.workers):
             proc.start()
         wait_http(f"{self.sim_url}/sim/callbacks")
         wait_http(f"{self.base_url}/healthz")
         for worker in self.workers:
             worker.wait_for_log(" ready.")
+
+    def _worker(self, name: str, command: list[str], env: dict[str, str], logs: Path) -> Proc:
+        """A worker process, with a health port when the cluster asks for them."""
+        if not self.health_ports:
+            return Proc(name, command, env, logs)
+        port = free_port()
+        return Proc(name, [*command, "--health-port", str(port)], env, logs,
+                    health_url=f"http://127.0.0.1:{port}")
 
     def restart_worker(self, n: int, *, kill: bool = True) -> None:
         """Kill (or stop) worker `n` and start it again; waits until it consumes."""

@@ -107,13 +107,24 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 @click.option("--pool", type=click.Choice(["prefork", "solo", "threads"]), default=None,
               help="Default: threads for inference queues (one batching engine per process), else prefork.")
 @click.option("--beat/--no-beat", default=False, help="Also run the scheduler (reaper) in this process.")
-def worker(queues: str, concurrency: int | None, pool: str | None, beat: bool) -> None:
+@click.option("--health-port", type=int, default=None,
+              help="Serve /healthz, /readyz and /metrics on this port (inference workers default to "
+                   "MANTLE_INFERENCE_METRICS_PORT; 0: off).")
+def worker(queues: str, concurrency: int | None, pool: str | None, beat: bool,
+           health_port: int | None) -> None:
     """A Celery worker for the run queue, or (`--queues inference`) one that serves models."""
+    from core.metrics_dir import use_private_metrics_dir
+
+    use_private_metrics_dir("worker")  # before anything imports prometheus_client
     _setup()
     from worker.celery_app import celery_app
 
     settings = get_settings()
     serves_models = any(q == "inference" or q.startswith("inference.") for q in queues.split(","))
+    if health_port is None:
+        health_port = settings.inference_metrics_port if serves_models else 0
+    if health_port:
+        _serve_worker_health(health_port, serves_models)
     if serves_models:
         from worker.inference.tasks import start_serving
 
@@ -128,17 +139,48 @@ def worker(queues: str, concurrency: int | None, pool: str | None, beat: bool) -
     celery_app.worker_main(argv)
 
 
+def _serve_worker_health(port: int, serves_models: bool) -> None:
+    """Start the worker's health endpoint before it loads models or connects (see worker/health.py)."""
+    from celery import signals
+
+    from models.db import session_factory
+    from worker.celery_app import celery_app
+    from worker.health import serve_health
+    from worker.metrics_export import mark_process_dead
+    from worker.probes import Probe, broker_probe, database_probe
+
+    probes: dict[str, Probe] = {
+        "database": database_probe(session_factory(get_settings().resolved_database_url)),
+        "broker": broker_probe(celery_app)}
+    if serves_models:
+        from worker.inference.tasks import pinned_models_probe
+
+        probes["model"] = pinned_models_probe
+    serve_health(port, probes)
+    # A prefork child that exits takes its live gauges with it; its counters stay in the sum.
+    signals.worker_process_shutdown.connect(lambda pid=None, **_: mark_process_dead(pid or os.getpid()),
+                                            weak=False)
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", default=1, show_default=True, type=int)
 def api(host: str, port: int, workers: int) -> None:
     """Serve the API only (the database must be migrated)."""
+    from core.metrics_dir import use_private_metrics_dir
+
+    use_private_metrics_dir("api")  # several uvicorn workers answer /metrics with one sum
     import uvicorn
 
     _setup()
+    # No access log: a line per request costs CPU on the hot path, and the request metrics
+    # (mantle_http_requests_total) and the request id on every application log line cover it.
     uvicorn.run("api.main:create_app", factory=True, host=host, port=port, workers=workers,
-                log_config=None)
+                log_config=None, access_log=False, loop="uvloop", http="httptools",
+                # Longer than any client's or proxy's idle keep-alive (httpx: 5 s), so the server
+                # never closes a connection just as a client sends on it (a RemoteProtocolError).
+                timeout_keep_alive=75)
 
 
 @main.group()
@@ -148,12 +190,27 @@ def db() -> None:
 
 @db.command("upgrade")
 @click.argument("revision", default="heads")
-def db_upgrade(revision: str) -> None:
+@click.option("--wait", "wait_s", type=float, default=0, show_default=True,
+              help="Seconds to keep retrying while the database does not accept connections yet.")
+def db_upgrade(revision: str, wait_s: float) -> None:
     """Apply migrations up to REVISION (default: every head)."""
     from migrations.run import upgrade
 
     _setup()
-    upgrade(get_settings().resolved_database_url, revision)
+    url = get_settings().resolved_database_url
+    if wait_s > 0:
+        from models.db import make_engine
+        from worker.probes import wait_for_database
+
+        engine = make_engine(url)
+        try:
+            wait_for_database(engine, wait_s)
+        except Exception as exc:  # the last connection error, after every retry
+            raise click.ClickException(f"the database did not answer within {wait_s:g} s: {exc}") from None
+        finally:
+            engine.dispose()
+    upgrade(url, revision)
+    click.echo("database is up to date", err=True)
 
 
 @db.command("downgrade")

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ForeignKey, String, Text, UniqueConstraint, func, select
-from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
+from sqlalchemy.orm import Mapped, Session, defer, mapped_column, relationship
 
 from core.errors import Conflict, NotFound
 from models.base import Base, TimestampMixin, new_id, utcnow
@@ -64,15 +64,25 @@ def get_app(session: Session, *, org_id: uuid.UUID, app_id: uuid.UUID, lock: boo
 def list_apps(
     session: Session, *, org_id: uuid.UUID, limit: int, offset: int, q: str | None = None
 ) -> tuple[list[App], int]:
-    """A page of the organization's apps, most recently updated first, and the total count."""
+    """A page of the organization's apps, most recently updated first, and the total count.
+
+    One query: the count rides along as a window over the filtered rows, and the drafts (the
+    large column) are not loaded, since a list shows none. Only a page past the end, which has
+    no row to carry the count, asks for it separately.
+    """
     where = [App.org_id == org_id]
     if q:
         where.append(App.name.ilike(f"%{q}%"))
-    total = session.scalar(select(func.count()).select_from(App).where(*where)) or 0
     stmt = (
-        select(App).where(*where).order_by(App.updated_at.desc(), App.id).limit(limit).offset(offset)
+        select(App, func.count().over().label("total")).options(defer(App.draft))
+        .where(*where).order_by(App.updated_at.desc(), App.id).limit(limit).offset(offset)
     )
-    return list(session.scalars(stmt)), total
+    rows = session.execute(stmt).all()
+    if rows:
+        return [row[0] for row in rows], int(rows[0][1])
+    if not offset:
+        return [], 0
+    return [], session.scalar(select(func.count()).select_from(App).where(*where)) or 0
 
 
 def create_app(

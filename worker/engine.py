@@ -51,6 +51,7 @@ from models.base import utcnow
 from models.db import session_scope
 from models.runs import NodeRun, Run, RunEvent
 from worker.hooks import WaitContext, wait_handler
+from worker.observability import StepMetrics, bind_run
 
 log = structlog.get_logger("mantle.engine")
 
@@ -110,11 +111,15 @@ class Recorder:
         self.rows = rows
         self.executor = executor
         self.waits: list[NodeWaiting] = []
+        self.metrics = StepMetrics(str(run.app_id))
 
     def record(self, event: Event, state: RunState) -> None:
         """Persist what `event` changed (the executor already applied it to `state`)."""
         if event.node_id is not None:
             self._save_node(event.node_id, state.node(event.node_id))
+            self.metrics.note(event, state.node(event.node_id), self.rows[event.node_id].block_type)
+        else:
+            self.metrics.note(event, None, None)
         kind, data = _describe(event)
         if kind is not None:
             self.session.add(RunEvent(run_id=self.run.id, type=kind, node_id=event.node_id,
@@ -212,6 +217,7 @@ class RunEngine:
                 run = session.scalar(select(Run).where(Run.id == run_id).with_for_update())
                 if run is None:
                     return None
+                bind_run(org_id=run.org_id, app_id=run.app_id)
                 if RunStatus(run.status) in TERMINAL:
                     return RunStatus(run.status)
                 executor = self.executor_for(session, run)
@@ -238,13 +244,14 @@ class RunEngine:
                     # the reaper would run them again with the same result. Skipping the wait for
                     # the disk here is safe; a claim or an outside result is always flushed.
                     session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+            recorder.metrics.publish()  # committed: count it once
             for wait in waits:
                 self._dispatch(run, wait, None)
             if claim is None:
                 if wake_at is not None and status not in TERMINAL:
                     self.enqueue(run_id, wake_at)
                 if status in TERMINAL:
-                    log.debug("run_finished", run_id=str(run_id), status=status.value)
+                    log.info("run_finished", run_id=str(run_id), status=status.value)
                 return status
             claimed_attempt = state.node(claim).attempts
             with self._heartbeat(run_id):

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import structlog
-from prometheus_client import REGISTRY, Histogram
+from prometheus_client import Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import select
@@ -33,6 +33,7 @@ from models.reviews import ReviewItem, get_item, open_item, queue_depth
 from models.runs import NodeRun
 from worker.celery_app import RUNS_QUEUE, celery_app
 from worker.hooks import WaitContext, on_wait
+from worker.metrics_export import scrape_time
 
 log = structlog.get_logger("mantle.reviews")
 
@@ -119,7 +120,7 @@ class QueueDepth(Collector):
 
 
 QUEUE_DEPTH = QueueDepth()
-REGISTRY.register(QUEUE_DEPTH)
+scrape_time(QUEUE_DEPTH)
 
 
 def watch_queue_depth(sessions: sessionmaker[Session]) -> None:

@@ -35,6 +35,7 @@ from models.db import session_factory, session_scope
 from models.sms import SmsOutbound, app_number, is_opted_out
 from models.sms_messages import add_outbound, advance_status, outbound_rows, triggering_inbound
 from worker.hooks import service
+from worker.observability import SMS_FAILED, SMS_SENT
 
 log = structlog.get_logger("mantle.sms")
 
@@ -95,6 +96,7 @@ class TwilioSender:
                 if inbound is not None and inbound.answer_state == "waiting" \
                         and inbound.from_number == message.to and inbound.to_number == sender:
                     add_outbound(session, **common, inbound_id=inbound.id, via="inline", status="inline")
+                    SMS_SENT.labels("inline").inc()  # the waiting webhook answers with it as TwiML
                     return Claim(result={"delivery": "inline", "status": "inline", "message_sids": []})
                 if twilio is None:
                     raise MantleError("the organization has no Twilio credentials (POST /v1/credentials)")
@@ -128,15 +130,18 @@ class TwilioSender:
             sent = client.messages.create(to=row.to_number, from_=row.from_number, body=row.body,
                                           status_callback=callback)
         except TwilioRestException as exc:
+            SMS_FAILED.labels("refused").inc()
             with session_scope(self.sessions) as session:
                 advance_status(session, outbound_id=row.id, status="failed",
                                error_code=str(exc.code or exc.status), error_message=str(exc.msg)[:2000])
             raise MantleError(f"Twilio refused the message ({exc.code or exc.status}): {exc.msg}") from None
         except Exception as exc:  # no answer: it may have been sent, so the part stays claimed
+            SMS_FAILED.labels("unanswered").inc()
             log.warning("sms_send_unanswered", outbound_id=str(row.id), error=type(exc).__name__)
             raise MantleError(f"Twilio did not answer ({type(exc).__name__}); a retry of the node first "
                               "checks whether the message went out") from None
         sid, status = str(sent.sid), str(sent.status or "queued")
+        SMS_SENT.labels(status).inc()
         self._record(row.id, sid, status)
         return sid, status
 

@@ -16,6 +16,7 @@ from models.db import session_factory
 from worker.celery_app import RUNS_QUEUE, celery_app
 from worker.engine import RunEngine
 from worker.hooks import WaitContext, build_services, on_wait
+from worker.observability import run_logging
 from worker.reviews import open_review  # noqa: F401  (registers the review queue's hook and task)
 
 log = structlog.get_logger("mantle.tasks")
@@ -50,18 +51,16 @@ def engine() -> RunEngine:
 @celery_app.task(name="runs.advance", acks_late=True, reject_on_worker_lost=True)
 def advance(run_id: str) -> str | None:
     """Run every node of the run that can run now."""
-    structlog.contextvars.bind_contextvars(run_id=run_id)
-    try:
+    with run_logging(run_id):  # the engine adds the organization and app
         status = engine().advance(uuid.UUID(run_id))
         return status.value if status else None
-    finally:
-        structlog.contextvars.unbind_contextvars("run_id")
 
 
 @celery_app.task(name="runs.resume", acks_late=True, reject_on_worker_lost=True)
 def resume(run_id: str, node_id: str, result: dict[str, Any]) -> bool:
     """Record a deferred node's result and advance its run."""
-    return engine().record_result(uuid.UUID(run_id), node_id, result)
+    with run_logging(run_id, node_id=node_id):
+        return engine().record_result(uuid.UUID(run_id), node_id, result)
 
 
 @celery_app.task(name="runs.reap")

@@ -1,12 +1,20 @@
-"""Liveness, readiness and Prometheus metrics."""
+"""Liveness, readiness and Prometheus metrics of the API.
+
+`/readyz` answers 503 naming every dependency that is down (the database, the broker), in the
+one error shape; `/metrics` merges the values of every API process of this server (see
+`worker/metrics_export.py`) and adds the deployment's queue depths, counted when scraped.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import text
+from fastapi import APIRouter, FastAPI, Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from api.errors import error_response
+from worker.celery_app import INFERENCE_QUEUE, RUNS_QUEUE
+from worker.inference.deployments import configured
+from worker.metrics_export import exposition, watch_broker
+from worker.probes import broker_probe, database_probe, run_probes
 
 router = APIRouter(tags=["health"])
 
@@ -18,18 +26,26 @@ def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", response_model=None)
-def readyz(request: Request) -> dict[str, str] | Response:
-    """The process can serve: the database answers."""
-    try:
-        with request.app.state.session_factory() as session:
-            session.execute(text("SELECT 1"))
-    except Exception as exc:  # any failure means not ready; say which
-        return error_response(503, [{"loc": ["database"], "msg": f"database unreachable: "
-                                     f"{type(exc).__name__}", "type": "unavailable"}])
-    return {"status": "ready", "database": "ok"}
+async def readyz(request: Request) -> dict[str, str] | Response:
+    """The process can serve: the database and the broker answer (503 names what does not)."""
+    state = request.app.state
+    probes = {"database": database_probe(state.session_factory),
+              "broker": broker_probe(state.submitter.celery)}
+    down = await run_in_threadpool(run_probes, probes)
+    if down:
+        return error_response(503, [{"loc": [name], "msg": reason, "type": "unavailable"}
+                                    for name, reason in down.items()])
+    return {"status": "ready", **dict.fromkeys(probes, "ok")}
 
 
 @router.get("/metrics", include_in_schema=False)
-def metrics() -> Response:
-    """Prometheus metrics of this process."""
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+async def metrics() -> Response:
+    """Prometheus metrics of this API server (every process of it)."""
+    body, content_type = await run_in_threadpool(exposition)
+    return Response(body, media_type=content_type)
+
+
+def watch(app: FastAPI) -> None:
+    """Report the depth of every queue a worker consumes when metrics are scraped."""
+    queues = [RUNS_QUEUE, INFERENCE_QUEUE, *(d.queue for d in configured(app.state.settings).values())]
+    watch_broker(app.state.submitter.celery, queues)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Request, status
 from sqlalchemy.orm import Session
 
 from api.deps import Admin, CurrentKey, PageDep, SessionDep
@@ -46,9 +46,10 @@ def new_key(body: KeyCreate, principal: Admin, session: SessionDep) -> KeyCreate
 
 
 @router.delete("/keys/{key_id}", response_model=KeyRead)
-def delete_key(key_id: uuid.UUID, principal: Admin, session: SessionDep) -> KeyRead:
+def delete_key(key_id: uuid.UUID, request: Request, principal: Admin, session: SessionDep) -> KeyRead:
     """Revoke a key at once; revoking twice is harmless."""
     key = revoke_key(session, org_id=principal.org_id, key_id=key_id)
+    request.app.state.key_cache.forget(key.id)  # other API processes: within MANTLE_AUTH_CACHE_S
     audit.record(session, org_id=principal.org_id, actor=principal.actor, action="key.revoke",
                  target_type="api_key", target_id=key.id, details={"name": key.name})
     return KeyRead.model_validate(key)

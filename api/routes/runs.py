@@ -20,6 +20,7 @@ from builder.executor import TERMINAL, RunStatus
 from models import apps as app_store
 from models import runs as run_store
 from models.db import session_scope
+from worker.observability import run_finished_elsewhere
 from worker.submit import Submitter
 
 router = APIRouter(tags=["runs"])
@@ -35,17 +36,22 @@ def _submitter(request: Request) -> Submitter:
 
 
 def _create(request: Request, principal: Principal, app_id: uuid.UUID, body: RunStart, draft: bool,
-            idempotency_key: str | None) -> tuple[uuid.UUID, bool]:
+            idempotency_key: str | None, wait: float) -> tuple[uuid.UUID, RunRead | None]:
+    """Create (or find) the run; a new run not waited for is read here, before it is enqueued:
+    nothing can have changed it yet, and a second session (and its round trips) is saved."""
     sessions: sessionmaker[Session] = request.app.state.session_factory
     submitter = _submitter(request)
+    read = None
     with session_scope(sessions) as session:
         run, created = submitter.create(
             session, org_id=principal.org_id, app_id=app_id, inputs=body.inputs,
             version=None if draft else body.version, draft=draft, idempotency_key=idempotency_key)
         run_id = run.id
+        if created and wait <= 0:
+            read = run_read(session, run, request.app.state.registry, request.app.state.settings)
     if created:
         submitter.enqueue(run_id)
-    return run_id, created
+    return run_id, read
 
 
 def _read(request: Request, org_id: uuid.UUID, run_id: uuid.UUID) -> RunRead:
@@ -62,10 +68,12 @@ def _ended(request: Request, run_id: uuid.UUID) -> bool:
 
 async def _start(request: Request, response: Response, principal: Principal, app_id: uuid.UUID,
                  body: RunStart, wait: float, idempotency_key: str | None, draft: bool) -> RunRead:
-    run_id, _ = await run_in_threadpool(_create, request, principal, app_id, body, draft, idempotency_key)
+    run_id, read = await run_in_threadpool(_create, request, principal, app_id, body, draft, idempotency_key,
+                                           wait)
     if wait > 0:
         await wait_until_ended(request, run_id, wait, partial(_ended, request, run_id))
-    read = await run_in_threadpool(_read, request, principal.org_id, run_id)
+    if read is None:
+        read = await run_in_threadpool(_read, request, principal.org_id, run_id)
     response.status_code = status.HTTP_200_OK if read.status in TERMINAL else status.HTTP_202_ACCEPTED
     response.headers["Location"] = f"/v1/runs/{run_id}"
     return read
@@ -115,6 +123,7 @@ def cancel_run(run_id: uuid.UUID, request: Request, principal: Builder, session:
     run = run_store.get_run(session, org_id=principal.org_id, run_id=run_id, lock=True)
     run_store.cancel_run(session, run=run, actor=principal.actor)
     session.flush()
+    run_finished_elsewhere(str(run.app_id), "cancelled")
     return run_read(session, run, request.app.state.registry, request.app.state.settings)
 
 

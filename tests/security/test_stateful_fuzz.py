@@ -8,6 +8,7 @@ get past "nothing to publish". No answer may be a 500 or break the schema it doc
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -41,6 +42,7 @@ def test_the_builders_path_never_fails_or_breaks_its_schema(fuzzed: Fuzzed,  # n
                                                             steps: dict[str, Operation]) -> None:
     auth = {"Authorization": f"Bearer {fuzzed.key}"}
     runs_started: list[str] = []
+    seen: list[str] = []  # create/publish/run statuses of the valid-path flows, for the message
 
     def case(data: st.DataObject, label: str, **path: str) -> Any:
         modes = st.sampled_from([GenerationMode.POSITIVE, GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
@@ -60,12 +62,15 @@ def test_the_builders_path_never_fails_or_breaks_its_schema(fuzzed: Fuzzed,  # n
     @settings(max_examples=FLOWS, deadline=None, derandomize=True, database=None,
               suppress_health_check=list(HealthCheck))
     def flow(data: st.DataObject) -> None:
-        created = call(case(data, "POST /v1/apps"))
+        # Half the flows keep to a valid path (so later steps are reached), with generated extras.
+        happy = data.draw(st.booleans(), label="valid path")
+        create = case(data, "POST /v1/apps")
+        if happy:  # a fresh name: other tests on this module's app may have taken the drawn one
+            create.body, create.headers = {"name": f"flow {uuid.uuid4()}"}, auth
+        created = call(create)
         if created.status_code != 201:
             return
         app_id = created.json()["id"]
-        # Half the flows keep to a valid path (so later steps are reached), with generated extras.
-        happy = data.draw(st.booleans(), label="valid path")
         draft = case(data, "PUT /v1/apps/{app_id}/draft", app_id=app_id)
         if happy:
             draft.body, draft.headers = greeter_graph(), auth
@@ -73,15 +78,19 @@ def test_the_builders_path_never_fails_or_breaks_its_schema(fuzzed: Fuzzed,  # n
         call(case(data, "POST /v1/apps/{app_id}/validate", app_id=app_id))
         publish = case(data, "POST /v1/apps/{app_id}/publish", app_id=app_id)
         if happy:
-            publish.body = {"note": "fuzzed"}
-        call(publish)
+            publish.body, publish.headers, publish.query = {"note": "fuzzed"}, auth, {}
+        publish_answer = call(publish)
         run = case(data, "POST /v1/apps/{app_id}/runs", app_id=app_id)
         if happy:
             run.body = {"inputs": {"name": data.draw(st.text(max_size=50), label="name")}}
+            run.headers, run.query = auth, {}
         started = call(run)
+        if happy:
+            seen.append(f"{created.status_code}/{publish_answer.status_code}/{started.status_code}"
+                        f" {started.text[:200]}")
         if started.status_code in (200, 202):
             runs_started.append(started.json()["id"])
             call(case(data, "GET /v1/runs/{run_id}", run_id=started.json()["id"]))
 
     flow()
-    assert runs_started, "no generated flow got as far as starting a run"
+    assert runs_started, f"no generated flow got as far as starting a run: {seen}"

@@ -1,4 +1,4 @@
-"""Prometheus metrics of an inference worker (served on `MANTLE_INFERENCE_METRICS_PORT`).
+"""Prometheus metrics of an inference worker (served on its health port, `mantle worker --health-port`).
 
 Tokens per second is `rate(mantle_inference_tokens_total[1m])`; per request it is observed in
 `mantle_inference_request_tokens_per_second`.
@@ -8,8 +8,11 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-MODELS_LOADED = Gauge("mantle_inference_models_loaded", "Models resident in this worker")
-RESIDENT_BYTES = Gauge("mantle_inference_resident_bytes", "Bytes of weights resident in this worker")
+# Summed over the worker's live processes when metrics are merged (see worker/metrics_export.py).
+MODELS_LOADED = Gauge("mantle_inference_models_loaded", "Models resident in this worker",
+                      multiprocess_mode="livesum")
+RESIDENT_BYTES = Gauge("mantle_inference_resident_bytes", "Bytes of weights resident in this worker",
+                       multiprocess_mode="livesum")
 LOAD_SECONDS = Histogram("mantle_inference_load_seconds", "Time to load a model", ["model"],
                          buckets=(0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600))
 CACHE = Counter("mantle_inference_model_cache_total", "Model lookups: hit (resident) or miss (loaded)",

@@ -87,6 +87,7 @@ class ModelRegistry:
         self._lock = threading.Lock()
         self._resident: OrderedDict[str, Resident] = OrderedDict()
         self._loading: dict[str, Future[Resident]] = {}
+        self.load_errors: dict[str, str] = {}  # why a preload failed, by deployment name
 
     @property
     def resident(self) -> list[str]:
@@ -192,6 +193,7 @@ class ModelRegistry:
                     pass
             except Exception as exc:  # a missing model must not stop the worker serving others
                 log.error("preload_failed", model=deployment.name, error=str(exc))
+                self.load_errors[deployment.name] = str(exc).splitlines()[0][:300] if str(exc) else repr(exc)
 
     def close(self) -> None:
         """Stop every engine thread."""

@@ -126,6 +126,7 @@ class InferenceService:
             job = self._job(run_id, node_id, sent_at)
             if job is None:
                 return "dropped"  # a duplicate message, or the run moved on
+            structlog.contextvars.bind_contextvars(org_id=str(job[0]))
             stopped = self.reporter.watch(run_id)
             try:
                 return self._serve(run_id, node_id, sent_at, *job, stopped)

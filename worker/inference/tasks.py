@@ -27,6 +27,7 @@ from models.runs import NodeRun, Run
 from worker.celery_app import RUNS_QUEUE, celery_app
 from worker.hooks import WaitContext, on_wait
 from worker.inference.deployments import configured, parse
+from worker.observability import run_logging
 
 if TYPE_CHECKING:
     from worker.inference.service import InferenceService
@@ -67,31 +68,41 @@ def service() -> InferenceService:
 
 
 def start_serving() -> None:
-    """Prepare an inference worker process before it consumes: torch threads, metrics, and its
-    pinned models loaded, so the first request for one of them is not a cold start."""
+    """Prepare an inference worker process before it consumes: torch threads and its pinned
+    models loaded, so the first request for one of them is not a cold start. (Its metrics are
+    served by the worker's health endpoint, `mantle worker --health-port`.)"""
     import torch
 
     settings = get_settings()
     if settings.inference_threads:
         torch.set_num_threads(settings.inference_threads)
-    if settings.inference_metrics_port:
-        from prometheus_client import start_http_server
-
-        start_http_server(settings.inference_metrics_port)
     serving = service()
     serving.registry.preload(serving.pinned())
+
+
+def pinned_models_probe() -> str | None:
+    """None when every pinned model is resident in this worker; else which are not, and why."""
+    if service.cache_info().currsize == 0:
+        # The worker's main thread builds the service (lru_cache may build twice when two threads
+        # race, and this thread's copy would never load anything): until then, it is starting.
+        return "the inference service is starting"
+    serving = service()
+    resident = set(serving.registry.resident)
+    missing = [d.name for d in serving.pinned() if d.name not in resident]
+    if not missing:
+        return None
+    errors = serving.registry.load_errors
+    return "; ".join(f"model {name} failed to load: {errors[name]}" if name in errors
+                     else f"model {name} is loading" for name in missing)
 
 
 @celery_app.task(name="inference.generate", acks_late=True, reject_on_worker_lost=True)
 def generate(run_id: str, node_id: str, sent_at: float | None = None) -> str:
     """Generate the completion a waiting `llm.prompt` node asked for and record it."""
-    structlog.contextvars.bind_contextvars(run_id=run_id, node_id=node_id)
-    try:
+    with run_logging(run_id, node_id=node_id):  # the service adds the organization
         outcome = service().generate(uuid.UUID(run_id), node_id, sent_at)
         log.info("inference_done", outcome=outcome)
         return outcome
-    finally:
-        structlog.contextvars.unbind_contextvars("run_id", "node_id")
 
 
 @celery_app.task(name="runs.resend_inference", queue=RUNS_QUEUE)
