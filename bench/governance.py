@@ -21,13 +21,13 @@ import json
 import statistics
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.timing import p95, timings_ms  # noqa: E402
 from governance.evaluate import evaluate  # noqa: E402
 from governance.rules import PolicyRules  # noqa: E402
 
@@ -78,24 +78,6 @@ def quality(rules: PolicyRules, rows: list[dict[str, Any]]) -> dict[str, Any]:
     result = {name: scores(p) for name, p in pairs.items()}
     result["pii_entities"] = scores(entity_pairs)
     return result
-
-
-def timings_ms(action: Callable[[], object], runs: int, warmup: int) -> list[float]:
-    """Wall-clock milliseconds of `runs` calls of `action`, after `warmup` calls."""
-    for _ in range(warmup):
-        action()
-    samples = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        action()
-        samples.append((time.perf_counter() - start) * 1000)
-    return samples
-
-
-def p95(samples: list[float]) -> float:
-    """The 95th percentile (nearest rank)."""
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
 
 
 def main() -> None:

@@ -14,14 +14,13 @@ import argparse
 import json
 import statistics
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.timing import p95, timings_ms  # noqa: E402
 from blocks.registry import default_registry  # noqa: E402
 from builder.graph import Graph  # noqa: E402
 from builder.validation import analyze  # noqa: E402
@@ -58,24 +57,6 @@ def big_graph() -> dict[str, Any]:
         edges.append({"source": f"t{NODES - 3 - k}", "source_port": "text",
                       "target": "out", "target_port": name})
     return {"schema_version": 1, "nodes": nodes, "edges": edges}
-
-
-def timings_ms(action: Callable[[], object], runs: int, warmup: int) -> list[float]:
-    """Wall-clock milliseconds of `runs` calls of `action`, after `warmup` calls."""
-    for _ in range(warmup):
-        action()
-    samples = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        action()
-        samples.append((time.perf_counter() - start) * 1000)
-    return samples
-
-
-def p95(samples: list[float]) -> float:
-    """The 95th percentile (nearest rank)."""
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
 
 
 def main() -> None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -30,6 +29,7 @@ import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench.cluster import Proc
 from tests.conftest import (
     IN_CI,
     POSTGRES_URL,
@@ -47,34 +47,11 @@ REDIS_URL = os.environ.get("MANTLE_TEST_TOPOLOGY_REDIS_URL", f"redis://127.0.0.1
 
 
 @dataclass
-class Service:
-    """One process of the deployment, restartable in place."""
+class Service(Proc):
+    """One process of the deployment, restartable in place (bench/cluster.py's `Proc`, plus URLs)."""
 
-    name: str
-    argv: list[str]
-    env: dict[str, str]
-    logs: Path
     ready_url: str | None = None
     metrics_url: str | None = None
-    process: subprocess.Popen[bytes] | None = None
-    starts: int = 0
-
-    @property
-    def log_file(self) -> Path:
-        """The log of the current (latest) start."""
-        return self.logs / f"{self.name}.{self.starts}.log"
-
-    @property
-    def alive(self) -> bool:
-        """Whether the process runs."""
-        return self.process is not None and self.process.poll() is None
-
-    def start(self) -> None:
-        """Start the process in its own group; does not wait for it."""
-        self.starts += 1
-        with self.log_file.open("wb") as out:
-            self.process = subprocess.Popen(self.argv, cwd=REPO, env=self.env, stdout=out,
-                                            stderr=subprocess.STDOUT, start_new_session=True)
 
     def wait_ready(self, timeout: float = 90, path: str = "/readyz") -> dict[str, Any]:
         """Poll the readiness URL (or another `path` beside it, e.g. /healthz) until it answers 200;
@@ -109,26 +86,6 @@ class Service:
     def exit_code(self) -> int | None:
         """The exit status, None while it runs."""
         return None if self.process is None else self.process.poll()
-
-    def kill(self) -> None:
-        """SIGKILL the process and its children: no clean-up, no acknowledgements."""
-        if self.process is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=30)
-
-    def stop(self, timeout: float = 20) -> None:
-        """SIGTERM (a warm shutdown), then SIGKILL if it lingers."""
-        if not self.alive:
-            return
-        assert self.process is not None
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
 
     def restart(self, *, kill: bool = True, timeout: float = 90) -> None:
         """Kill (or stop) the process, start it again and wait until it is ready."""

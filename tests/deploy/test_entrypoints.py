@@ -26,7 +26,7 @@ pytestmark = pytest.mark.timeout(900)
 
 def test_migration_job_ran_to_completion(deployment: Deployment) -> None:
     migrate = deployment.topology.services["migrate"]
-    assert migrate.argv[:3] == ["mantle", "db", "upgrade"], migrate.argv
+    assert migrate.command[:3] == ["mantle", "db", "upgrade"], migrate.command
     assert migrate.exit_code == 0
     assert "database is up to date" in migrate.tail()
 
@@ -34,7 +34,7 @@ def test_migration_job_ran_to_completion(deployment: Deployment) -> None:
 @pytest.mark.parametrize("name", STARTED)
 def test_service_is_ready_and_passes_its_compose_health_check(deployment: Deployment, name: str) -> None:
     service = deployment.topology.services[name]
-    assert service.argv[0] == "mantle" and service.alive, service.argv
+    assert service.command[0] == "mantle" and service.alive, service.command
     ready = httpx.get(service.ready_url or "", timeout=10)
     assert ready.status_code == 200, ready.text
     expected = {"database", "broker"} | ({"model"} if "inference" in name else set())
