@@ -98,9 +98,12 @@ def bound(device: str, weight_bytes: int) -> tuple[float | None, str]:
 
 
 def measure(label: str, fn: Any, ctx: dict[str, Any], streams: int = 1, **extra: Any) -> dict[str, Any]:
-    """Time `fn()` (which returns tokens generated) after one warm-up call; one record."""
+    """Time `fn()` (which returns tokens generated) after one warm-up call; one record (the
+    warm-up's time is reported too: it is where CUDA graphs are captured)."""
+    started = time.perf_counter()
     fn()
     sync(ctx["device"])
+    first_pass = time.perf_counter() - started
     started = time.perf_counter()
     tokens = fn()
     sync(ctx["device"])
@@ -108,7 +111,8 @@ def measure(label: str, fn: Any, ctx: dict[str, Any], streams: int = 1, **extra:
     tps = tokens / seconds
     record: dict[str, Any] = {
         "engine": label, "streams": streams, "tokens": tokens, "seconds": round(seconds, 3),
-        "tokens_per_s": round(tps, 1), "per_stream_tokens_per_s": round(tps / streams, 1), **extra}
+        "tokens_per_s": round(tps, 1), "per_stream_tokens_per_s": round(tps / streams, 1),
+        "first_pass_seconds": round(first_pass, 3), **extra}
     if ctx.get("baseline"):
         record["speedup_vs_hf_generate"] = round(tps / ctx["baseline"], 2)
     if ctx.get("bound"):
@@ -130,20 +134,90 @@ def hf_generate(model: Any, prompt: torch.Tensor, new: int, **kwargs: Any) -> An
     return run
 
 
+def serve_all(batcher: Batcher, prompts: list[list[int]], new: int) -> list[GenerationRequest]:
+    """Send every prompt to the engine at once; the finished requests."""
+    requests = [GenerationRequest(p, max_new_tokens=new, stop_token_ids=frozenset()) for p in prompts]
+    threads = [threading.Thread(target=batcher.submit, args=(r,)) for r in requests]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for r in requests:
+        if not r.done(600) or r.error:
+            raise RuntimeError(r.error or "a request did not finish")
+    return requests
+
+
 def engine_runs(batcher: Batcher, prompts: list[list[int]], new: int) -> Any:
     """A function that sends every prompt to the engine at once and counts the tokens."""
     def run() -> int:
-        requests = [GenerationRequest(p, max_new_tokens=new, stop_token_ids=frozenset()) for p in prompts]
-        threads = [threading.Thread(target=batcher.submit, args=(r,)) for r in requests]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        for r in requests:
-            if not r.done(600) or r.error:
-                raise RuntimeError(r.error or "a request did not finish")
-        return sum(len(r.generated) for r in requests)
+        return sum(len(r.generated) for r in serve_all(batcher, prompts, new))
     return run
+
+
+def kernel_time(device: str, fn: Any) -> float | None:
+    """Seconds the GPU spent inside kernels while `fn()` ran (None without a GPU)."""
+    if not device.startswith("cuda"):
+        return None
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        fn()
+        sync(device)
+    total_us = sum(getattr(e, "self_device_time_total", 0.0) for e in prof.key_averages())
+    return float(total_us) / 1e6
+
+
+def run_engine(label: str, backend: Any, prompts: list[list[int]], streams: list[int], new: int,
+               ctx: dict[str, Any], out: Any, left: Any) -> None:
+    """One line per stream count: `backend` behind Mantle's batching engine."""
+    batcher = Batcher(backend, name=label, max_batch_size=max(streams), max_wait_ms=5)
+    try:
+        for n in streams:
+            if left() < 20:
+                emit(out, {"engine": label, "streams": n, "skipped": "time budget"})
+                continue
+            runs = engine_runs(batcher, prompts[:n], new)
+            emit(out, measure(label, runs, ctx, streams=n, backend=backend.name))
+    finally:
+        batcher.close()
+
+
+def deepspeed_lines(backend: Any, prompts: list[list[int]], streams: list[int], new: int, ctx: dict[str, Any],
+                    out: Any, left: Any) -> None:
+    """The `deepspeed` backend with CUDA graphs (its default on a GPU), then eager (no graphs) as
+    the same-run baseline; whether both give the same tokens; GPU kernel time per step of each."""
+    graphed = backend.graphed
+    eager_streams = [n for n in streams if n <= 8]
+    if graphed:
+        try:
+            run_engine("mantle_deepspeed", backend, prompts, streams, new, ctx, out, left)
+            emit(out, {"engine": "deepspeed_graphs", **backend.graph_stats, "kept": len(backend._graphs)})
+        except Exception as exc:  # still measure the eager path
+            emit(out, {"engine": "mantle_deepspeed", "error": repr(exc),
+                       "trace": traceback.format_exc()[-3000:]})
+            backend.max_graphs, backend.pad_rows, graphed = 0, False, False
+    check = prompts[:8]
+    batcher = Batcher(backend, name="check", max_batch_size=len(check), max_wait_ms=50)
+    try:
+        tokens_graphed = [r.generated for r in serve_all(batcher, check, min(new, 64))]
+        steps = 32
+        busy_graphed = kernel_time(ctx["device"], lambda: serve_all(batcher, check[:1], steps))
+        backend.max_graphs, backend.pad_rows = 0, False  # eager: every step launched from Python
+        tokens_eager = [r.generated for r in serve_all(batcher, check, min(new, 64))]
+        busy_eager = kernel_time(ctx["device"], lambda: serve_all(batcher, check[:1], steps))
+    finally:
+        batcher.close()
+    differing = sum(a != b for a, b in zip(tokens_graphed, tokens_eager, strict=True))
+    record: dict[str, Any] = {"engine": "deepspeed_check", "graphed": graphed, "rows": len(check),
+                              "rows_differing_graphed_vs_eager": differing}
+    for label, busy in (("graphed", busy_graphed), ("eager", busy_eager)):
+        if busy is not None:
+            record[f"kernel_ms_per_step_{label}"] = round(busy / (steps + 1) * 1000, 3)
+            if ctx.get("bound"):
+                record[f"kernel_bound_fraction_{label}"] = round(ctx["bound"] / ((steps + 1) / busy), 3)
+    emit(out, record)
+    run_engine("mantle_deepspeed_eager", backend, prompts, eager_streams, new, ctx, out, left)
 
 
 def main() -> None:
@@ -186,16 +260,7 @@ def main() -> None:
     emit(out, record)
 
     def engine_lines(label: str, backend: Any) -> None:
-        batcher = Batcher(backend, name=label, max_batch_size=max(streams), max_wait_ms=5)
-        try:
-            for n in streams:
-                if left() < 20:
-                    emit(out, {"engine": label, "streams": n, "skipped": "time budget"})
-                    continue
-                emit(out, measure(label, engine_runs(batcher, prompts[:n], args.new_tokens), ctx, streams=n,
-                                  backend=backend.name))
-        finally:
-            batcher.close()
+        run_engine(label, backend, prompts, streams, args.new_tokens, ctx, out, left)
 
     if "mantle_hf" not in skip:
         try:
@@ -210,12 +275,13 @@ def main() -> None:
                 from worker.inference.ds_cpu import emulate_kernels
                 emulate_kernels()
             from worker.inference.ds_backend import deepspeed_backend
-            backend = deepspeed_backend(model, NullTokenizer(), device=device, dtype=model.dtype,  # type: ignore[arg-type]
-                                        max_context=2048, inject=True)
+            backend: Any = deepspeed_backend(model, NullTokenizer(), device=device, dtype=model.dtype,  # type: ignore[arg-type]
+                                             max_context=2048, inject=True)
             import deepspeed
             emit(out, {"engine": "deepspeed_init", "seconds": round(time.monotonic() - started, 1),
-                       "backend": type(backend).__name__, "deepspeed": deepspeed.__version__})
-            engine_lines("mantle_deepspeed", backend)
+                       "backend": type(backend).__name__, "deepspeed": deepspeed.__version__,
+                       "cuda_graphs": backend.graphed})
+            deepspeed_lines(backend, prompts, streams, args.new_tokens, ctx, out, left)
             del backend
             gc.collect()
         except Exception as exc:

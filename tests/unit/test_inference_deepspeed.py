@@ -49,3 +49,28 @@ def test_injected_gptj_layers_serve_the_same_answers_in_padded_batches(solo: dic
         engine.close()
     assert single[0].generated == solo[PROMPTS[2]]
     assert [r.generated for r in batch] == [solo[p][:16 - 2 * i] for i, p in enumerate(PROMPTS)]
+
+
+def test_batches_rounded_up_to_a_power_of_two_answer_for_their_real_rows(solo: dict[str, list[int]]) -> None:
+    """On a GPU batches are padded to 1, 2, 4, 8… rows (fewer CUDA graphs); the extra rows must
+    never leak into the answers. Exercised here on the eager path, which pads the same way."""
+    from worker.inference.ds_backend import bucket
+    from worker.inference.ds_cpu import emulate_kernels
+
+    emulate_kernels()
+    FIVE = [*PROMPTS, PROMPTS[1]]  # noqa: N806 (five rows: padded to eight)
+    assert [bucket(n) for n in (1, 2, 3, 5, 8, 9, 32)] == [1, 2, 4, 8, 8, 16, 32]
+    tokenizer = tiny_backend().tokenizer
+    backend = deepspeed_backend(tiny_gptj(), tokenizer, device="cpu", dtype=torch.float32, max_context=512,
+                                inject=True)
+    assert isinstance(backend, InjectedGPTJ) and not backend.graphed  # no CUDA graphs on a CPU
+    backend.pad_rows = True
+    engine = Batcher(backend, max_batch_size=8, max_wait_ms=20)
+    try:
+        three = serve(engine, [request(backend, p, max_new_tokens=12) for p in PROMPTS[:3]])
+        five = serve(engine, [request(backend, p, max_new_tokens=12 - i) for i, p in enumerate(FIVE)])
+    finally:
+        engine.close()
+    assert [r.generated for r in three] == [solo[p][:12] for p in PROMPTS[:3]]
+    assert [r.generated for r in five] == [solo[p][:12 - i] for i, p in enumerate(FIVE)]
+    assert backend.graph_stats["eager"] > 0 and backend.graph_stats["captured"] == 0
