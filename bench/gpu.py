@@ -215,7 +215,8 @@ def deepspeed_lines(backend: Any, prompts: list[list[int]], streams: list[int], 
         if busy is not None:
             record[f"kernel_ms_per_step_{label}"] = round(busy / (steps + 1) * 1000, 3)
             if ctx.get("bound"):
-                record[f"kernel_bound_fraction_{label}"] = round(ctx["bound"] / ((steps + 1) / busy), 3)
+                # what one stream could reach if the GPU never waited: kernel time alone, vs the bound
+                record[f"kernel_only_fraction_{label}"] = round((steps + 1) / busy / ctx["bound"], 3)
     emit(out, record)
     run_engine("mantle_deepspeed_eager", backend, prompts, eager_streams, new, ctx, out, left)
 

@@ -132,6 +132,11 @@ class Batcher:
         """Decode one batch until every row in it (joiners included) has finished."""
         started, steps, served = time.monotonic(), 0, len(group)
         rows, state, tokens = self._prefill(group)
+        if not self.backend.reshapable and all(r.request.params.repetition_penalty == 1.0 for r in rows):
+            steps = self._run_ahead(rows, state, tokens)
+            log.debug("batch_done", model=self.name, requests=served, steps=steps,
+                      seconds=round(time.monotonic() - started, 3))
+            return
         while True:
             live = [i for i, row in enumerate(rows) if row.alive]
             if not live:
@@ -149,6 +154,42 @@ class Batcher:
             logits = self.backend.decode(state, tokens)
             tokens = self._step(rows, logits)
 
+    def _run_ahead(self, rows: list[Row], state: Any, tokens: torch.Tensor) -> int:
+        """Decode a batch that cannot change shape one step ahead of the host; returns the steps.
+
+        Each step's tokens stay on the device and feed the next step directly, so step t+1 is
+        queued before step t's tokens are read back: the device does not wait while the host
+        records tokens, checks stops and streams text. A row that ends at step t was already
+        fed its own token for step t+1 (its output is ignored), then padding; when every row
+        ends early, that one step is wasted. Repetition penalties need each row's tokens on the
+        host before the next choice, so those batches take the step-by-step loop."""
+        device = tokens.device
+        pad = self.backend.tokenizer.pad_token_id
+        params = [r.request.params for r in rows]
+        generators = [r.generator for r in rows]
+        alive = torch.tensor([r.alive for r in rows], device=device)
+        fed, steps = tokens, 0
+        in_flight: tuple[torch.Tensor, Any] | None = None
+        while True:
+            if in_flight is None:
+                more = any(r.alive for r in rows)
+            else:  # the step in flight brings each row one token; queue another only if one needs it
+                more = any(r.alive and len(r.request.generated) + 1 < r.request.max_new_tokens for r in rows)
+            queued: tuple[torch.Tensor, Any] | None = None
+            if more:
+                metrics.BATCH_SIZE.labels(self.name).observe(sum(r.alive for r in rows))
+                steps += 1
+                chosen = choose(self.backend.decode(state, fed), params, generators)
+                fed = torch.where(alive, chosen, pad)
+                queued = _to_host(chosen)
+            if in_flight is not None:
+                ended = self._record(rows, _wait(in_flight))
+                if ended and queued is not None:
+                    alive = torch.tensor([r.alive for r in rows], device=device)
+                    fed = torch.where(alive, chosen, pad)
+            if queued is None or not any(r.alive for r in rows):
+                return steps
+            in_flight = queued
     def _join(self, rows: list[Row], state: Any, tokens: torch.Tensor) -> tuple[list[Row], Any, torch.Tensor]:
         """Prefill requests waiting now and merge them into the running batch."""
         group = self._collect_now(self.max_batch_size - len(rows))
@@ -182,17 +223,22 @@ class Batcher:
         if any(p.repetition_penalty != 1.0 for p in params):
             seen = [torch.tensor(r.request.prompt_ids + r.request.generated, device=logits.device)
                     for r in rows]
-        chosen = choose(logits, params, [r.generator for r in rows], seen)
+        chosen = choose(logits, params, [r.generator for r in rows], seen).tolist()
+        self._record(rows, chosen)
+        # Finished rows of a batch that cannot shrink are fed padding until the batch ends.
+        pad = self.backend.tokenizer.pad_token_id
+        return torch.tensor([t if r.alive else pad for r, t in zip(rows, chosen, strict=True)],
+                            dtype=torch.long, device=logits.device)
+
+    def _record(self, rows: list[Row], tokens: list[int]) -> bool:
+        """Append each live row's token (ending rows as they finish); whether any row ended."""
         now = time.monotonic()
-        emitted = 0
-        for row, token in zip(rows, chosen.tolist(), strict=True):
+        emitted, before = 0, sum(r.alive for r in rows)
+        for row, token in zip(rows, tokens, strict=True):
             if row.alive:
                 emitted += self._advance(row, int(token), now)
         metrics.TOKENS.labels(self.name).inc(emitted)
-        # Finished rows of a batch that cannot shrink are fed padding until the batch ends.
-        pad = self.backend.tokenizer.pad_token_id
-        return torch.tensor([t if r.alive else pad for r, t in zip(rows, chosen.tolist(), strict=True)],
-                            dtype=torch.long, device=logits.device)
+        return sum(r.alive for r in rows) < before
 
     def _advance(self, row: Row, token: int, now: float) -> int:
         """Append one token to a row; returns how many tokens it counted (0 or 1)."""
@@ -237,3 +283,23 @@ class Batcher:
         request = row.request
         final = text if text is not None else self.backend.tokenizer.decode(request.generated)
         request.finish(reason, final)
+
+
+def _to_host(tokens: torch.Tensor) -> tuple[torch.Tensor, Any]:
+    """Start copying `tokens` to the host without waiting for the device; see `_wait`."""
+    if tokens.device.type != "cuda":
+        return tokens, None
+    host = torch.empty(tokens.shape, dtype=tokens.dtype, pin_memory=True)
+    host.copy_(tokens, non_blocking=True)
+    event = torch.cuda.Event()
+    event.record()
+    return host, event
+
+
+def _wait(in_flight: tuple[torch.Tensor, Any]) -> list[int]:
+    """The tokens of a copy started by `_to_host`, once it has landed."""
+    host, event = in_flight
+    if event is not None:
+        event.synchronize()
+    tokens: list[int] = host.tolist()
+    return tokens

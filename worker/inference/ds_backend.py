@@ -175,12 +175,13 @@ class InjectedGPTJ:
         tokens = tokens.to(self.device)
         if rows > batch.real_rows:
             tokens = torch.cat([tokens, tokens[:1].expand(rows - batch.real_rows)])
-        ones = torch.ones((rows, 1), dtype=state.mask.dtype, device=state.mask.device)
-        state.mask = torch.cat([state.mask, ones], dim=1)
         if self.graphed and length <= self.max_context:
             return self._graphed_step(rows, length, tokens)[:batch.real_rows]
+        # The prompt's mask, then every generated position (all rows attend to them all).
+        prompt = state.mask
+        mask = torch.cat([prompt, prompt.new_ones((rows, length - prompt.shape[1]))], dim=1)
         self._set_tokens(length)
-        logits = self._forward(tokens[:, None], self._additive(state.mask)[:, None, None, :])
+        logits = self._forward(tokens[:, None], self._additive(mask)[:, None, None, :])
         self._tokens = length + 1
         self.graph_stats["eager"] += 1
         return logits[:batch.real_rows]
@@ -247,26 +248,29 @@ class InjectedGPTJ:
             self._zeros = torch.zeros((1, self.max_context, width), dtype=self.dtype, device=self.device)
         qkv = self._zeros[:, :length - 1]
         mask = torch.zeros((1, 1, 1, length - 1), dtype=self.dtype, device=self.device)
-        self._capture(lambda: attention.score_context_func(
+        self._capture(private=True, body=lambda: attention.score_context_func(
             query_key_value=qkv, attn_mask=mask, heads=attention.num_attention_heads_per_partition,
             num_kv=attention.num_kv_partition, norm_factor=1.0, no_masking=False,
             layer_id=attention.config.layer_id, num_layers=DeepSpeedSelfAttention.num_layers, alibi=None,
             is_prompt=True, token_idx=None, position_ids=None)).reset()
         self._tokens = length
 
-    def _capture(self, body: Any) -> torch.cuda.CUDAGraph:
-        """Capture `body` into a CUDA graph (on a side stream, sharing one memory pool).
+    def _capture(self, body: Any, private: bool = False) -> torch.cuda.CUDAGraph:
+        """Capture `body` into a CUDA graph on a side stream, in the memory pool every kept graph
+        shares (`private`: a pool of its own, for a graph about to be thrown away: a shared pool
+        is released when its last graph is, after which its handle must not be used again).
 
         `torch.cuda.graph` does the same but also collects garbage and empties the allocator's
         cache before every capture, which a serving loop capturing many small graphs avoids."""
-        if self._pool is None:
-            self._pool = torch.cuda.graph_pool_handle()
+        if self._stream is None:
             self._stream = torch.cuda.Stream(device=self.device)
+        if self._pool is None and not private:
+            self._pool = torch.cuda.graph_pool_handle()
         graph = torch.cuda.CUDAGraph()
         current = torch.cuda.current_stream(self.device)
         self._stream.wait_stream(current)
         with torch.cuda.stream(self._stream):
-            graph.capture_begin(pool=self._pool, capture_error_mode="thread_local")
+            graph.capture_begin(pool=None if private else self._pool, capture_error_mode="thread_local")
             try:
                 body()
             except BaseException:
@@ -283,6 +287,7 @@ class InjectedGPTJ:
         self._graphs.clear()
         self._static.clear()
         self._warm_rows.clear()
+        self._pool = None  # released with its last graph: the next capture starts a new one
 
     def select(self, state: BatchState, keep: list[int]) -> bool:
         """DeepSpeed's kernel cache cannot drop rows."""
