@@ -8,7 +8,8 @@ reshapable backend the finished rows are cut out of the KV cache (and padding no
 needs with them), and requests that arrived meanwhile are prefilled and merged into the
 running batch at a step boundary instead of waiting for it to end. A backend that cannot
 reshape (DeepSpeed's injected kernels keep their own cache) keeps finished rows in the batch,
-fed padding, until the last one ends.
+fed padding, until the last one ends; since its shape is fixed, it is decoded one step ahead of
+the host (`_run_ahead`), so the device never waits for the host's bookkeeping.
 """
 
 from __future__ import annotations
