@@ -74,3 +74,37 @@ def test_batches_rounded_up_to_a_power_of_two_answer_for_their_real_rows(solo: d
     assert [r.generated for r in three] == [solo[p][:12] for p in PROMPTS[:3]]
     assert [r.generated for r in five] == [solo[p][:12 - i] for i, p in enumerate(FIVE)]
     assert backend.graph_stats["eager"] > 0 and backend.graph_stats["captured"] == 0
+
+
+def test_a_fixed_shape_batch_run_ahead_still_stops_samples_and_streams_like_alone(
+        solo: dict[str, list[int]]) -> None:
+    """DeepSpeed's batches cannot change shape, so the engine queues each step before reading the
+    previous one back; stops, end tokens, seeded sampling and streaming must not notice."""
+    from worker.inference.ds_cpu import emulate_kernels
+    from worker.inference.sampling import SamplingParams
+
+    emulate_kernels()
+    reference = tiny_backend()
+    seeded = SamplingParams(temperature=0.9, top_p=0.9, top_k=40, seed=7)
+    sampled_alone = alone(reference, PROMPTS[3], max_new_tokens=16, params=seeded).generated
+    full = reference.tokenizer.decode(solo[PROMPTS[0]])
+    stop = full[5:8]
+    end = solo[PROMPTS[2]][3]
+    backend = deepspeed_backend(tiny_gptj(), reference.tokenizer, device="cpu", dtype=torch.float32,
+                                max_context=512, inject=True)
+    engine = Batcher(backend, max_batch_size=8, max_wait_ms=50)
+    try:
+        done = serve(engine, [
+            request(backend, PROMPTS[0], max_new_tokens=16, stop=(stop,)),
+            request(backend, PROMPTS[1], max_new_tokens=16, stream_every=4),
+            request(backend, PROMPTS[2], max_new_tokens=16, stop_token_ids=frozenset({end})),
+            request(backend, PROMPTS[3], max_new_tokens=16, params=seeded)])
+    finally:
+        engine.close()
+    assert done[0].finish_reason == "stop" and done[0].text == full[:full.index(stop)]
+    parts = []
+    while not done[1].updates.empty():
+        parts.append(done[1].updates.get_nowait())
+    assert done[1].generated == solo[PROMPTS[1]] and "".join(parts) == done[1].text and len(parts) >= 3
+    assert done[2].finish_reason == "stop" and done[2].generated == solo[PROMPTS[2]][:3]
+    assert done[3].generated == sampled_alone
