@@ -108,3 +108,33 @@ def test_a_fixed_shape_batch_run_ahead_still_stops_samples_and_streams_like_alon
     assert done[1].generated == solo[PROMPTS[1]] and "".join(parts) == done[1].text and len(parts) >= 3
     assert done[2].finish_reason == "stop" and done[2].generated == solo[PROMPTS[2]][:3]
     assert done[3].generated == sampled_alone
+
+
+def test_one_injected_model_per_process_and_a_reload_after_eviction_works(solo: dict[str, list[int]]) -> None:
+    """DeepSpeed keeps one KV-cache workspace per process and numbers injected layers process-wide:
+    a second live injected model is refused clearly, and one loaded after the first is gone
+    starts its layer numbering afresh (so it allocates and uses its own workspace)."""
+    from worker.inference.ds_cpu import emulate_kernels
+    from worker.inference.sources import ModelUnavailable
+
+    emulate_kernels()
+    tokenizer = tiny_backend().tokenizer
+
+    def load() -> InjectedGPTJ:
+        backend = deepspeed_backend(tiny_gptj(), tokenizer, device="cpu", dtype=torch.float32,
+                                    max_context=512, inject=True)
+        assert isinstance(backend, InjectedGPTJ)
+        return backend
+
+    first = load()
+    with pytest.raises(ModelUnavailable, match="one per process"):
+        load()
+    del first  # evicted
+    second = load()
+    assert [layer.config.layer_id for layer in second.layers] == list(range(len(second.layers)))
+    engine = Batcher(second, max_batch_size=4, max_wait_ms=20)
+    try:
+        done = serve(engine, [request(second, p, max_new_tokens=16) for p in PROMPTS[:2]])
+    finally:
+        engine.close()
+    assert [r.generated for r in done] == [solo[p] for p in PROMPTS[:2]]

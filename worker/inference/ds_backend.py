@@ -30,6 +30,8 @@ and the model is decoded like the `hf` backend; that path is what the CPU tests 
 from __future__ import annotations
 
 import contextlib
+import gc
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +39,7 @@ from typing import Any
 import torch
 
 from worker.inference.backends import BatchState, HFBackend, left_pad
+from worker.inference.sources import ModelUnavailable
 from worker.inference.tokens import Tokenizer
 
 INJECTABLE = frozenset({"gptj"})
@@ -58,13 +61,41 @@ def deepspeed_backend(model: Any, tokenizer: Tokenizer, *, device: str, dtype: t
     """Wrap `model` with DeepSpeed: injected kernels where it can (GPT-J on a GPU), plain otherwise."""
     if inject is None:
         inject = device.startswith("cuda") and getattr(model.config, "model_type", "") in INJECTABLE
+    if inject:
+        _claim_injection()
     engine = init_inference(model, dtype=dtype, inject=inject, max_tokens=max_context)
     if inject:
-        return InjectedGPTJ(engine, tokenizer, device=device, max_context=max_context, graphs=graphs)
+        injected = InjectedGPTJ(engine, tokenizer, device=device, max_context=max_context, graphs=graphs)
+        _INJECTED.add(injected)
+        return injected
     backend = HFBackend(engine.module, tokenizer, device=device, max_context=max_context)
     backend.name = "deepspeed"
     backend.engine = engine  # type: ignore[attr-defined]
     return backend
+
+
+_INJECTED: weakref.WeakSet[InjectedGPTJ] = weakref.WeakSet()
+
+
+def _claim_injection() -> None:
+    """Make room for one model with injected kernels in this process, or refuse clearly.
+
+    DeepSpeed keeps one workspace (the KV cache included) per process and numbers injected
+    layers process-wide: a second model's layers would index past the first one's cache, and a
+    model loaded after another was evicted would never allocate its workspace. So one injected
+    model at a time, and the layer counters start again from zero for each."""
+    if len(_INJECTED):
+        gc.collect()  # a backend evicted a moment ago may only wait for the collector
+    if len(_INJECTED):
+        raise ModelUnavailable("this inference worker already serves a model with DeepSpeed's injected "
+                               "kernels (one per process: DeepSpeed keeps a single KV-cache workspace); "
+                               "serve the other one from another worker")
+    from deepspeed.model_implementations.transformers.ds_transformer import DeepSpeedTransformerInference
+    from deepspeed.ops.transformer.inference.ds_attention import DeepSpeedSelfAttention
+
+    DeepSpeedTransformerInference.layer_id = 0
+    DeepSpeedSelfAttention.num_layers = 0
+    DeepSpeedSelfAttention._qkv_buffers = []
 
 
 def bucket(rows: int) -> int:
