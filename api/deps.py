@@ -9,7 +9,8 @@ from typing import Annotated
 
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
 
 from api.key_cache import KeyCache
 from blocks.registry import Registry
@@ -56,7 +57,7 @@ class Principal:
         return f"key:{self.key_id}:{self.key_name}"
 
 
-def get_principal(
+async def get_principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
@@ -64,7 +65,8 @@ def get_principal(
 
     It uses its own short transaction, so the route's session (or a streaming response)
     never holds a lock taken just to check the key. A key found valid is remembered for a few
-    seconds (api/key_cache.py), so most requests skip that transaction.
+    seconds (api/key_cache.py), so most requests skip that transaction; those are answered
+    here on the event loop, without a trip through the threadpool.
     """
     if credentials is None:
         raise Unauthorized("missing API key: send `Authorization: Bearer <key>`",
@@ -74,13 +76,19 @@ def get_principal(
     principal = cache.get(digest)
     if principal is not None:
         return principal
-    with session_scope(request.app.state.session_factory) as session:
-        key = authenticate(session, secret=credentials.credentials)
-        if key is None:
-            raise Unauthorized("invalid or revoked API key", loc=["header", "Authorization"])
-        principal = Principal(org_id=key.org_id, key_id=key.id, key_name=key.name, role=key.role)
+    sessions = request.app.state.session_factory
+    principal = await run_in_threadpool(_check_key, sessions, credentials.credentials)
     cache.put(digest, principal.key_id, principal)
     return principal
+
+
+def _check_key(sessions: sessionmaker[Session], secret: str) -> Principal:
+    """The principal of a live key, checked against the database; Unauthorized otherwise."""
+    with session_scope(sessions) as session:
+        key = authenticate(session, secret=secret)
+        if key is None:
+            raise Unauthorized("invalid or revoked API key", loc=["header", "Authorization"])
+        return Principal(org_id=key.org_id, key_id=key.id, key_name=key.name, role=key.role)
 
 
 CurrentKey = Annotated[Principal, Depends(get_principal)]
@@ -89,7 +97,7 @@ CurrentKey = Annotated[Principal, Depends(get_principal)]
 def require_role(*roles: Role) -> object:
     """A dependency that admits only keys with one of `roles`."""
 
-    def check(principal: CurrentKey) -> Principal:
+    async def check(principal: CurrentKey) -> Principal:
         if principal.role not in roles:
             allowed = " or ".join(r.value for r in roles)
             raise Forbidden(f"this needs a key with role {allowed}; yours is {principal.role.value}")
@@ -103,13 +111,13 @@ Admin = Annotated[Principal, require_role(Role.admin)]
 Reviewer = Annotated[Principal, require_role(Role.admin, Role.reviewer)]
 
 
-def get_registry(request: Request) -> Registry:
+async def get_registry(request: Request) -> Registry:
     """The block registry this API serves."""
     registry: Registry = request.app.state.registry
     return registry
 
 
-def get_settings_dep(request: Request) -> Settings:
+async def get_settings_dep(request: Request) -> Settings:
     """The settings this API was built with."""
     settings: Settings = request.app.state.settings
     return settings
@@ -137,7 +145,7 @@ class Page:
     offset: int
 
 
-def get_page(
+async def get_page(
     limit: Annotated[int, Query(ge=1, le=100, description="Items per page.")] = 20,
     offset: Annotated[int, Query(ge=0, le=1_000_000, description="Items to skip.")] = 0,
 ) -> Page:

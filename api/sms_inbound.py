@@ -22,7 +22,8 @@ from core.crypto import cipher_for
 from core.errors import Forbidden, InvalidInputs, MantleError, NotFound
 from core.settings import Settings
 from models import credentials
-from models.sms import SmsInbound, SmsNumber, find_route, latest_version, set_opt_out
+from models.apps import AppVersion, VersionRef, published_version
+from models.sms import SmsInbound, SmsNumber, find_route_and_credential, set_opt_out
 from models.sms_messages import add_outbound, history, inline_replies, record_inbound
 from worker.submit import Submitter
 
@@ -101,11 +102,11 @@ def parse(form: Any, max_chars: int) -> Message:
 def receive(session: Session, *, target: str, form: Any, url: str, signature: str | None,
             settings: Settings, submitter: Submitter) -> Received:
     """Verify, store and act on one inbound SMS (the caller commits, then enqueues the run)."""
-    route = find_route(session, target=target)
+    route, stored = find_route_and_credential(session, target=target, type_="twilio")
     if route is None:
         log.warning("sms_unknown_number", target=target, to=str(form.get("To") or "")[:32])
         return Received(None, None, [])
-    twilio = credentials.load(session, org_id=route.org_id, type_="twilio", cipher=cipher_for(settings))
+    twilio = credentials.reveal(stored, cipher_for(settings)) if stored is not None else None
     if twilio is None:
         log.warning("sms_no_credentials", route_id=str(route.id))
         raise Forbidden("no Twilio credentials are stored to verify this webhook",
@@ -132,7 +133,7 @@ def receive(session: Session, *, target: str, form: Any, url: str, signature: st
         log.info("sms_opt_out" if kind == "stop" else "sms_opt_in", route_id=str(route.id))
     elif kind == "help":
         try:
-            text = str(_trigger_config(session, route, submitter)["help_text"])
+            text = str(_trigger_config(session, route, submitter)[0]["help_text"])
         except MantleError:  # no app or no SMS trigger: the default help still answers
             text = DEFAULT_HELP
         add_outbound(session, org_id=route.org_id, app_id=route.app_id, run_id=None, node_id=None,
@@ -145,26 +146,29 @@ def receive(session: Session, *, target: str, form: Any, url: str, signature: st
     return Received(inbound.id, inbound.run_id, None if inbound.answer_state == "waiting" else [])
 
 
-def _trigger_config(session: Session, route: SmsNumber, submitter: Submitter) -> dict[str, Any]:
-    """The SMS trigger's config in the app's latest version; NotFound/InvalidInputs if there is none."""
+def _trigger_config(session: Session, route: SmsNumber, submitter: Submitter
+                    ) -> tuple[dict[str, Any], VersionRef]:
+    """The SMS trigger's config in the app's latest version, and that version;
+    NotFound/InvalidInputs if there is none."""
     if route.app_id is None:
         raise NotFound("the number's app was deleted", loc=["To"])
-    version = latest_version(session, org_id=route.org_id, app_id=route.app_id)
+    version = published_version(session, org_id=route.org_id, app_id=route.app_id)
     if version is None:
         raise NotFound("the app has no published version", loc=["To"])
-    analysis = submitter.analyses.get(version.id, lambda: version.graph)
+    # The graph is read only when this process has not analysed the version yet.
+    analysis = submitter.analyses.get(version.id, lambda: session.get_one(AppVersion, version.id).graph)
     block = analysis.blocks.get(analysis.trigger or "")
     if not isinstance(block, SmsInputBlock):
         raise InvalidInputs([{"loc": ["app"], "type": "not_sms_app",
                               "msg": "the app's published version does not start with twilio.sms_input"}])
-    return {**block.config.model_dump(), "version": version.number}
+    return block.config.model_dump(), version
 
 
 def _start_run(session: Session, route: SmsNumber, inbound: SmsInbound, message: Message,
                settings: Settings, submitter: Submitter) -> None:
     """Start the app's run for the message; a message that cannot start one is kept with the reason."""
     try:
-        config = _trigger_config(session, route, submitter)
+        config, version = _trigger_config(session, route, submitter)
         assert route.app_id is not None
         earlier = history(session, app_id=route.app_id, phone=message.from_number,
                           limit=int(config["history_messages"]), before=inbound.created_at)
@@ -173,7 +177,7 @@ def _start_run(session: Session, route: SmsNumber, inbound: SmsInbound, message:
         # No Idempotency-Key: the unique inbound row, in this same transaction, is what makes a
         # retried webhook start no second run.
         run, _ = submitter.create(session, org_id=route.org_id, app_id=route.app_id, inputs=inputs,
-                                  version=int(config["version"]), trigger="sms")
+                                  published=version, trigger="sms")
     except MantleError as exc:
         inbound.note = exc.message
         log.warning("sms_no_run", route_id=str(route.id), message_sid=message.message_sid, reason=exc.message)

@@ -1,8 +1,15 @@
-"""A run as the API shows it: every node of its graph in order, large values truncated."""
+"""A run as the API shows it: every node of its graph in order, large values truncated.
+
+A published version never changes, so the list of its nodes is read and parsed once per process
+(`VersionNodes`): reading a run costs the run and its node runs, not its version's graph too.
+"""
 
 from __future__ import annotations
 
 import json
+import threading
+import uuid
+from collections import OrderedDict
 from datetime import datetime
 from typing import Any
 
@@ -12,8 +19,44 @@ from api.schemas import NodeTrace, RunRead
 from blocks.registry import Registry
 from builder.graph import Graph
 from core.settings import Settings
-from models.apps import AppVersion
+from models.apps import version_graph
 from models.runs import Run, node_runs
+
+NodeList = tuple[tuple[str, str], ...]
+
+
+def graph_nodes(graph: dict[str, Any]) -> NodeList:
+    """(id, type) of every node of a stored graph, in the graph's order."""
+    return tuple((n.id, n.type) for n in Graph.model_validate(graph).nodes)
+
+
+class VersionNodes:
+    """The node lists of published versions by version id, the most recently used `size` kept."""
+
+    def __init__(self, size: int = 1024) -> None:
+        self.size = size
+        self._items: OrderedDict[uuid.UUID, NodeList] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, session: Session, version_id: uuid.UUID) -> NodeList:
+        """The version's nodes, read from the database on a miss (none if it was deleted)."""
+        with self._lock:
+            hit = self._items.get(version_id)
+            if hit is not None:
+                self._items.move_to_end(version_id)
+                return hit
+        graph = version_graph(session, version_id=version_id)
+        if graph is None:
+            return ()  # not remembered: a deleted version's runs are gone with it
+        nodes = graph_nodes(graph)
+        with self._lock:
+            self._items[version_id] = nodes
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return nodes
+
+
+VERSION_NODES = VersionNodes()
 
 
 def trim(value: Any, limit: int) -> Any:
@@ -30,16 +73,19 @@ def _ms(start: datetime | None, end: datetime | None) -> float | None:
     return round((end - start).total_seconds() * 1000, 3) if start and end else None
 
 
-def run_read(session: Session, run: Run, registry: Registry, settings: Settings) -> RunRead:
-    """The run with its trace: one entry per node of its graph, in the graph's order."""
-    graph: dict[str, Any] = run.draft_graph or {}
+def run_read(session: Session, run: Run, registry: Registry, settings: Settings, *,
+             fresh: bool = False) -> RunRead:
+    """The run with its trace: one entry per node of its graph, in the graph's order.
+
+    `fresh`: the run was created in this very transaction, so none of its nodes has run yet.
+    """
     if not run.draft and run.version_id is not None:
-        version = session.get(AppVersion, run.version_id)
-        graph = version.graph if version is not None else {}
-    rows = {r.node_id: r for r in node_runs(session, run_id=run.id)}
+        nodes = list(VERSION_NODES.get(session, run.version_id))
+    else:
+        nodes = list(graph_nodes(run.draft_graph or {}))
+    rows = {} if fresh else {r.node_id: r for r in node_runs(session, run_id=run.id)}
     limit = settings.trace_value_bytes
     trace = []
-    nodes = [(n.id, n.type) for n in Graph.model_validate(graph).nodes]
     # Nodes the run added to the graph (the organization's policies around each model call).
     listed = {node_id for node_id, _ in nodes}
     nodes += [(node_id, row.block_type) for node_id, row in rows.items() if node_id not in listed]

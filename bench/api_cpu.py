@@ -8,6 +8,9 @@ size through the same client. The ratio is comparable across machines; the milli
 
 PostgreSQL's own CPU is not counted: it runs in its own processes. The SMS webhook is measured
 with no reply window (`MANTLE_TWILIO_REPLY_WINDOW_S=0`): the window is a wait, not work.
+`sql_statements` is how many statements a request of the route sends: the fewest of three (one
+that refreshes the API key cache sends more); the driver's BEGIN and COMMIT and the pool's
+connection check are not counted.
 Prints one JSON line.
 """
 
@@ -28,6 +31,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi import Response as FastResponse
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine, event
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -58,6 +62,25 @@ def cpu_ms_per_call(call: Callable[[int], Any], n: int) -> float:
         if answer.status_code >= 400:
             raise RuntimeError(f"{answer.status_code}: {answer.text[:300]}")
     return (time.process_time() - started) * 1000 / n
+
+
+def statements_per_call(call: Callable[[int], Any], i: int, tries: int = 3) -> int:
+    """The fewest SQL statements one call of `call` sent (any engine of this process), of `tries` calls."""
+    sent: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        sent.append(statement)
+
+    fewest = None
+    event.listen(Engine, "before_cursor_execute", count)
+    try:
+        for k in range(tries):
+            sent.clear()
+            call(i + k).raise_for_status()
+            fewest = len(sent) if fewest is None else min(fewest, len(sent))
+    finally:
+        event.remove(Engine, "before_cursor_execute", count)
+    return fewest or 0
 
 
 def bare_client(bodies: dict[str, bytes]) -> TestClient:
@@ -137,7 +160,8 @@ def measure(database_url: str, broker_url: str, data_dir: Path, n: int) -> dict[
                 route_ms = cpu_ms_per_call(call, n)
                 bare_ms = cpu_ms_per_call(partial(bare_get, bare, f"/r{k}"), n)
                 out[name] = {"cpu_ms": round(route_ms, 3), "bare_cpu_ms": round(bare_ms, 3),
-                             "ratio": round(route_ms / bare_ms, 2), "response_bytes": len(bodies[f"r{k}"])}
+                             "ratio": round(route_ms / bare_ms, 2), "response_bytes": len(bodies[f"r{k}"]),
+                             "sql_statements": statements_per_call(call, n)}
     return out
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import ForeignKey, String, Text, UniqueConstraint, func, select
+from sqlalchemy import ForeignKey, Integer, Select, String, Text, UniqueConstraint, bindparam, func, select
 from sqlalchemy.orm import Mapped, Session, defer, mapped_column, relationship
 
 from core.errors import Conflict, NotFound
@@ -61,6 +63,19 @@ def get_app(session: Session, *, org_id: uuid.UUID, app_id: uuid.UUID, lock: boo
     return app
 
 
+@cache
+def _list_statement(named: bool) -> Select[App, int]:
+    # Built once: the list is a hot route, and building the statement cost more than running it.
+    where = [App.org_id == bindparam("org_id")]
+    if named:
+        where.append(App.name.ilike(bindparam("pattern")))
+    return (
+        select(App, func.count().over().label("total")).options(defer(App.draft))
+        .where(*where).order_by(App.updated_at.desc(), App.id)
+        .limit(bindparam("limit", type_=Integer)).offset(bindparam("offset", type_=Integer))
+    )
+
+
 def list_apps(
     session: Session, *, org_id: uuid.UUID, limit: int, offset: int, q: str | None = None
 ) -> tuple[list[App], int]:
@@ -70,18 +85,17 @@ def list_apps(
     large column) are not loaded, since a list shows none. Only a page past the end, which has
     no row to carry the count, asks for it separately.
     """
-    where = [App.org_id == org_id]
+    params: dict[str, Any] = {"org_id": org_id, "limit": limit, "offset": offset}
     if q:
-        where.append(App.name.ilike(f"%{q}%"))
-    stmt = (
-        select(App, func.count().over().label("total")).options(defer(App.draft))
-        .where(*where).order_by(App.updated_at.desc(), App.id).limit(limit).offset(offset)
-    )
-    rows = session.execute(stmt).all()
+        params["pattern"] = f"%{q}%"
+    rows = session.execute(_list_statement(bool(q)), params).all()
     if rows:
         return [row[0] for row in rows], int(rows[0][1])
     if not offset:
         return [], 0
+    where = [App.org_id == org_id]
+    if q:
+        where.append(App.name.ilike(f"%{q}%"))
     return [], session.scalar(select(func.count()).select_from(App).where(*where)) or 0
 
 
@@ -144,3 +158,46 @@ def get_version(session: Session, *, app: App, number: int | None = None) -> App
         what = f"version {number}" if number is not None else "published version"
         raise NotFound(f"the app has no {what}", loc=["version"])
     return version
+
+
+@dataclass(frozen=True, slots=True)
+class VersionRef:
+    """A published version by id and number, without its graph (read only when it is needed)."""
+
+    id: uuid.UUID
+    number: int
+
+
+@cache
+def _version_statement(latest: bool) -> Select[uuid.UUID, int]:
+    # Built once: on the hot paths (starting a run, an SMS), building it cost more than running it.
+    wanted = App.latest_version if latest else bindparam("number")
+    return (select(AppVersion.id, AppVersion.number).join(App, App.id == AppVersion.app_id)
+            .where(App.id == bindparam("app_id"), App.org_id == bindparam("org_id"),
+                   AppVersion.number == wanted))
+
+
+def published_version(session: Session, *, org_id: uuid.UUID, app_id: uuid.UUID, number: int | None = None
+                      ) -> VersionRef | None:
+    """Version `number` of the organization's app (its latest when None), in one query, if it exists."""
+    params: dict[str, Any] = {"app_id": app_id, "org_id": org_id}
+    if number is not None:
+        params["number"] = number
+    row = session.execute(_version_statement(number is None), params).first()
+    return VersionRef(row.id, row.number) if row is not None else None
+
+
+def find_version(session: Session, *, org_id: uuid.UUID, app_id: uuid.UUID, number: int | None = None
+                 ) -> VersionRef:
+    """As `published_version`, but NotFound where it finds none, as `get_app` and `get_version` say it."""
+    found = published_version(session, org_id=org_id, app_id=app_id, number=number)
+    if found is None:  # say which is missing (or find a version published meanwhile)
+        version = get_version(session, app=get_app(session, org_id=org_id, app_id=app_id), number=number)
+        return VersionRef(version.id, version.number)
+    return found
+
+
+def version_graph(session: Session, *, version_id: uuid.UUID) -> dict[str, Any] | None:
+    """The frozen graph of a published version, if it exists."""
+    graph: dict[str, Any] | None = session.scalar(select(AppVersion.graph).where(AppVersion.id == version_id))
+    return graph

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from sqlalchemy import (
@@ -12,9 +13,11 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    Select,
     String,
     Text,
     UniqueConstraint,
+    bindparam,
     func,
     select,
 )
@@ -100,12 +103,16 @@ class RunEvent(Base):
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
+@cache
+def _run_statement(lock: bool) -> Select[Run]:
+    # Built once: clients poll runs, and building a statement costs about as much as running it.
+    stmt = select(Run).where(Run.id == bindparam("run_id"), Run.org_id == bindparam("org_id"))
+    return stmt.with_for_update() if lock else stmt
+
+
 def get_run(session: Session, *, org_id: uuid.UUID, run_id: uuid.UUID, lock: bool = False) -> Run:
     """The organization's run, or NotFound."""
-    stmt = select(Run).where(Run.id == run_id, Run.org_id == org_id)
-    if lock:
-        stmt = stmt.with_for_update()
-    run = session.scalar(stmt)
+    run = session.scalar(_run_statement(lock), {"run_id": run_id, "org_id": org_id})
     if run is None:
         raise NotFound("run not found", loc=["run_id"])
     return run
@@ -138,9 +145,14 @@ def list_runs(session: Session, *, org_id: uuid.UUID, app_id: uuid.UUID, status:
     return list(session.scalars(stmt)), total
 
 
+@cache
+def _node_runs_statement() -> Select[NodeRun]:
+    return select(NodeRun).where(NodeRun.run_id == bindparam("run_id"))  # built once, as `_run_statement`
+
+
 def node_runs(session: Session, *, run_id: uuid.UUID) -> list[NodeRun]:
     """Every node run of a run."""
-    return list(session.scalars(select(NodeRun).where(NodeRun.run_id == run_id)))
+    return list(session.scalars(_node_runs_statement(), {"run_id": run_id}))
 
 
 def events_after(session: Session, *, run_id: uuid.UUID, after: int, limit: int = 500) -> list[RunEvent]:

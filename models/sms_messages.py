@@ -5,13 +5,26 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from functools import cache
+from typing import Any, cast
 
-from sqlalchemy import CursorResult, func, literal, select, union_all, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy import (
+    BindParameter,
+    CursorResult,
+    Integer,
+    Table,
+    bindparam,
+    func,
+    literal,
+    select,
+    union_all,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, make_transient_to_detached
 
-from models.base import utcnow
+from core.errors import Conflict
+from models.base import new_id, utcnow
 from models.sms import STATUS_RANK, SmsInbound, SmsNumber, SmsOptOut, SmsOutbound
 
 
@@ -21,23 +34,40 @@ def find_inbound(session: Session, *, org_id: uuid.UUID, message_sid: str) -> Sm
                                                    SmsInbound.message_sid == message_sid))
 
 
+@cache
+def _insert_inbound(dialect: str) -> Any:
+    # Built once per database kind: on the webhook's hot path, building it cost more than running it.
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    table = cast(Table, SmsInbound.__table__)
+    return (insert(table).on_conflict_do_nothing(index_elements=["org_id", "message_sid"])
+            .returning(SmsInbound.id))
+
+
 def record_inbound(session: Session, *, route: SmsNumber, message_sid: str, from_number: str,
                    to_number: str, body: str, truncated: bool, media_urls: list[str],
                    kind: str) -> tuple[SmsInbound, bool]:
-    """Store an inbound message once: (row, created). A repeated MessageSid gives the first row."""
-    row = SmsInbound(org_id=route.org_id, route_id=route.id, app_id=route.app_id, message_sid=message_sid,
-                     from_number=from_number, to_number=to_number, body=body, truncated=truncated,
-                     media_urls=media_urls, kind=kind)
-    try:
-        with session.begin_nested():
-            session.add(row)
-    except IntegrityError:
-        # A Twilio retry: the unique (org, MessageSid) refused the second row. Inserting first and
-        # looking up only on a conflict keeps the common case (a new message) to one statement.
+    """Store an inbound message once: (row, created). A repeated MessageSid gives the first row.
+
+    One statement in the common case (a new message): an INSERT that does nothing on the unique
+    (org, MessageSid), where a Twilio retry lands; only then is the first delivery's row looked
+    up. Every column is given here, so the returned object is the stored row, and what the
+    caller changes on it later is written as an UPDATE.
+    """
+    values: dict[str, Any] = {
+        "id": new_id(), "org_id": route.org_id, "route_id": route.id, "app_id": route.app_id,
+        "run_id": None, "message_sid": message_sid, "from_number": from_number, "to_number": to_number,
+        "body": body, "truncated": truncated, "media_urls": media_urls, "kind": kind, "note": "",
+        "answer_state": "closed", "created_at": utcnow(),
+    }
+    if session.scalar(_insert_inbound(session.get_bind().dialect.name), values) is None:
         existing = find_inbound(session, org_id=route.org_id, message_sid=message_sid)
         if existing is None:
-            raise
+            raise Conflict("a concurrent delivery of this message was being stored; Twilio will retry",
+                           loc=["body", "MessageSid"])
         return existing, False
+    row = SmsInbound(**values)
+    make_transient_to_detached(row)  # inserted above: attach it as loaded, not as a new row
+    session.add(row)
     return row, True
 
 
@@ -101,23 +131,38 @@ def advance_status(session: Session, *, outbound_id: uuid.UUID, status: str, mes
     return moved
 
 
+@cache
+def _history_statement(bounded: bool) -> Any:
+    # Built once: on the webhook's hot path, building it cost more than running it. The last
+    # `limit` of each side, then (in Python) the last `limit` of both: as many rows as two queries.
+    app_id: BindParameter[uuid.UUID] = bindparam("app_id")
+    phone: BindParameter[str] = bindparam("phone")
+    limit = bindparam("limit", type_=Integer)
+    inbound = select(literal("inbound").label("direction"), SmsInbound.created_at.label("at"),
+                     SmsInbound.body).where(SmsInbound.app_id == app_id, SmsInbound.from_number == phone,
+                                            SmsInbound.kind == "message")
+    outbound = select(literal("outbound").label("direction"), SmsOutbound.created_at.label("at"),
+                      SmsOutbound.body).where(SmsOutbound.app_id == app_id, SmsOutbound.to_number == phone,
+                                              SmsOutbound.run_id.is_not(None), SmsOutbound.via != "none")
+    if bounded:
+        inbound = inbound.where(SmsInbound.created_at < bindparam("before"))
+        outbound = outbound.where(SmsOutbound.created_at < bindparam("before"))
+    last_in = inbound.order_by(SmsInbound.created_at.desc()).limit(limit).subquery()
+    last_out = outbound.order_by(SmsOutbound.created_at.desc()).limit(limit).subquery()
+    return union_all(select(last_in), select(last_out))
+
+
 def history(session: Session, *, app_id: uuid.UUID, phone: str, limit: int,
             before: datetime | None = None) -> list[dict[str, Any]]:
-    """The last `limit` messages exchanged between the app and a phone, oldest first."""
+    """The last `limit` messages exchanged between the app and a phone, oldest first (one query)."""
     if limit <= 0:
         return []
-    inbound = select(SmsInbound).where(SmsInbound.app_id == app_id, SmsInbound.from_number == phone,
-                                       SmsInbound.kind == "message")
-    outbound = select(SmsOutbound).where(SmsOutbound.app_id == app_id, SmsOutbound.to_number == phone,
-                                         SmsOutbound.run_id.is_not(None), SmsOutbound.via != "none")
+    params: dict[str, Any] = {"app_id": app_id, "phone": phone, "limit": limit}
     if before is not None:
-        inbound = inbound.where(SmsInbound.created_at < before)
-        outbound = outbound.where(SmsOutbound.created_at < before)
-    got_in = session.scalars(inbound.order_by(SmsInbound.created_at.desc()).limit(limit))
-    got_out = session.scalars(outbound.order_by(SmsOutbound.created_at.desc()).limit(limit))
-    items = [("inbound", m.created_at, m.body) for m in got_in] + \
-            [("outbound", m.created_at, m.body) for m in got_out]
-    items.sort(key=lambda i: i[1])
+        params["before"] = before
+    rows = session.execute(_history_statement(before is not None), params).all()
+    items = [(r.direction, _aware(r.at), r.body) for r in rows]
+    items.sort(key=lambda i: (i[1], i[0] != "inbound"))  # at the same instant, the inbound first
     return [{"direction": d, "body": b, "at": at.isoformat()} for d, at, b in items[-limit:]]
 
 

@@ -18,7 +18,7 @@ from builder.validation import Analysis, analyze
 from core.errors import GraphInvalid, InvalidInputs, TooLarge
 from core.settings import Settings
 from models import apps as app_store
-from models.apps import App, AppVersion
+from models.apps import App, AppVersion, VersionRef
 from models.runs import Run, check_replay, find_by_idempotency_key
 from worker.celery_app import make_celery
 from worker.engine import AnalysisCache, json_size
@@ -45,24 +45,32 @@ class Submitter:
 
     def create(self, session: Session, *, org_id: uuid.UUID, app_id: uuid.UUID, inputs: dict[str, Any],
                version: int | None = None, draft: bool = False, trigger: str = "api",
-               idempotency_key: str | None = None) -> tuple[Run, bool]:
-        """A queued run and whether it is new (False: the Idempotency-Key's earlier run)."""
+               idempotency_key: str | None = None, published: VersionRef | None = None) -> tuple[Run, bool]:
+        """A queued run and whether it is new (False: the Idempotency-Key's earlier run).
+
+        `published`: the version to run, when the caller has just looked it up (else `version`).
+        """
         if idempotency_key is not None:
             earlier = find_by_idempotency_key(session, org_id=org_id, key=idempotency_key)
             if earlier is not None:
                 return self._replay(session, earlier, app_id=app_id, inputs=inputs, draft=draft,
                                     version=version), False
-        app = app_store.get_app(session, org_id=org_id, app_id=app_id)
         run = Run(org_id=org_id, app_id=app_id, draft=draft, trigger=trigger,
                   idempotency_key=idempotency_key, status="queued")
         if draft:
+            app = app_store.get_app(session, org_id=org_id, app_id=app_id)
             analysis = self._draft_analysis(app)
             run.draft_graph = app.draft
         else:
-            published = app_store.get_version(session, app=app, number=version)
-            analysis = self.analyses.get(published.id, lambda: published.graph)
-            run.version_id, run.version_number = published.id, published.number
+            # The graph is read only when this process has not analysed the version yet.
+            ref = published or app_store.find_version(session, org_id=org_id, app_id=app_id, number=version)
+            analysis = self.analyses.get(ref.id, lambda: session.get_one(AppVersion, ref.id).graph)
+            run.version_id, run.version_number = ref.id, ref.number
         run.inputs = self._accept(analysis, inputs)
+        if idempotency_key is None:  # nothing unique to race on: no savepoint, one INSERT
+            session.add(run)
+            session.flush()
+            return run, True
         try:
             with session.begin_nested():
                 session.add(run)

@@ -5,29 +5,38 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
 
-from api.deps import Builder, CurrentKey, LimitsDep, PageDep, RegistryDep, SessionDep
+from api.deps import Builder, CurrentKey, LimitsDep, Page, PageDep, RegistryDep, SessionDep
 from api.routes.blocks import report
 from api.schemas import AppCreate, AppRead, AppSummary, AppUpdate, ExportDocument, PageOf
 from builder.graph import Graph
 from core.errors import GraphInvalid
 from models import apps as app_store
 from models import audit
+from models.db import session_scope
 
 router = APIRouter(tags=["apps"])
 
 
 @router.get("/apps", response_model=PageOf[AppSummary])
-def list_apps(
-    principal: CurrentKey, session: SessionDep, page: PageDep,
+async def list_apps(
+    request: Request, principal: CurrentKey, page: PageDep,
     q: Annotated[str | None, Query(max_length=200, description="Filter by name.")] = None,
 ) -> PageOf[AppSummary]:
     """The organization's apps, most recently changed first."""
-    items, total = app_store.list_apps(session, org_id=principal.org_id, limit=page.limit,
-                                       offset=page.offset, q=q)
-    return PageOf[AppSummary](items=[AppSummary.model_validate(a) for a in items], total=total,
-                              limit=page.limit, offset=page.offset)
+    # A hot route: its session lives in one trip through the threadpool, not one per dependency.
+    return await run_in_threadpool(_list_apps, request.app.state.session_factory, principal.org_id, page, q)
+
+
+def _list_apps(sessions: sessionmaker[Session], org_id: uuid.UUID, page: Page, q: str | None
+               ) -> PageOf[AppSummary]:
+    with session_scope(sessions) as session:
+        items, total = app_store.list_apps(session, org_id=org_id, limit=page.limit, offset=page.offset, q=q)
+        return PageOf[AppSummary](items=[AppSummary.model_validate(a) for a in items], total=total,
+                                  limit=page.limit, offset=page.offset)
 
 
 @router.post("/apps", response_model=AppRead, status_code=status.HTTP_201_CREATED)

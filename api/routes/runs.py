@@ -48,7 +48,7 @@ def _create(request: Request, principal: Principal, app_id: uuid.UUID, body: Run
             version=None if draft else body.version, draft=draft, idempotency_key=idempotency_key)
         run_id = run.id
         if created and wait <= 0:
-            read = run_read(session, run, request.app.state.registry, request.app.state.settings)
+            read = run_read(session, run, request.app.state.registry, request.app.state.settings, fresh=True)
     if created:
         submitter.enqueue(run_id)
     return run_id, read
@@ -99,10 +99,10 @@ async def start_draft_run(app_id: uuid.UUID, body: RunStart, request: Request, r
 
 
 @router.get("/runs/{run_id}", response_model=RunRead)
-def get_run(run_id: uuid.UUID, request: Request, principal: CurrentKey, session: SessionDep) -> RunRead:
+async def get_run(run_id: uuid.UUID, request: Request, principal: CurrentKey) -> RunRead:
     """A run: status, inputs, outputs, error, timings and the trace of every node."""
-    run = run_store.get_run(session, org_id=principal.org_id, run_id=run_id)
-    return run_read(session, run, request.app.state.registry, request.app.state.settings)
+    # Polled by clients: one trip through the threadpool, on a read session.
+    return await run_in_threadpool(_read, request, principal.org_id, run_id)
 
 
 @router.get("/apps/{app_id}/runs", response_model=PageOf[RunSummary])
