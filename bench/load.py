@@ -209,19 +209,14 @@ def main() -> None:
                         help="Requests per second per client in the paced phase (think time, with jitter).")
     parser.add_argument("--api-workers", type=int, default=2)
     parser.add_argument("--run-workers", type=int, default=2)
-    parser.add_argument("--worker-nice", type=int, default=0,
-                        help="MANTLE_WORKER_NICE of the run workers (10: the API answers first, as on "
-                             "a machine where both share the cores and the API matters more).")
     args = parser.parse_args()
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
     with private_services() as (postgres, redis_server), \
             tempfile.TemporaryDirectory(prefix="mantle-load-") as folder, \
             running_cluster(postgres.url, redis_server.url, Path(folder), api_workers=args.api_workers,
-                            run_workers=args.run_workers,
-                            env_overrides={"MANTLE_WORKER_NICE": str(args.worker_nice)}) as cluster:
-        print(json.dumps({**measure(cluster, args.clients, args.duration, rate=args.rate),
-                          "worker_nice": args.worker_nice}))
+                            run_workers=args.run_workers) as cluster:
+        print(json.dumps(measure(cluster, args.clients, args.duration, rate=args.rate)))
 
 
 if __name__ == "__main__":

@@ -125,9 +125,6 @@ def worker(queues: str, concurrency: int | None, pool: str | None, beat: bool,
         health_port = settings.inference_metrics_port if serves_models else 0
     if health_port:
         _serve_worker_health(health_port, serves_models)
-    if settings.worker_nice and not serves_models:
-        # Inherited by the prefork children: runs yield the CPU to the API (and to the models).
-        os.nice(settings.worker_nice)
     if serves_models:
         from worker.inference.tasks import start_serving
 

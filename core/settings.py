@@ -43,9 +43,6 @@ class Settings(BaseSettings):
     block_plugins: list[str] = Field(
         default_factory=list, description="Modules whose `BLOCKS` list adds block types.")
     worker_concurrency: int = Field(default=2, ge=1)
-    worker_nice: int = Field(
-        default=0, ge=0, le=19,
-        description="Niceness of run workers: on a machine shared with the API, 10 lets it answer first.")
     heartbeat_s: float = Field(default=2.0, gt=0, description="How often a busy worker says it is alive.")
     stale_after_s: float = Field(default=10.0, gt=0,
                                  description="A run unheard of for this long is re-enqueued by the reaper.")
