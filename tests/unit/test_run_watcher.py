@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from api.watch import RunWatcher
@@ -13,7 +14,7 @@ from api.watch import RunWatcher
 
 def test_a_commit_by_another_connection_wakes_waiters_on_sqlite(tmp_path: Path) -> None:
     path = tmp_path / "mantle.db"
-    writer = sqlite3.connect(path)
+    writer = sqlite3.connect(path, check_same_thread=False)
     writer.execute("PRAGMA journal_mode=WAL")
     writer.execute("CREATE TABLE runs (id TEXT, status TEXT)")
     writer.commit()
@@ -32,7 +33,9 @@ def test_a_commit_by_another_connection_wakes_waiters_on_sqlite(tmp_path: Path) 
         finally:
             await watcher.stop()
 
-    quiet, slow_polls = asyncio.run(scenario())
+    # A loop of its own, in a thread: a browser test's sync client may hold this thread's loop.
+    with ThreadPoolExecutor(1) as pool:
+        quiet, slow_polls = pool.submit(asyncio.run, scenario()).result(timeout=30)
     writer.close()
     assert quiet, "woken before anything changed"
     assert slow_polls, "waiters should only look on their own rarely while the watcher runs"
