@@ -51,6 +51,18 @@ def require_postgres() -> None:
     pytest.skip(f"PostgreSQL unreachable ({reason})")
 
 
+def require_redis(url: str) -> None:
+    """Skip without Redis locally; fail in CI, where it is required."""
+    import redis
+
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+    except Exception as exc:  # any failure to reach it
+        if IN_CI:
+            pytest.fail(f"Redis is required in CI and unreachable at {url}: {exc}")
+        pytest.skip(f"Redis unreachable ({exc})")
+
+
 @pytest.fixture(scope="session")
 def postgres_admin_url() -> str:
     """A URL to the PostgreSQL server's maintenance database (to create test databases)."""

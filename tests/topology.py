@@ -25,18 +25,17 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.cluster import Proc
 from tests.conftest import (
-    IN_CI,
     POSTGRES_URL,
     create_postgres_database,
     drop_postgres_database,
     free_port,
     require_postgres,
+    require_redis,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -220,16 +219,6 @@ def total(samples: dict[str, float], name: str, **labels: str) -> float:
     wanted = [f'{k}="{v}"' for k, v in labels.items()]
     return sum(value for key, value in samples.items()
                if key.startswith(name + "{") and all(w in key for w in wanted))
-
-
-def require_redis(url: str) -> None:
-    """Skip without Redis locally; fail in CI, where it is required."""
-    try:
-        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
-    except Exception as exc:  # any failure to reach it
-        if IN_CI:
-            pytest.fail(f"Redis is required in CI and unreachable at {url}: {exc}")
-        pytest.skip(f"Redis unreachable ({exc})")
 
 
 @contextlib.contextmanager

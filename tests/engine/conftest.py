@@ -31,7 +31,12 @@ from core.settings import Settings
 from migrations.run import upgrade
 from models.db import session_factory, session_scope
 from models.orgs import Role, create_key, create_org
-from tests.conftest import IN_CI, create_postgres_database, drop_postgres_database, require_postgres
+from tests.conftest import (
+    create_postgres_database,
+    drop_postgres_database,
+    require_postgres,
+    require_redis,
+)
 from tests.engine.blocks import ensure_counter_table
 from worker.celery_app import RUNS_QUEUE, make_celery
 
@@ -39,16 +44,6 @@ REPO = Path(__file__).resolve().parents[2]
 ENDED = ("succeeded", "failed", "blocked", "cancelled")
 # One Redis database per test process, so two suites on one machine never take each other's tasks.
 REDIS_URL = os.environ.get("MANTLE_TEST_REDIS_URL", f"redis://127.0.0.1:6379/{10 + os.getpid() % 6}")
-
-
-def require_redis() -> None:
-    """Skip without Redis locally; fail in CI, where it is required."""
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
-    except Exception as exc:  # any failure to reach it
-        if IN_CI:
-            pytest.fail(f"Redis is required in CI and unreachable at {REDIS_URL}: {exc}")
-        pytest.skip(f"Redis unreachable ({exc})")
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
@@ -257,7 +252,7 @@ def running_stack(kind: str, tmp: Path, extra: dict[str, Any] | None = None) -> 
         database_url, broker_url = f"sqlite:///{tmp / 'mantle.db'}", "filesystem://"
     else:
         require_postgres()
-        require_redis()
+        require_redis(REDIS_URL)
         from tests.conftest import POSTGRES_URL
 
         admin_url = POSTGRES_URL
