@@ -26,6 +26,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import random
 import sys
 import tempfile
@@ -35,7 +36,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
-import httpx
+import aiohttp
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -45,7 +46,9 @@ from twilio.request_validator import RequestValidator  # noqa: E402
 from bench.chaos_outages import publish_greeter  # noqa: E402
 from bench.chaos_sms import publish_sms_example  # noqa: E402
 from bench.cluster import Cluster, running_cluster  # noqa: E402
+from bench.cpu_usage import CpuMeter, Selector, group, single, tree  # noqa: E402
 from bench.services import private_services  # noqa: E402
+from core.settings import Settings  # noqa: E402
 from twilio_sim.store import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN  # noqa: E402
 
 RSS_BOUND_MIB = 100
@@ -57,23 +60,26 @@ MIX = [("create_run", 3), ("read_run", 3), ("list_apps", 3), ("sms", 2)]
 class Recorder:
     """Latencies by route, and every failure by kind."""
 
-    def __init__(self) -> None:
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        self.session = session
         self.latency: dict[str, list[float]] = defaultdict(list)
         self.errors: Counter[str] = Counter()
 
-    async def call(self, route: str, request: Any) -> httpx.Response | None:
-        """Await `request`, timing it under `route`; a non-2xx answer or an exception is an error."""
+    async def call(self, route: str, method: str, url: str, **options: Any) -> Any:
+        """Send one request, timing it (to the end of its body) under `route`; the decoded JSON
+        body of a 2xx answer, else None (a non-2xx answer or an exception is an error)."""
         started = time.perf_counter()
         try:
-            answer: httpx.Response = await request
-        except httpx.HTTPError as exc:
+            async with self.session.request(method, url, **options) as answer:
+                body = await answer.read()
+        except (TimeoutError, aiohttp.ClientError) as exc:
             self.errors[f"{route}: {type(exc).__name__}"] += 1
             return None
         self.latency[route].append((time.perf_counter() - started) * 1000)
-        if answer.status_code >= 400:
-            self.errors[f"{route}: {answer.status_code}"] += 1
+        if answer.status >= 400:
+            self.errors[f"{route}: {answer.status}"] += 1
             return None
-        return answer
+        return json.loads(body) if answer.content_type == "application/json" else body
 
 
 class Workload:
@@ -104,8 +110,7 @@ async def think(rng: random.Random, rate: float, stop: float, scale: float = 1.0
         await asyncio.sleep(max(0.0, min(stop - time.monotonic(), scale * rng.uniform(0.5, 1.5) / rate)))
 
 
-async def client_loop(n: int, client: httpx.AsyncClient, work: Workload, rec: Recorder, stop: float,
-                      rate: float = 0.0) -> None:
+async def client_loop(n: int, rec: Recorder, work: Workload, stop: float, rate: float = 0.0) -> None:
     """One client: a weighted mix of calls (or, for every tenth, runs followed over SSE) until `stop`;
     `rate` > 0 paces it to about that many requests per second, 0 is a closed loop."""
     rng = random.Random(n)
@@ -118,31 +123,34 @@ async def client_loop(n: int, client: httpx.AsyncClient, work: Workload, rec: Re
         i += 1
         kind = "follow" if follower else rng.choices([k for k, _ in MIX], [w for _, w in MIX])[0]
         if kind in ("create_run", "follow"):
-            answer = await rec.call("POST /v1/apps/{app_id}/runs", client.post(
-                f"/v1/apps/{work.app_id}/runs", json={"inputs": {"name": f"c{n}-{i}"}}))
-            if answer is not None:
-                work.run_ids.append(answer.json()["id"])
+            run = await rec.call("POST /v1/apps/{app_id}/runs", "POST", f"/v1/apps/{work.app_id}/runs",
+                                 json={"inputs": {"name": f"c{n}-{i}"}})
+            if run is not None:
+                work.run_ids.append(run["id"])
                 if kind == "follow":
-                    await rec.call("GET /v1/runs/{run_id}/events",
-                                   client.get(f"/v1/runs/{answer.json()['id']}/events"))
+                    await rec.call("GET /v1/runs/{run_id}/events", "GET", f"/v1/runs/{run['id']}/events")
         elif kind == "read_run":
-            await rec.call("GET /v1/runs/{run_id}", client.get(f"/v1/runs/{rng.choice(work.run_ids[-200:])}"))
+            await rec.call("GET /v1/runs/{run_id}", "GET", f"/v1/runs/{rng.choice(work.run_ids[-200:])}")
         elif kind == "list_apps":
-            await rec.call("GET /v1/apps", client.get("/v1/apps"))
+            await rec.call("GET /v1/apps", "GET", "/v1/apps")
         else:
             form, headers = work.sms_form(f"+1555{n:03d}{i % 10_000:04d}", f"load {n}-{i}")
-            await rec.call("POST /twilio/sms/{target}", client.post(work.path, data=form, headers=headers))
+            await rec.call("POST /twilio/sms/{target}", "POST", work.path, data=form, headers=headers)
 
 
 async def drive(cluster: Cluster, work: Workload, clients: int, seconds: float, rate: float = 0.0
                 ) -> Recorder:
-    """`clients` concurrent clients for `seconds`, each paced to `rate` requests/s (0: closed loop)."""
-    rec = Recorder()
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=cluster.base_url, limits=limits, timeout=60,
-                                 headers={"Authorization": f"Bearer {cluster.key}"}) as client:
+    """`clients` concurrent clients for `seconds`, each paced to `rate` requests/s (0: closed loop).
+
+    aiohttp rather than httpx: the clients share the machine with what they measure, and aiohttp
+    spends a fraction of httpx's CPU per request."""
+    connector = aiohttp.TCPConnector(limit=clients)
+    async with aiohttp.ClientSession(base_url=cluster.base_url, connector=connector,
+                                     timeout=aiohttp.ClientTimeout(total=60),
+                                     headers={"Authorization": f"Bearer {cluster.key}"}) as session:
+        rec = Recorder(session)
         stop = time.monotonic() + seconds
-        await asyncio.gather(*(client_loop(n, client, work, rec, stop, rate) for n in range(clients)))
+        await asyncio.gather(*(client_loop(n, rec, work, stop, rate) for n in range(clients)))
     return rec
 
 
@@ -164,23 +172,34 @@ def summary(rec: Recorder, elapsed: float) -> dict[str, Any]:
             "non_run_p99_ms": percentile(other, 0.99) if other else None}
 
 
-def phase(cluster: Cluster, work: Workload, clients: int, seconds: float, rate: float) -> dict[str, Any]:
-    """One timed phase of load, summarized."""
+def phase(cluster: Cluster, work: Workload, clients: int, seconds: float, rate: float,
+          services: dict[str, Selector] | None = None) -> dict[str, Any]:
+    """One timed phase of load, summarized, with the CPU seconds each process used (the
+    cluster's, `services` and this process: the load generator shares the machine)."""
+    meter = CpuMeter({**{p.name: group(p.process.pid) for p in cluster.processes() if p.process},
+                      **(services or {}), "load generator": single(os.getpid())})
     started = time.monotonic()
+    meter.start()
     rec = asyncio.run(drive(cluster, work, clients, seconds, rate))
-    return summary(rec, time.monotonic() - started)
+    cpu = meter.stop()
+    result = summary(rec, time.monotonic() - started)
+    result["cpu_seconds"] = cpu
+    per_request = 1000 / max(1, result["requests"])
+    result["cpu_ms_per_request"] = {k: round(v * per_request, 2) for k, v in cpu.items()}
+    return result
 
 
 def measure(cluster: Cluster, clients: int, seconds: float, warmup: float = 3.0, rate: float = 1.0,
-            saturation_seconds: float | None = None) -> dict[str, Any]:
+            saturation_seconds: float | None = None, services: dict[str, Selector] | None = None
+            ) -> dict[str, Any]:
     """Warm up, load the cluster paced at `rate` (the headline), then in a closed loop (the
     saturation figure); the figures as one JSON-ready dict. Errors count both phases."""
     work = Workload(cluster)
     asyncio.run(drive(cluster, work, min(clients, 10), warmup))
     before = {p.name: p.rss_bytes() for p in cluster.processes()}
-    paced = phase(cluster, work, clients, seconds, rate)
+    paced = phase(cluster, work, clients, seconds, rate, services)
     closed_seconds = seconds if saturation_seconds is None else saturation_seconds
-    saturation = phase(cluster, work, clients, closed_seconds, 0)
+    saturation = phase(cluster, work, clients, closed_seconds, 0, services)
     after = {p.name: p.rss_bytes() for p in cluster.processes()}
     mib = 1024 * 1024
     growth = {name: round((after[name] - before[name]) / mib, 1) for name in before}
@@ -200,6 +219,14 @@ def measure(cluster: Cluster, clients: int, seconds: float, warmup: float = 3.0,
     }
 
 
+def production_timings() -> dict[str, str]:
+    """The deployment's own heartbeat and reaper timings (a cluster's defaults are the chaos
+    tests' fast ones, which would have the workers sweep for stale runs twice a second)."""
+    fields = Settings.model_fields
+    names = ("heartbeat_s", "stale_after_s", "reaper_interval_s", "review_sweep_interval_s")
+    return {f"MANTLE_{name.upper()}": str(fields[name].default) for name in names}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -210,13 +237,13 @@ def main() -> None:
     parser.add_argument("--api-workers", type=int, default=2)
     parser.add_argument("--run-workers", type=int, default=2)
     args = parser.parse_args()
-    logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
     with private_services() as (postgres, redis_server), \
             tempfile.TemporaryDirectory(prefix="mantle-load-") as folder, \
             running_cluster(postgres.url, redis_server.url, Path(folder), api_workers=args.api_workers,
-                            run_workers=args.run_workers) as cluster:
-        print(json.dumps(measure(cluster, args.clients, args.duration, rate=args.rate)))
+                            run_workers=args.run_workers, env_overrides=production_timings()) as cluster:
+        services = {"postgresql": tree(postgres.pid), "redis": tree(redis_server.pid)}
+        print(json.dumps(measure(cluster, args.clients, args.duration, rate=args.rate, services=services)))
 
 
 if __name__ == "__main__":

@@ -60,6 +60,11 @@ class PrivatePostgres:
         """SQLAlchemy URL of the `postgres` database."""
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
 
+    @property
+    def pid(self) -> int:
+        """The server's (postmaster's) process id; its backends are its children."""
+        return int((self.data / "postmaster.pid").read_text().split("\n", 1)[0])
+
     def _pg(self, program: str, *args: str) -> None:
         command = [str(PG_BIN / program), *args]
         if self._as_postgres:
@@ -102,6 +107,12 @@ class PrivateRedis:
     def url(self) -> str:
         """The broker URL (database 0)."""
         return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def pid(self) -> int:
+        """The server's process id (it must be running)."""
+        assert self.process is not None, "redis-server is not running"
+        return self.process.pid
 
     def start(self, timeout: float = 30) -> None:
         """Start the server and wait until it accepts connections."""
