@@ -18,6 +18,7 @@ from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
 from api.watch import RunWatcher
+from builder.executor import TERMINAL, RunStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,12 +68,14 @@ async def follow_run(request: Request, run_id: uuid.UUID, after: int, read: Read
 
 
 async def wait_until_ended(request: Request, run_id: uuid.UUID, seconds: float,
-                           ended: Callable[[], bool]) -> None:
-    """Return once `ended()` (run in a thread) says so, or after `seconds`."""
+                           status: Callable[[], str | None]) -> None:
+    """Return once the run has ended (or is gone), or after `seconds`. `status()` (run in a thread)
+    reads the run's status; it is called only when no notice has said what the status is."""
     watcher: RunWatcher = request.app.state.watcher
     deadline = time.monotonic() + seconds
     with watcher.subscribe(run_id) as changed:
-        while (left := deadline - time.monotonic()) > 0:
-            await watcher.next_change(changed, min(left, watcher.poll_interval))
-            if await run_in_threadpool(ended):
+        while True:  # look first: the run may have ended before this subscription
+            now = changed.status or await run_in_threadpool(status)
+            if now is None or RunStatus(now) in TERMINAL or (left := deadline - time.monotonic()) <= 0:
                 return
+            await watcher.next_change(changed, min(left, watcher.poll_interval))

@@ -1,8 +1,9 @@
 """Waiting for runs to change without hammering the database.
 
-On PostgreSQL the run worker sends `NOTIFY mantle_runs, '<run id>'` in the same transaction
-as each step of a run, so the notice arrives exactly when the change is visible. One
-listening connection per API process wakes every waiter of that run. On SQLite (one machine)
+On PostgreSQL the run worker sends `NOTIFY mantle_runs, '<run id> <status>'` in the same
+transaction as each step of a run, so the notice arrives exactly when the change is visible. One
+listening connection per API process wakes every waiter of that run and hands it the status, so
+a request waiting for a run to end looks the run up once, not after every step. On SQLite (one machine)
 one task per API process reads `PRAGMA data_version` every 20 ms (it changes whenever another
 connection commits: microseconds, no ORM) and wakes every waiter when it moves, instead of each
 waiter querying its run 50 times a second; on a 2-core machine those queries took CPU from the
@@ -27,6 +28,15 @@ CHANNEL = "mantle_runs"
 SQLITE_CHECK_S = 0.02
 
 
+class RunChange(asyncio.Event):
+    """Set at each change of one run. `status`: the run's status as the last notice gave it, or
+    None when it must be looked up (a notice without one, a reconnect, a poll timeout)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.status: str | None = None
+
+
 class RunWatcher:
     """Lets coroutines wait for the next change of a run."""
 
@@ -36,7 +46,7 @@ class RunWatcher:
         self._dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
         self._sqlite_file = (url.database if url.get_backend_name() == "sqlite"
                              and url.database not in (None, "", ":memory:") else None)
-        self._waiters: dict[uuid.UUID, set[asyncio.Event]] = defaultdict(set)
+        self._waiters: dict[uuid.UUID, set[RunChange]] = defaultdict(set)
         self._task: asyncio.Task[None] | None = None
         self.connected = asyncio.Event()
 
@@ -104,22 +114,25 @@ class RunWatcher:
             await asyncio.sleep(1)
 
     def _wake(self, payload: str) -> None:
+        run, _, status = payload.partition(" ")  # "<run id>" alone from senders that know no status
         try:
-            run_id = uuid.UUID(payload)
+            run_id = uuid.UUID(run)
         except ValueError:
             return
         for event in self._waiters.get(run_id, ()):
+            event.status = status or None
             event.set()
 
     def _wake_all(self) -> None:
         for events in self._waiters.values():
             for event in events:
+                event.status = None
                 event.set()
 
     @contextlib.contextmanager
-    def subscribe(self, run_id: uuid.UUID) -> Iterator[asyncio.Event]:
+    def subscribe(self, run_id: uuid.UUID) -> Iterator[RunChange]:
         """An event set at each change of the run; subscribe before looking, so none is missed."""
-        event = asyncio.Event()
+        event = RunChange()
         self._waiters[run_id].add(event)
         try:
             yield event
@@ -130,10 +143,13 @@ class RunWatcher:
                 if not waiters:
                     del self._waiters[run_id]
 
-    async def next_change(self, event: asyncio.Event, timeout: float) -> None:
-        """Wait until `event` is set (then clear it) or `timeout` passes; short polls without a listener."""
+    async def next_change(self, event: RunChange, timeout: float) -> None:
+        """Wait until `event` is set (then clear it) or `timeout` passes; short polls without a listener.
+        After a timeout the status is unknown (a notice may have been lost)."""
         if not self.connected.is_set():
             timeout = min(timeout, 0.02)
-        with contextlib.suppress(TimeoutError):
+        try:
             await asyncio.wait_for(event.wait(), timeout)
+        except TimeoutError:
+            event.status = None
         event.clear()

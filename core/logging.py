@@ -40,5 +40,6 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("uvicorn.access",):
+    # The Twilio SDK logs every request with its headers at INFO: ten lines per message sent.
+    for noisy in ("uvicorn.access", "twilio.http_client"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

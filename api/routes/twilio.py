@@ -9,8 +9,8 @@ inbound row before reading the inline replies is what keeps the two paths exclus
 
 from __future__ import annotations
 
-import time
 import uuid
+from functools import partial
 from typing import Annotated, Any
 
 import structlog
@@ -21,9 +21,8 @@ from starlette.concurrency import run_in_threadpool
 from twilio.twiml.messaging_response import MessagingResponse
 
 from api.sms_inbound import Received, receive
+from api.streams import wait_until_ended
 from api.twilio_auth import SIGNATURE_HEADER, check_signature, public_url
-from api.watch import RunWatcher
-from builder.executor import TERMINAL, RunStatus
 from core.crypto import cipher_for
 from core.errors import Forbidden, InvalidInputs, MantleError
 from models import credentials
@@ -88,17 +87,6 @@ def _answer(request: Request, inbound_id: uuid.UUID) -> list[str]:
         return [r.body for r in inline_replies(session, inbound_id=inbound_id)]
 
 
-async def _wait_for_run(request: Request, run_id: uuid.UUID, window: float) -> None:
-    watcher: RunWatcher = request.app.state.watcher
-    deadline = time.monotonic() + window
-    with watcher.subscribe(run_id) as changed:
-        while (left := deadline - time.monotonic()) > 0:
-            state = await run_in_threadpool(_run_status, request, run_id)
-            if state is None or RunStatus(state) in TERMINAL:
-                return
-            await watcher.next_change(changed, min(left, watcher.poll_interval))
-
-
 @router.post("/twilio/sms/{target}", response_class=Response, responses=TWIML)
 async def inbound_sms(target: Annotated[str, Path(max_length=64, description="Route id or the number.")],
                       request: Request) -> Response:
@@ -110,7 +98,8 @@ async def inbound_sms(target: Annotated[str, Path(max_length=64, description="Ro
     if received.replies is not None or received.inbound_id is None:
         return twiml(received.replies or [])
     if received.run_id is not None:
-        await _wait_for_run(request, received.run_id, request.app.state.settings.twilio_reply_window_s)
+        await wait_until_ended(request, received.run_id, request.app.state.settings.twilio_reply_window_s,
+                               partial(_run_status, request, received.run_id))
     return twiml(await run_in_threadpool(_answer, request, received.inbound_id))
 
 

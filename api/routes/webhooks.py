@@ -149,7 +149,7 @@ async def receive_webhook(
     run_id, _ = await run_in_threadpool(_start, request, target, inputs, idempotency_key)
     if target.config.respond == "output":
         await wait_until_ended(request, run_id, target.config.wait_s,
-                               lambda: RunStatus(_state(request, run_id)[0]) in TERMINAL)
+                               lambda: _state(request, run_id)[0])
     state, outputs = await run_in_threadpool(_state, request, run_id)
     finished = target.config.respond == "output" and RunStatus(state) in TERMINAL
     answer = WebhookAnswer(run_id=run_id, status=state, outputs=outputs if finished else None)

@@ -1,15 +1,23 @@
 """On SQLite the API learns of another process's commit from `PRAGMA data_version`, within a
-few milliseconds, instead of every waiter querying its run."""
+few milliseconds, instead of every waiter querying its run; on PostgreSQL each notice carries
+the run's status."""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import SimpleNamespace
 
+from sqlalchemy import create_engine, text
+
+from api.streams import wait_until_ended
 from api.watch import RunWatcher
+from tests.conftest import POSTGRES_URL, require_postgres
 
 
 def test_a_commit_by_another_connection_wakes_waiters_on_sqlite(tmp_path: Path) -> None:
@@ -39,3 +47,51 @@ def test_a_commit_by_another_connection_wakes_waiters_on_sqlite(tmp_path: Path) 
     writer.close()
     assert quiet, "woken before anything changed"
     assert slow_polls, "waiters should only look on their own rarely while the watcher runs"
+
+
+def test_a_request_waiting_for_a_run_learns_its_end_from_the_notice_on_postgresql() -> None:
+    """Each step's notice carries the run's status: a waiting request (an SMS webhook, `?wait=`)
+    looks the run up once, not after every step."""
+    require_postgres()
+    run_id = uuid.uuid4()
+    lookups: list[str] = []
+    looked = threading.Event()
+
+    def status() -> str | None:
+        lookups.append("read")
+        looked.set()
+        return "running"
+
+    async def scenario() -> tuple[str | None, float]:
+        watcher = RunWatcher(POSTGRES_URL)
+        await watcher.start()
+        notifier = create_engine(POSTGRES_URL)
+        try:
+            await asyncio.wait_for(watcher.connected.wait(), 10)
+            request = SimpleNamespace(app=SimpleNamespace(state=SimpleNamespace(watcher=watcher)))
+            with watcher.subscribe(run_id) as event:
+
+                def notify(payload: str) -> None:
+                    with notifier.begin() as conn:
+                        conn.execute(text("SELECT pg_notify('mantle_runs', :p)"), {"p": payload})
+
+                loop = asyncio.get_running_loop()
+                await loop.run_in_executor(None, notify, f"{run_id} running")
+                await asyncio.wait_for(event.wait(), 10)
+                seen = event.status
+            started = time.monotonic()
+            waiting = asyncio.create_task(wait_until_ended(request, run_id, 30, status))  # type: ignore[arg-type]
+            assert await loop.run_in_executor(None, looked.wait, 10), "no first look"  # no notice yet: a read
+            for payload in (f"{run_id} running", f"{run_id} waiting", f"{run_id} succeeded"):
+                await loop.run_in_executor(None, notify, payload)
+            await asyncio.wait_for(waiting, 10)
+            return seen, time.monotonic() - started
+        finally:
+            notifier.dispose()
+            await watcher.stop()
+
+    with ThreadPoolExecutor(1) as pool:
+        seen, took = pool.submit(asyncio.run, scenario()).result(timeout=60)
+    assert seen == "running", "the notice's status reaches the waiter"
+    assert lookups == ["read"], f"looked the run up {len(lookups)} times; the notices said it all"
+    assert took < 30, "the wait ended on the notice, not at its deadline"
