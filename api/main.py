@@ -31,6 +31,7 @@ from api.routes import (
 )
 from api.watch import RunWatcher
 from blocks.registry import Registry, load_registry
+from core.gc_tuning import freeze_startup_objects
 from core.settings import Settings, get_settings
 from models.db import session_factory
 from worker.reviews import watch_queue_depth
@@ -41,14 +42,19 @@ def create_app(
     settings: Settings | None = None,
     sessions: sessionmaker[Session] | None = None,
     registry: Registry | None = None,
+    freeze_gc: bool = False,
 ) -> FastAPI:
-    """Build the API; tests pass their own session factory and registry."""
+    """Build the API; tests pass their own session factory and registry. `freeze_gc`: leave the
+    objects alive after start-up out of garbage collection (for server processes only: a test
+    process builds many apps, and the frozen ones' cycles would never be collected)."""
     settings = settings or get_settings()
     watcher = RunWatcher(settings.resolved_database_url)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await watcher.start()
+        if freeze_gc:  # the app is built and its modules imported: see core/gc_tuning.py
+            freeze_startup_objects()
         yield
         await watcher.stop()
 
@@ -82,3 +88,8 @@ def create_app(
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContext)
     return app
+
+
+def create_server_app() -> FastAPI:
+    """The API as `mantle api` and `mantle up` serve it (uvicorn's factory, one per process)."""
+    return create_app(freeze_gc=True)

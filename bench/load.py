@@ -120,6 +120,8 @@ async def client_loop(n: int, rec: Recorder, work: Workload, stop: float, rate: 
     while time.monotonic() < stop:
         if i:
             await think(rng, rate, stop)
+            if time.monotonic() >= stop:  # a pause cut short by the end: no request (else every
+                break  # client would send one at the same instant, a burst no real load has)
         i += 1
         kind = "follow" if follower else rng.choices([k for k, _ in MIX], [w for _, w in MIX])[0]
         if kind in ("create_run", "follow"):

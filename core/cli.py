@@ -63,7 +63,7 @@ def up(host: str, port: int) -> None:
                                  start_new_session=True)
     click.echo(f"• inference worker started (pid {inference.pid})", err=True)
     try:
-        uvicorn.run("api.main:create_app", factory=True, host=host, port=port, log_config=None)
+        uvicorn.run("api.main:create_server_app", factory=True, host=host, port=port, log_config=None)
     finally:
         _stop(worker)
         _stop(inference)
@@ -131,6 +131,14 @@ def worker(queues: str, concurrency: int | None, pool: str | None, beat: bool,
         start_serving()
         pool = pool or "threads"
         concurrency = concurrency or settings.inference_concurrency
+    from celery import signals
+
+    from core.gc_tuning import freeze_startup_objects
+
+    # Out of the collector's sight once started (core/gc_tuning.py): the worker process, and each
+    # prefork child after it forks.
+    signals.worker_ready.connect(lambda **_: freeze_startup_objects(), weak=False)
+    signals.worker_process_init.connect(lambda **_: freeze_startup_objects(), weak=False)
     argv = ["worker", "--queues", queues, "--pool", pool or "prefork", "--loglevel", settings.log_level,
             "--concurrency", str(concurrency or settings.worker_concurrency), "--without-mingle",
             "--without-gossip", "--hostname", f"mantle-{queues.replace(',', '-')}@%h"]
@@ -176,7 +184,7 @@ def api(host: str, port: int, workers: int) -> None:
     _setup()
     # No access log: a line per request costs CPU on the hot path, and the request metrics
     # (mantle_http_requests_total) and the request id on every application log line cover it.
-    uvicorn.run("api.main:create_app", factory=True, host=host, port=port, workers=workers,
+    uvicorn.run("api.main:create_server_app", factory=True, host=host, port=port, workers=workers,
                 log_config=None, access_log=False, loop="uvloop", http="httptools",
                 # Longer than any client's or proxy's idle keep-alive (httpx: 5 s), so the server
                 # never closes a connection just as a client sends on it (a RemoteProtocolError).
