@@ -13,9 +13,12 @@ Two phases, reported apart in one JSON line:
 - `saturation`: the same clients with no think time (a closed loop): the throughput the
   deployment reaches at full load; its latencies are queueing time, not service time.
 The line has requests per second, p50/p95/p99 latency per route, errors over both phases
-(goal: 0), p99 of the routes that do not start or follow a run (goal: < 100 ms, paced), and
-the resident memory of each process before and after the load, after a warm-up (bound: no
-process grows by more than `RSS_BOUND_MIB`).
+(goal: 0), p99 of the routes that do not start or follow a run (goal: < 100 ms, paced), the
+CPU each process used per request in each phase (`cpu_ms_per_request`: the API, run workers,
+Twilio simulator, PostgreSQL, Redis and the load generator itself, which shares the machine),
+and the resident memory of each process before and after the load, after a warm-up (bound: no
+process grows by more than `RSS_BOUND_MIB`). The cluster runs with the deployment's own
+heartbeat and reaper timings, not the chaos tests' fast ones.
 
 tests/chaos runs it for a few seconds with a few clients and checks only that nothing failed.
 """
@@ -148,7 +151,8 @@ async def drive(cluster: Cluster, work: Workload, clients: int, seconds: float, 
     spends a fraction of httpx's CPU per request."""
     connector = aiohttp.TCPConnector(limit=clients)
     async with aiohttp.ClientSession(base_url=cluster.base_url, connector=connector,
-                                     timeout=aiohttp.ClientTimeout(total=60),
+                                     # 60 s without a byte is a failure; a long SSE stream is not
+                                     timeout=aiohttp.ClientTimeout(total=None, sock_read=60),
                                      headers={"Authorization": f"Bearer {cluster.key}"}) as session:
         rec = Recorder(session)
         stop = time.monotonic() + seconds
@@ -239,6 +243,7 @@ def main() -> None:
     parser.add_argument("--api-workers", type=int, default=2)
     parser.add_argument("--run-workers", type=int, default=2)
     args = parser.parse_args()
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # the set-up's requests
     logging.getLogger("alembic").setLevel(logging.WARNING)
     with private_services() as (postgres, redis_server), \
             tempfile.TemporaryDirectory(prefix="mantle-load-") as folder, \
