@@ -15,10 +15,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import Request
+from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from api.watch import RunWatcher
 from builder.executor import TERMINAL, RunStatus
+from models.runs import Run
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,15 +69,20 @@ async def follow_run(request: Request, run_id: uuid.UUID, after: int, read: Read
             await watcher.next_change(changed, watcher.poll_interval * 5)
 
 
-async def wait_until_ended(request: Request, run_id: uuid.UUID, seconds: float,
-                           status: Callable[[], str | None]) -> None:
-    """Return once the run has ended (or is gone), or after `seconds`. `status()` (run in a thread)
-    reads the run's status; it is called only when no notice has said what the status is."""
+def _run_status(request: Request, run_id: uuid.UUID) -> str | None:
+    with request.app.state.read_sessions() as session:
+        found: str | None = session.scalar(select(Run.status).where(Run.id == run_id))
+        return found
+
+
+async def wait_until_ended(request: Request, run_id: uuid.UUID, seconds: float) -> None:
+    """Return once the run has ended (or is gone), or after `seconds`. The run's status is read
+    from the database only when no notice has said what it is."""
     watcher: RunWatcher = request.app.state.watcher
     deadline = time.monotonic() + seconds
     with watcher.subscribe(run_id) as changed:
         while True:  # look first: the run may have ended before this subscription
-            now = changed.status or await run_in_threadpool(status)
+            now = changed.status or await run_in_threadpool(_run_status, request, run_id)
             if now is None or RunStatus(now) in TERMINAL or (left := deadline - time.monotonic()) <= 0:
                 return
             await watcher.next_change(changed, min(left, watcher.poll_interval))

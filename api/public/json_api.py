@@ -13,7 +13,6 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
-from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from api.public.guard import (
@@ -162,7 +161,7 @@ async def start_run(slug: str, body: RunRequest, request: Request, response: Res
     """Start a run of the shared app: 202 with a token to follow it, or 200 if it ends within `wait`."""
     started = await run_in_threadpool(_start, request, slug, body)
     if wait > 0 and started.status not in ENDED:
-        await wait_until_ended(request, started.run_id, wait, partial(_status, request, started.run_id))
+        await wait_until_ended(request, started.run_id, wait)
         _, started = await run_in_threadpool(_view, request, slug, started.run_id, started.token)
     response.status_code = status.HTTP_200_OK if started.status in ENDED else status.HTTP_202_ACCEPTED
     response.headers["Location"] = started.status_url
@@ -201,12 +200,6 @@ def grant_access(slug: str, body: AccessRequest, request: Request) -> Response:
                                         settings.share_page_ttl_s)
     set_cookie(request, response, ACCESS_COOKIE, grant, f"/s/{slug}", settings.share_page_ttl_s)
     return response
-
-
-def _status(request: Request, run_id: uuid.UUID) -> str | None:
-    with request.app.state.read_sessions() as session:
-        found: str | None = session.scalar(select(Run.status).where(Run.id == run_id))
-        return found
 
 
 def _feed(request: Request, run_id: uuid.UUID, total: int, sent: dict[str, Any], after: int) -> Batch:

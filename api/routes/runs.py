@@ -8,7 +8,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
@@ -60,18 +59,12 @@ def _read(request: Request, org_id: uuid.UUID, run_id: uuid.UUID) -> RunRead:
         return run_read(session, run, request.app.state.registry, request.app.state.settings)
 
 
-def _status(request: Request, run_id: uuid.UUID) -> str | None:
-    with request.app.state.read_sessions() as session:
-        found: str | None = session.scalar(select(run_store.Run.status).where(run_store.Run.id == run_id))
-        return found
-
-
 async def _start(request: Request, response: Response, principal: Principal, app_id: uuid.UUID,
                  body: RunStart, wait: float, idempotency_key: str | None, draft: bool) -> RunRead:
     run_id, read = await run_in_threadpool(_create, request, principal, app_id, body, draft, idempotency_key,
                                            wait)
     if wait > 0:
-        await wait_until_ended(request, run_id, wait, partial(_status, request, run_id))
+        await wait_until_ended(request, run_id, wait)
     if read is None:
         read = await run_in_threadpool(_read, request, principal.org_id, run_id)
     response.status_code = status.HTTP_200_OK if read.status in TERMINAL else status.HTTP_202_ACCEPTED

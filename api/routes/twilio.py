@@ -10,7 +10,6 @@ inbound row before reading the inline replies is what keeps the two paths exclus
 from __future__ import annotations
 
 import uuid
-from functools import partial
 from typing import Annotated, Any
 
 import structlog
@@ -27,7 +26,6 @@ from core.crypto import cipher_for
 from core.errors import Forbidden, InvalidInputs, MantleError
 from models import credentials
 from models.db import session_scope
-from models.runs import Run
 from models.sms import SmsOutbound
 from models.sms_messages import advance_status, close_answer, inline_replies
 
@@ -75,12 +73,6 @@ def _receive(request: Request, target: str, form: Any, url: str, signature: str 
     return received
 
 
-def _run_status(request: Request, run_id: uuid.UUID) -> str | None:
-    with request.app.state.read_sessions() as session:
-        found: str | None = session.scalar(select(Run.status).where(Run.id == run_id))
-        return found
-
-
 def _answer(request: Request, inbound_id: uuid.UUID) -> list[str]:
     with session_scope(_sessions(request)) as session:
         close_answer(session, inbound_id=inbound_id)  # from here on, replies go through the REST API
@@ -98,8 +90,7 @@ async def inbound_sms(target: Annotated[str, Path(max_length=64, description="Ro
     if received.replies is not None or received.inbound_id is None:
         return twiml(received.replies or [])
     if received.run_id is not None:
-        await wait_until_ended(request, received.run_id, request.app.state.settings.twilio_reply_window_s,
-                               partial(_run_status, request, received.run_id))
+        await wait_until_ended(request, received.run_id, request.app.state.settings.twilio_reply_window_s)
     return twiml(await run_in_threadpool(_answer, request, received.inbound_id))
 
 

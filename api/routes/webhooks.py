@@ -148,8 +148,7 @@ async def receive_webhook(
               "query": dict(request.query_params), "headers": passed}
     run_id, _ = await run_in_threadpool(_start, request, target, inputs, idempotency_key)
     if target.config.respond == "output":
-        await wait_until_ended(request, run_id, target.config.wait_s,
-                               lambda: _state(request, run_id)[0])
+        await wait_until_ended(request, run_id, target.config.wait_s)
     state, outputs = await run_in_threadpool(_state, request, run_id)
     finished = target.config.respond == "output" and RunStatus(state) in TERMINAL
     answer = WebhookAnswer(run_id=run_id, status=state, outputs=outputs if finished else None)

@@ -5,6 +5,7 @@ the run's status."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import threading
 import time
@@ -57,10 +58,11 @@ def test_a_request_waiting_for_a_run_learns_its_end_from_the_notice_on_postgresq
     lookups: list[str] = []
     looked = threading.Event()
 
-    def status() -> str | None:
-        lookups.append("read")
-        looked.set()
-        return "running"
+    class Session:  # what the waiter reads the run's status with: counts the reads
+        def scalar(self, _statement: object) -> str:
+            lookups.append("read")
+            looked.set()
+            return "running"
 
     async def scenario() -> tuple[str | None, float]:
         watcher = RunWatcher(POSTGRES_URL)
@@ -68,7 +70,8 @@ def test_a_request_waiting_for_a_run_learns_its_end_from_the_notice_on_postgresq
         notifier = create_engine(POSTGRES_URL)
         try:
             await asyncio.wait_for(watcher.connected.wait(), 10)
-            request = SimpleNamespace(app=SimpleNamespace(state=SimpleNamespace(watcher=watcher)))
+            state = SimpleNamespace(watcher=watcher, read_sessions=lambda: contextlib.nullcontext(Session()))
+            request = SimpleNamespace(app=SimpleNamespace(state=state))
             with watcher.subscribe(run_id) as event:
 
                 def notify(payload: str) -> None:
@@ -80,7 +83,7 @@ def test_a_request_waiting_for_a_run_learns_its_end_from_the_notice_on_postgresq
                 await asyncio.wait_for(event.wait(), 10)
                 seen = event.status
             started = time.monotonic()
-            waiting = asyncio.create_task(wait_until_ended(request, run_id, 30, status))  # type: ignore[arg-type]
+            waiting = asyncio.create_task(wait_until_ended(request, run_id, 30))  # type: ignore[arg-type]
             assert await loop.run_in_executor(None, looked.wait, 10), "no first look"  # no notice yet: a read
             for payload in (f"{run_id} running", f"{run_id} waiting", f"{run_id} succeeded"):
                 await loop.run_in_executor(None, notify, payload)
