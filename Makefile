@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install up test lint typecheck unit bench clean browser compose-tool
+.PHONY: install up test lint typecheck unit bench clean browser compose-tool ui
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -51,6 +51,11 @@ test: lint typecheck browser compose-tool
 
 unit: install
 	$(BIN)/pytest -q tests/unit
+
+# The builder's bundle (builder/ui/dist) is committed; this rebuilds it and its API types from the lockfile.
+ui: install
+	$(BIN)/python -c "import json; from api.main import create_app; print(json.dumps(create_app().openapi(), indent=1, sort_keys=True))" > builder/ui/openapi.json
+	cd builder/ui && npm ci --no-audit --no-fund && npm run gen:api && npm run build
 
 bench: install
 	$(BIN)/python bench/validate.py
