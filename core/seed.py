@@ -20,7 +20,7 @@ from models import audit
 from models.apps import App
 from models.db import session_scope
 from models.orgs import Organization, Role, authenticate, create_key, create_org
-from models.shares import Share, new_slug
+from models.shares import DEFAULT_LIMITS, Share, new_slug
 
 LOCAL_ORG = "local"
 
@@ -84,7 +84,8 @@ def _share_web_examples(session: Session, org_id: uuid.UUID, names: list[str]) -
         share = session.scalar(select(Share).where(Share.app_id == app.id, Share.revoked_at.is_(None),
                                                    Share.label == "example").limit(1))
         if share is None:
-            share = Share(org_id=org_id, app_id=app.id, slug=new_slug(), label="example", created_by="seed")
+            share = Share(org_id=org_id, app_id=app.id, slug=new_slug(), label="example", created_by="seed",
+                          **DEFAULT_LIMITS)
             session.add(share)
         found.append((app.name, share.slug))
     return found

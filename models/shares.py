@@ -15,12 +15,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Integer, String, delete, func, select
+from sqlalchemy import ForeignKey, Integer, String, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from core.errors import NotFound
 from models.base import Base, JSONType, new_id, utcnow
+
+DEFAULT_LIMITS: dict[str, int] = {"visitor_per_minute": 10, "link_per_minute": 60, "daily_quota": 1000}
 
 
 class Share(Base):
@@ -37,9 +39,10 @@ class Share(Base):
     access_code_hash: Mapped[str | None] = mapped_column(String(200))
     expires_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
-    visitor_per_minute: Mapped[int | None] = mapped_column(default=10)
-    link_per_minute: Mapped[int | None] = mapped_column(default=60)
-    daily_quota: Mapped[int | None] = mapped_column(default=1000)
+    # No column defaults: the ORM would put them in place of an explicit None ("no limit").
+    visitor_per_minute: Mapped[int | None]
+    link_per_minute: Mapped[int | None]
+    daily_quota: Mapped[int | None]
     embed_origins: Mapped[list[str]] = mapped_column(JSONType, default=lambda: ["*"])
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_by: Mapped[str] = mapped_column(String(200), default="")
@@ -160,6 +163,15 @@ def count_usage(session: Session, *, share_id: uuid.UUID, limits: list[Limit], n
         if count > limit.maximum and exceeded is None:
             exceeded = limit
     return exceeded
+
+
+def release_usage(session: Session, *, share_id: uuid.UUID, limits: list[Limit], now: datetime) -> None:
+    """Give back one count taken by `count_usage` in the same windows (a reservation not spent)."""
+    for limit in limits:
+        session.execute(update(ShareUsage).where(
+            ShareUsage.share_id == share_id, ShareUsage.bucket == limit.bucket,
+            ShareUsage.window_start == limit.window(now), ShareUsage.count > 0,
+        ).values(count=ShareUsage.count - 1))
 
 
 def over_limit(session: Session, *, share_id: uuid.UUID, limits: list[Limit], now: datetime) -> Limit | None:

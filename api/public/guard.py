@@ -20,7 +20,7 @@ from api.public.tokens import Tokens
 from core.errors import Forbidden, RateLimited
 from core.settings import Settings
 from models.db import session_scope
-from models.shares import Limit, Share, check_code, count_usage, over_limit
+from models.shares import Limit, Share, check_code, count_usage, over_limit, release_usage
 
 VISITOR_COOKIE = "mantle_visitor"
 ACCESS_COOKIE = "mantle_access"
@@ -116,18 +116,32 @@ def check_origin(request: Request, settings: Settings) -> None:
         raise Forbidden("cross-site requests are refused", loc=["header", "Origin"])
 
 
+def _too_many(limit: Limit, now: datetime) -> RateLimited:
+    wait = limit.retry_after(now)
+    return RateLimited(f"too many wrong access codes: try again in {wait} seconds", retry_after=wait)
+
+
 def verify_code(request: Request, share: Share, code: str | None, now: datetime) -> None:
-    """Check an access code; wrong guesses are counted per address and limited per minute."""
+    """Check an access code; wrong guesses are counted per address and limited per minute.
+
+    Each guess takes one of the minute's attempts in a single upsert before the code is checked,
+    and a right code gives it back: concurrent guesses can never check more codes than the limit
+    (a read of the count followed by a later increment let 23 of 30 through a limit of 10).
+    """
     guesses = [Limit("fail:" + tokens(request).bucket_id("ip:" + client_address(request)), 60,
                      ACCESS_ATTEMPTS_PER_MINUTE)]
-    with session_scope(request.app.state.session_factory) as session:
-        found = over_limit(session, share_id=share.id, limits=guesses, now=now)
-    if found is not None:
-        wait = found.retry_after(now)
-        raise RateLimited(f"too many wrong access codes: try again in {wait} seconds", retry_after=wait)
+    factory = request.app.state.session_factory
     if not code:
+        with session_scope(factory) as session:
+            found = over_limit(session, share_id=share.id, limits=guesses, now=now)
+        if found is not None:
+            raise _too_many(found, now)
         raise AccessCodeNeeded("this app needs an access code", loc=["body", "access_code"])
+    with session_scope(factory) as session:
+        found = count_usage(session, share_id=share.id, limits=guesses, now=now)
+        if found is not None:
+            raise _too_many(found, now)  # rolled back: a refused guess takes no attempt
     if not check_code(share.access_code_hash or "", code):
-        with session_scope(request.app.state.session_factory) as session:  # counted even though we refuse
-            count_usage(session, share_id=share.id, limits=guesses, now=now)
         raise AccessCodeNeeded("wrong access code", loc=["body", "access_code"])
+    with session_scope(factory) as session:
+        release_usage(session, share_id=share.id, limits=guesses, now=now)

@@ -23,7 +23,7 @@ from models import audit
 from models import shares as share_store
 from models.apps import App
 from models.base import utcnow
-from models.shares import Share
+from models.shares import DEFAULT_LIMITS, Share
 
 router = APIRouter(tags=["shares"])
 
@@ -38,9 +38,12 @@ class ShareFields(Body):
     expires_at: AwareDatetime | None = Field(default=None, description="After this the link answers 410.")
     access_code: str | None = Field(default=None, min_length=4, max_length=200,
                                     description="Visitors must enter it (stored hashed).")
-    visitor_per_minute: int | None = Field(default=10, ge=1, le=10_000, description="Per visitor a minute.")
-    link_per_minute: int | None = Field(default=60, ge=1, le=100_000, description="Runs a minute, all told.")
-    daily_quota: int | None = Field(default=1000, ge=1, le=10_000_000, description="Runs per UTC day.")
+    visitor_per_minute: int | None = Field(default=DEFAULT_LIMITS["visitor_per_minute"], ge=1, le=10_000,
+                                           description="Per visitor a minute.")
+    link_per_minute: int | None = Field(default=DEFAULT_LIMITS["link_per_minute"], ge=1, le=100_000,
+                                        description="Runs a minute, all told.")
+    daily_quota: int | None = Field(default=DEFAULT_LIMITS["daily_quota"], ge=1, le=10_000_000,
+                                    description="Runs per UTC day.")
     embed_origins: list[str] = Field(
         default_factory=lambda: ["*"], max_length=20,
         description="Sites that may show `?embed=1` in a frame: origins like https://example.com, "

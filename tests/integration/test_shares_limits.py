@@ -110,3 +110,9 @@ def test_wrong_access_codes_are_limited(api: TestClient, tenant: Tenant) -> None
     assert 'id="mantle-form"' in browser.get(f"/s/{other['slug']}").text
     tenant.client.patch(f"/v1/apps/{app_id}/shares/{other['id']}", json={"access_code": "second code"})
     assert "Access code needed" in browser.get(f"/s/{other['slug']}").text
+
+
+def test_a_null_limit_means_no_limit(api: TestClient, tenant: Tenant) -> None:
+    created = share(tenant.client, publish(tenant.client, webapp_graph()), visitor_per_minute=None)
+    assert created["visitor_per_minute"] is None and created["link_per_minute"] == 60
+    assert [api.post(f"/s/{created['slug']}/runs", json=BODY).status_code for _ in range(12)] == [202] * 12
