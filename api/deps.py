@@ -12,6 +12,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
+from api import browser_auth
 from api.key_cache import KeyCache
 from blocks.registry import Registry
 from builder.validation import Limits
@@ -61,14 +62,18 @@ async def get_principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    """The caller, from its bearer API key; 401 without a valid one.
+    """The caller, from its bearer API key or its browser session; 401 without either.
 
     It uses its own short transaction, so the route's session (or a streaming response)
     never holds a lock taken just to check the key. A key found valid is remembered for a few
     seconds (api/key_cache.py), so most requests skip that transaction; those are answered
-    here on the event loop, without a trip through the threadpool.
+    here on the event loop, without a trip through the threadpool. A browser's session cookie
+    (api/browser_auth.py) is checked the same way, and its writes must carry its CSRF token.
     """
     if credentials is None:
+        cookie = request.cookies.get(browser_auth.COOKIE)
+        if cookie:
+            return await _browser_principal(request, cookie)
         raise Unauthorized("missing API key: send `Authorization: Bearer <key>`",
                            loc=["header", "Authorization"])
     cache: KeyCache[Principal] = request.app.state.key_cache
@@ -80,6 +85,22 @@ async def get_principal(
     principal = await run_in_threadpool(_check_key, sessions, credentials.credentials)
     cache.put(digest, principal.key_id, principal)
     return principal
+
+
+async def _browser_principal(request: Request, cookie: str) -> Principal:
+    """The caller a session cookie stands for; 401 if the session ended, 403 for a forged write."""
+    cache: KeyCache[browser_auth.BrowserPrincipal] = request.app.state.session_cache
+    digest = hash_key(cookie)
+    found = cache.get(digest)
+    if found is None:
+        found = await run_in_threadpool(browser_auth.lookup, request.app.state.session_factory, cookie)
+        if found is None:
+            raise Unauthorized("your browser session has ended: sign in again",
+                               loc=["cookie", browser_auth.COOKIE])
+        cache.put(digest, found.key_id, found)  # revoking the key forgets its sessions too
+    browser_auth.check_write(request, found)
+    request.state.browser = found
+    return Principal(org_id=found.org_id, key_id=found.key_id, key_name=found.key_name, role=found.role)
 
 
 def _check_key(sessions: sessionmaker[Session], secret: str) -> Principal:

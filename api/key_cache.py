@@ -60,3 +60,8 @@ class KeyCache(Generic[T]):
             self._forgotten.add(key_id)
             for digest in [d for d, (_, kid, _) in self._entries.items() if kid == key_id]:
                 del self._entries[digest]
+
+    def drop(self, digest: str) -> None:
+        """Drop one entry now (a browser session that signed out)."""
+        with self._lock:
+            self._entries.pop(digest, None)

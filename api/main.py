@@ -15,6 +15,7 @@ from api.middleware import BodyLimit, RequestContext
 from api.routes import (
     apps,
     blocks,
+    builder_page,
     credentials,
     drafts,
     health,
@@ -25,6 +26,7 @@ from api.routes import (
     review_page,
     reviews,
     runs,
+    session,
     shares,
     twilio,
     webhooks,
@@ -67,6 +69,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.key_cache = KeyCache(settings.auth_cache_s)
+    app.state.session_cache = KeyCache(settings.auth_cache_s)
     app.state.watcher = watcher
     app.state.session_factory = sessions or session_factory(settings.resolved_database_url)
     # Polling reads (a run's status, its events) must not queue behind writers on SQLite.
@@ -75,12 +78,13 @@ def create_app(
     app.state.submitter = Submitter(app.state.registry, settings)
     errors.install(app)
     for module in (blocks, apps, drafts, runs, org, reviews, shares, credentials, phone_numbers, models,
-                   policies, webhooks):
+                   policies, webhooks, session):
         app.include_router(module.router, prefix="/v1")
     app.include_router(health.router)
     app.include_router(twilio.router)  # public: Twilio signs these requests
     app.include_router(webhooks.public_router)  # public: the URL's token (and a signature) admit
     app.include_router(review_page.router)
+    builder_page.install(app)
     public.install(app)
     watch_queue_depth(app.state.read_sessions)
     health.watch(app)

@@ -46,13 +46,6 @@ class ProblemRead(BaseModel):
     nodes: list[str] | None = None
 
 
-class ValidationReport(BaseModel):
-    """Whether a graph is valid, and every problem it has."""
-
-    valid: bool
-    problems: list[ProblemRead]
-
-
 class BlockPort(BaseModel):
     """A port in the block catalogue."""
 
@@ -60,6 +53,23 @@ class BlockPort(BaseModel):
     type: str
     required: bool
     description: str = ""
+
+
+class NodePorts(BaseModel):
+    """The ports one node has with its current config (a template's variables are inputs)."""
+
+    inputs: list[BlockPort]
+    outputs: list[BlockPort]
+
+
+class ValidationReport(BaseModel):
+    """Whether a graph is valid, every problem it has, and each node's ports as configured."""
+
+    valid: bool
+    problems: list[ProblemRead]
+    ports: dict[str, NodePorts] = Field(default_factory=dict, description=(
+        "Node id -> its input and output ports with its current config; absent for a node whose "
+        "type is unknown or whose config is invalid. A builder redraws a node's handles from it."))
 
 
 class BlockRead(BaseModel):

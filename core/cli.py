@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import click
+from sqlalchemy.orm import Session, sessionmaker
 
 from core.logging import configure_logging
 from core.settings import Settings, get_settings
@@ -42,7 +43,10 @@ def up(host: str, port: int) -> None:
     upgrade(settings.resolved_database_url)
     _pull_default(settings)
     seeded = seed_local(session_factory(settings.resolved_database_url), settings.data_dir)
+    link = _builder_link(session_factory(settings.resolved_database_url), seeded.api_key)
     click.echo("")
+    click.echo(f"Open the builder: http://{host}:{port}/builder/sign-in?token={link}")
+    click.echo("                  (a one-time sign-in link; or open /builder and sign in with the key)")
     click.echo(f"Mantle is starting at http://{host}:{port}  (docs: http://{host}:{port}/docs)")
     click.echo(f"Organization: {seeded.org_name}")
     click.echo(f"API key:      {seeded.api_key}")
@@ -67,6 +71,18 @@ def up(host: str, port: int) -> None:
     finally:
         _stop(worker)
         _stop(inference)
+
+
+def _builder_link(sessions: sessionmaker[Session], api_key: str) -> str:
+    """A fresh one-time sign-in secret for the seeded key (printed on every start, like Jupyter's)."""
+    from models.browser_sessions import create_link
+    from models.db import session_scope
+    from models.orgs import authenticate
+
+    with session_scope(sessions) as session:
+        key = authenticate(session, secret=api_key)
+        assert key is not None, "the seeded key was just checked"
+        return create_link(session, key=key)
 
 
 def _pull_default(settings: Settings) -> None:

@@ -7,6 +7,7 @@ and never commits: the caller (one request, one task) owns the transaction.
 from models.apps import App, AppVersion
 from models.audit import AuditEntry
 from models.base import Base
+from models.browser_sessions import BrowserSession, SignInLink
 from models.credentials import Credential
 from models.deployments import ModelDeployment
 from models.orgs import ApiKey, Organization
@@ -23,5 +24,5 @@ __all__ = [
     "RunEvent", "Share", "ShareUsage",
     "Credential", "ModelDeployment", "SmsInbound", "SmsNumber", "SmsOptOut", "SmsOutbound",
     "AppPolicy", "PinnedPolicy", "Policy", "PolicyVersion",
-    "AppSchedule", "WebhookEndpoint",
+    "AppSchedule", "WebhookEndpoint", "BrowserSession", "SignInLink",
 ]

@@ -16,9 +16,13 @@ router = APIRouter(tags=["blocks"])
 
 def report(graph: Graph, registry: RegistryDep, limits: LimitsDep) -> ValidationReport:
     """Validate `graph` and shape the result for a response."""
-    problems = analyze(graph, registry, limits).problems
-    return ValidationReport.model_validate({"valid": not problems,
-                                            "problems": [p.as_dict() for p in problems]})
+    analysis = analyze(graph, registry, limits)
+    ports = {node_id: {"inputs": [p.as_dict() for p in inputs.values()],
+                       "outputs": [p.as_dict() for p in analysis.outputs.get(node_id, {}).values()]}
+             for node_id, inputs in analysis.inputs.items()}
+    return ValidationReport.model_validate({"valid": not analysis.problems,
+                                            "problems": [p.as_dict() for p in analysis.problems],
+                                            "ports": ports})
 
 
 @router.get("/blocks", response_model=BlockList)

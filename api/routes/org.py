@@ -50,6 +50,7 @@ def delete_key(key_id: uuid.UUID, request: Request, principal: Admin, session: S
     """Revoke a key at once; revoking twice is harmless."""
     key = revoke_key(session, org_id=principal.org_id, key_id=key_id)
     request.app.state.key_cache.forget(key.id)  # other API processes: within MANTLE_AUTH_CACHE_S
+    request.app.state.session_cache.forget(key.id)  # the browser sessions acting as this key
     audit.record(session, org_id=principal.org_id, actor=principal.actor, action="key.revoke",
                  target_type="api_key", target_id=key.id, details={"name": key.name})
     return KeyRead.model_validate(key)
