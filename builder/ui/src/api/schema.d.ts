@@ -1229,6 +1229,54 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/session": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Read Session
+         * @description The caller (a browser session or a key) and, for a browser, its CSRF token.
+         */
+        get: operations["read_session_v1_session_get"];
+        put?: never;
+        /**
+         * Sign In
+         * @description Sign this browser in as an API key: the key is checked once and never kept in the browser.
+         */
+        post: operations["sign_in_v1_session_post"];
+        /**
+         * Sign Out
+         * @description End this browser's session everywhere at once (the cookie alone is worth nothing after).
+         */
+        delete: operations["sign_out_v1_session_delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/session/links": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Create Sign In Link
+         * @description A one-time link that signs a browser in as the calling key (valid once, for 24 hours).
+         */
+        post: operations["create_sign_in_link_v1_session_links_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1702,6 +1750,13 @@ export interface components {
             graph: {
                 [key: string]: unknown;
             };
+            /**
+             * Ports
+             * @description Node id -> its input and output ports with its current config; absent for a node whose type is unknown or whose config is invalid. A builder redraws a node's handles from it.
+             */
+            ports?: {
+                [key: string]: components["schemas"]["NodePorts"];
+            };
             /** Problems */
             problems: components["schemas"]["ProblemRead"][];
             /** Revision */
@@ -2154,6 +2209,16 @@ export interface components {
              * @description Fail an attempt that takes longer than this.
              */
             timeout_s?: number | null;
+        };
+        /**
+         * NodePorts
+         * @description The ports one node has with its current config (a template's variables are inputs).
+         */
+        NodePorts: {
+            /** Inputs */
+            inputs: components["schemas"]["BlockPort"][];
+            /** Outputs */
+            outputs: components["schemas"]["BlockPort"][];
         };
         /**
          * NodeTrace
@@ -2893,6 +2958,25 @@ export interface components {
             version_number: number | null;
         };
         /**
+         * SessionRead
+         * @description Who this browser is signed in as, and the token its writes must echo.
+         */
+        SessionRead: {
+            /** Actor */
+            actor: string;
+            /**
+             * Csrf Token
+             * @description Send it as `X-CSRF-Token` on every write (null when the caller used a bearer key, which needs none).
+             */
+            csrf_token: string | null;
+            /** Org Id */
+            org_id: string;
+            /** Org Name */
+            org_name: string;
+            /** Role */
+            role: string;
+        };
+        /**
          * ShareCreate
          * @description A new link: to version `version`, or (omitted) always to the latest published version.
          */
@@ -3049,6 +3133,30 @@ export interface components {
             visitor_per_minute: number | null;
         };
         /**
+         * SignIn
+         * @description What a browser sends to sign in.
+         */
+        SignIn: {
+            /**
+             * Api Key
+             * @description An API key (`mk_...`).
+             */
+            api_key: string;
+        };
+        /**
+         * SignInLinkRead
+         * @description A one-time sign-in link for a browser.
+         */
+        SignInLinkRead: {
+            /**
+             * Expires At
+             * Format: date-time
+             */
+            expires_at: string;
+            /** Url */
+            url: string;
+        };
+        /**
          * ToxicityRule
          * @description Insults and profanity, scored 0–1 by `alt-profanity-check`'s linear model.
          */
@@ -3068,9 +3176,16 @@ export interface components {
         };
         /**
          * ValidationReport
-         * @description Whether a graph is valid, and every problem it has.
+         * @description Whether a graph is valid, every problem it has, and each node's ports as configured.
          */
         ValidationReport: {
+            /**
+             * Ports
+             * @description Node id -> its input and output ports with its current config; absent for a node whose type is unknown or whose config is invalid. A builder redraws a node's handles from it.
+             */
+            ports?: {
+                [key: string]: components["schemas"]["NodePorts"];
+            };
             /** Problems */
             problems: components["schemas"]["ProblemRead"][];
             /** Valid */
@@ -9257,6 +9372,304 @@ export interface operations {
                 };
                 content: {
                     "text/event-stream": unknown;
+                };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The key's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found (or not in your organization) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    read_session_v1_session_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionRead"];
+                };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The key's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found (or not in your organization) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    sign_in_v1_session_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SignIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionRead"];
+                };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The key's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found (or not in your organization) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    sign_out_v1_session_delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The key's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found (or not in your organization) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_sign_in_link_v1_session_links_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SignInLinkRead"];
                 };
             };
             /** @description Missing or invalid API key */
