@@ -8,7 +8,9 @@ from typing import Any
 # Routes that take no API key on purpose; each is covered by its own tests instead of the sweep:
 # health and docs carry no tenant data, the block catalogue is the same for everyone, Twilio signs
 # its webhooks with the organization's own token, a share's slug and a webhook trigger's token
-# are their capability, and the reviewer pages authenticate with a cookie.
+# are their capability, the reviewer pages authenticate with a cookie, and the builder's page is
+# the same static bundle for everyone (its sign-in link is a one-time capability; what the page
+# shows comes from the keyed API, swept here).
 PUBLIC_BY_DESIGN = [
     r"/healthz", r"/readyz", r"/metrics", r"/openapi\.json", r"/docs.*", r"/redoc",
     r"/v1/blocks(/\{block_type\})?",
@@ -16,6 +18,7 @@ PUBLIC_BY_DESIGN = [
     r"/hooks/.*",
     r"/s/.*",
     r"/review(/.*)?",
+    r"/builder(/.*)?",
 ]
 PARAM = re.compile(r"\{([^}:]+)(?::[^}]*)?\}")
 
