@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install up test lint typecheck unit bench clean browser compose-tool ui
+.PHONY: install up test lint typecheck unit bench clean browser compose-tool ui ui-check
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,7 +46,7 @@ compose-tool:
 	    || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker-compose >/dev/null; }; \
 	  else echo "docker-compose is missing: the compose check will be skipped (it fails in CI)"; fi; }
 
-test: lint typecheck browser compose-tool
+test: lint typecheck browser compose-tool ui-check
 	$(BIN)/pytest -q
 
 unit: install
@@ -56,6 +56,14 @@ unit: install
 ui: install
 	$(BIN)/python -c "import json; from api.main import create_app; print(json.dumps(create_app().openapi(), indent=1, sort_keys=True))" > builder/ui/openapi.json
 	cd builder/ui && npm ci --no-audit --no-fund && npm run gen:api && npm run build
+
+# CI rebuilds the bundle and the API types from the lockfile and fails if the committed ones differ
+# (a change to the API or the UI source without `make ui`), then type-checks and unit-tests the UI.
+ui-check: ui
+	@git diff --quiet -- builder/ui/openapi.json builder/ui/src/api/schema.d.ts builder/ui/dist \
+	  && test -z "$$(git status --porcelain --untracked-files=all -- builder/ui/dist)" \
+	  || { git status --short -- builder/ui; echo "the committed builder bundle or API types are stale: run make ui and commit"; exit 1; }
+	cd builder/ui && npm run --silent typecheck && npm test --silent
 
 bench: install
 	$(BIN)/python bench/validate.py
