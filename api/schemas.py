@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from builder.graph import Graph
 from models.orgs import Role
+from models.runs import RunKind
 
 T = TypeVar("T")
 
@@ -228,6 +229,21 @@ class RunStart(Request):
     version: int | None = Field(default=None, ge=1, description="Default: the latest published version.")
 
 
+class NodeTestStart(Request):
+    """What to feed one node of the draft, and whether it may act outside Mantle."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"inputs": {"text": "Summarise: the meeting moved to Tuesday."}, "side_effects": False}]})
+
+    inputs: dict[str, Any] = Field(default_factory=dict, description=(
+        "A value per input port of the node with its current config, by port name (a template's "
+        "variables are ports). Checked against the ports' types; a missing required port, an unknown "
+        "port or a value of the wrong type is a 422 naming the port."))
+    side_effects: bool = Field(default=False, description=(
+        "Must be true to test a node that acts outside Mantle (`twilio.sms_output` sends a real SMS, "
+        "`http.request` with a method other than GET or HEAD); without it such a node is refused (422)."))
+
+
 class NodeTrace(BaseModel):
     """One node of a run: what it received, what it emitted, how it went."""
 
@@ -245,6 +261,9 @@ class NodeTrace(BaseModel):
     result: Any = Field(default=None, description=(
         "What a deferred node's outside worker recorded: a model's token counts and timings "
         "(queue wait, time to first token, generation time), a reviewer's decision."))
+    reused: bool = Field(default=False, description=(
+        "Not executed in this run: a retry copied its inputs and outputs from the run it retries, "
+        "where it had succeeded."))
 
 
 class RunSummary(Read):
@@ -256,6 +275,13 @@ class RunSummary(Read):
     draft: bool
     trigger: str
     status: str
+    kind: RunKind = Field(default=RunKind.run, description=(
+        "`run`: the app (or its draft) run; `node_test`: one node of the draft tried alone "
+        "(`test_node_id`), listed only when asked for (`kind=node_test` or `kind=all`)."))
+    test_node_id: str | None = Field(default=None, description="The node a node test ran.")
+    retry_of: uuid.UUID | None = Field(default=None, description=(
+        "The failed run this one retries: the nodes that had succeeded there are reused."))
+    rerun_of: uuid.UUID | None = Field(default=None, description="The run this one runs again from the start")
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None

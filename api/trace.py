@@ -20,7 +20,7 @@ from blocks.registry import Registry
 from builder.graph import Graph
 from core.settings import Settings
 from models.apps import version_graph
-from models.runs import Run, node_runs
+from models.runs import Run, RunKind, node_runs
 
 NodeList = tuple[tuple[str, str], ...]
 
@@ -101,11 +101,12 @@ def run_read(session: Session, run: Run, registry: Registry, settings: Settings,
             attempts=row.attempts, started_at=row.started_at, finished_at=row.finished_at,
             duration_ms=_ms(row.started_at, row.finished_at),
             waiting_for=(row.waiting_for or {}).get("kind") if row.status == "waiting" else None,
-            result=trim(row.result, limit),
+            result=trim(row.result, limit), reused=row.reused,
         ))
     return RunRead(
         id=run.id, app_id=run.app_id, version_number=run.version_number, draft=run.draft,
-        trigger=run.trigger, status=run.status, created_at=run.created_at, started_at=run.started_at,
+        trigger=run.trigger, status=run.status, kind=RunKind(run.kind), test_node_id=run.test_node_id,
+        retry_of=run.retry_of, rerun_of=run.rerun_of, created_at=run.created_at, started_at=run.started_at,
         finished_at=run.finished_at, inputs=trim(run.inputs, limit), outputs=run.outputs,
         error=run.error, duration_ms=_ms(run.created_at, run.finished_at), trace=trace,
     )

@@ -144,6 +144,11 @@ class Block:
         """The output ports of this configured block."""
         return ports_of(self.Outputs)
 
+    def has_side_effects(self) -> bool:
+        """Whether running this configured block changes something outside its run (an SMS sent, a
+        POST); a block whose effects depend on its config narrows the class's `side_effects`."""
+        return self.side_effects
+
     def run(self, inputs: Mapping[str, Any], ctx: BlockContext) -> Mapping[str, Any]:
         """Execute an inline block; return the output ports it emits."""
         raise NotImplementedError(f"{self.type} does not run inline")

@@ -116,6 +116,10 @@ class HttpRequestBlock(Block):
     def output_ports(self) -> dict[str, Port]:
         return dict(OUTPUT_PORTS)
 
+    def has_side_effects(self) -> bool:
+        """GET and HEAD only read (HTTP's safe methods); any other method may change something."""
+        return self.config.method not in ("GET", "HEAD")
+
     @classmethod
     def describe(cls) -> dict[str, Any]:
         """The palette entry; the outputs are fixed even though the config has no defaults."""

@@ -177,12 +177,14 @@ class Executor:
     """Runs one validated graph; holds no state of its own between calls."""
 
     def __init__(self, analysis: Analysis, *, clock: Callable[[], datetime] = utcnow,
-                 services: Mapping[str, Any] | None = None) -> None:
+                 services: Mapping[str, Any] | None = None, outputs_of: str | None = None) -> None:
         if not analysis.valid:
             raise ValueError("the executor needs a valid graph")
         self.analysis = analysis
         self.clock = clock
         self.services = services or {}
+        # A node test's run: its outputs are what this node emitted (it has no `output` node).
+        self.outputs_of = outputs_of
 
     def block(self, node_id: str) -> Block:
         """The configured block of a node."""
@@ -426,7 +428,11 @@ class Executor:
                           continued=policy.on_error == "continue")
 
     def collect_outputs(self, state: RunState) -> dict[str, Any]:
-        """The run's outputs: what every `output` node that ran collected, in graph order."""
+        """The run's outputs: what every `output` node that ran collected, in graph order (for a
+        node test, what its node emitted)."""
+        if self.outputs_of is not None:
+            tested = state.node(self.outputs_of)
+            return dict(tested.outputs or {}) if tested.delivered else {}
         outputs: dict[str, Any] = {}
         for node_id in self.analysis.order:
             node = state.node(node_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import uuid
 from datetime import datetime
 from functools import cache
@@ -18,6 +19,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     bindparam,
+    false,
     func,
     select,
 )
@@ -28,6 +30,13 @@ from models.base import Base, new_id, utcnow
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY.
 EventId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class RunKind(enum.StrEnum):
+    """What a run is for: the app itself, or one node of its draft tried alone in the builder."""
+
+    run = "run"
+    node_test = "node_test"
 
 
 class Run(Base):
@@ -48,6 +57,12 @@ class Run(Base):
     draft: Mapped[bool] = mapped_column(Boolean, default=False)
     draft_graph: Mapped[dict[str, Any] | None]
     trigger: Mapped[str] = mapped_column(String(20), default="api")
+    kind: Mapped[str] = mapped_column(String(20), default=RunKind.run.value, server_default=RunKind.run.value)
+    # A node test's node (its graph is that node fed by a trigger of the given inputs).
+    test_node_id: Mapped[str | None] = mapped_column(String(64))
+    # The run this one retries from its failed nodes, or runs again from the start.
+    retry_of: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
+    rerun_of: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
     status: Mapped[str] = mapped_column(String(20), default="queued")
     inputs: Mapped[dict[str, Any]]
     outputs: Mapped[dict[str, Any] | None]
@@ -80,6 +95,8 @@ class NodeRun(Base):
     error_type: Mapped[str | None] = mapped_column(String(50))
     attempts: Mapped[int] = mapped_column(default=0)
     continued: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Copied from the run this one retries: it succeeded there and was not executed again.
+    reused: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     retry_at: Mapped[datetime | None]
@@ -135,11 +152,13 @@ def check_replay(run: Run, *, app_id: uuid.UUID, inputs: dict[str, Any], draft: 
 
 
 def list_runs(session: Session, *, org_id: uuid.UUID, app_id: uuid.UUID, status: str | None,
-              limit: int, offset: int) -> tuple[list[Run], int]:
-    """A page of an app's runs, newest first, and the total count."""
+              limit: int, offset: int, kind: RunKind | None = RunKind.run) -> tuple[list[Run], int]:
+    """A page of an app's runs (of one kind; None: every kind), newest first, and the total count."""
     where = [Run.org_id == org_id, Run.app_id == app_id]
     if status is not None:
         where.append(Run.status == status)
+    if kind is not None:
+        where.append(Run.kind == kind.value)
     total = session.scalar(select(func.count()).select_from(Run).where(*where)) or 0
     stmt = select(Run).where(*where).order_by(Run.created_at.desc(), Run.id).limit(limit).offset(offset)
     return list(session.scalars(stmt)), total

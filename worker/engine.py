@@ -210,6 +210,17 @@ def _describe(event: Event) -> tuple[str | None, dict[str, Any]]:
     return None, {}
 
 
+def run_graph(session: Session, run: Run) -> dict[str, Any]:
+    """The graph a run executes: its draft's or version's, with the policies it runs under."""
+    if run.draft:
+        # A draft run applies the policies attached to the app now, at their latest versions.
+        return govern(run.draft_graph or {}, policy_store.current_rules(session, app_id=run.app_id))
+    version = session.get(AppVersion, run.version_id)
+    assert version is not None, "a run's version is never deleted before the run"
+    pins = policy_store.pinned(session, version_id=version.id)
+    return govern(version.graph, [(p.name, p.policy_version, p.rules) for p in pins])
+
+
 class RunEngine:
     """Advances runs; one per worker process."""
 
@@ -223,22 +234,9 @@ class RunEngine:
 
     def executor_for(self, session: Session, run: Run) -> Executor:
         """The executor of the graph the run was started with."""
-        if run.draft:
-            graph = run.draft_graph or {}
-            # A draft run applies the policies attached to the app now, at their latest versions.
-            analysis = self.analyses.get(("draft", run.id), lambda: govern(
-                graph, policy_store.current_rules(session, app_id=run.app_id)))
-        else:
-            version_id = run.version_id
-
-            def load() -> dict[str, Any]:
-                version = session.get(AppVersion, version_id)
-                assert version is not None, "a run's version is never deleted before the run"
-                pins = policy_store.pinned(session, version_id=version.id)
-                return govern(version.graph, [(p.name, p.policy_version, p.rules) for p in pins])
-
-            analysis = self.analyses.get(version_id, load)
-        return Executor(analysis, services=self.services)
+        key = ("draft", run.id) if run.draft else run.version_id
+        analysis = self.analyses.get(key, lambda: run_graph(session, run))
+        return Executor(analysis, services=self.services, outputs_of=run.test_node_id)
 
     def advance(self, run_id: uuid.UUID) -> RunStatus | None:
         """Run everything of the run that can run now; returns its status, None if unknown."""

@@ -13,15 +13,28 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from blocks.registry import Registry
+from builder.executor import TERMINAL, NodeStatus, RunStatus
 from builder.graph import Graph
+from builder.node_test import accept_inputs, find_node, node_test_graph, testable_block
+from builder.retry import reusable
 from builder.validation import Analysis, analyze
-from core.errors import GraphInvalid, InvalidInputs, TooLarge
+from core.errors import Conflict, GraphInvalid, InvalidInputs, TooLarge
 from core.settings import Settings
 from models import apps as app_store
 from models.apps import App, AppVersion, VersionRef
-from models.runs import Run, check_replay, find_by_idempotency_key
+from models.base import utcnow
+from models.runs import (
+    NodeRun,
+    Run,
+    RunEvent,
+    RunKind,
+    check_replay,
+    find_by_idempotency_key,
+    get_run,
+    node_runs,
+)
 from worker.celery_app import make_celery
-from worker.engine import AnalysisCache, json_size
+from worker.engine import AnalysisCache, json_size, run_graph
 from worker.tasks import enqueue_advance
 
 log = structlog.get_logger("mantle.submit")
@@ -107,11 +120,14 @@ class Submitter:
             raise GraphInvalid([p.as_dict() for p in analysis.problems])
         return analysis
 
-    def _accept(self, analysis: Analysis, inputs: dict[str, Any]) -> dict[str, Any]:
+    def _check_size(self, inputs: dict[str, Any]) -> None:
         size = json_size(inputs)
         if size > self.settings.max_input_bytes:
             raise TooLarge(f"inputs are {size} bytes; the limit is {self.settings.max_input_bytes}",
                            loc=["body", "inputs"])
+
+    def _accept(self, analysis: Analysis, inputs: dict[str, Any]) -> dict[str, Any]:
+        self._check_size(inputs)
         assert analysis.trigger is not None  # a valid graph has exactly one
         try:
             return analysis.blocks[analysis.trigger].accept(inputs)
@@ -120,6 +136,87 @@ class Submitter:
                 {"loc": ["body", "inputs", *e["loc"]], "msg": e["msg"], "type": e["type"]}
                 for e in exc.errors(include_url=False, include_input=False)
             ]) from None
+
+    def create_node_test(self, session: Session, *, org_id: uuid.UUID, app_id: uuid.UUID, node_id: str,
+                         inputs: dict[str, Any], side_effects: bool = False) -> Run:
+        """A queued run of one node of the app's current draft, fed `inputs` (see builder/node_test.py)."""
+        app = app_store.get_app(session, org_id=org_id, app_id=app_id)
+        node = find_node(Graph.model_validate(app.draft), node_id)
+        block = testable_block(node, self.registry, side_effects=side_effects)
+        self._check_size(inputs)
+        accepted = accept_inputs(block, inputs)
+        graph, _ = node_test_graph(node, accepted)
+        analysis = analyze(Graph.model_validate(graph), self.registry)
+        if not analysis.valid:  # the node alone passed; its wiring to the inputs cannot fail
+            raise GraphInvalid([p.as_dict() for p in analysis.problems])
+        run = Run(org_id=org_id, app_id=app_id, draft=True, draft_graph=graph, kind=RunKind.node_test.value,
+                  test_node_id=node_id, inputs=analysis.blocks[analysis.trigger or ""].accept(accepted),
+                  status="queued")
+        session.add(run)
+        session.flush()
+        return run
+
+    def create_again(self, session: Session, *, org_id: uuid.UUID, run_id: uuid.UUID, retry: bool,
+                     idempotency_key: str | None = None) -> tuple[Run, bool]:
+        """A queued run on the same graph with the same inputs as an ended run, and whether it is new.
+
+        `retry`: the earlier run failed, and the nodes it completed are reused (their outputs copied,
+        marked `reused`, never executed again: see builder/retry.py); else everything runs again.
+        """
+        if idempotency_key is not None:
+            earlier = find_by_idempotency_key(session, org_id=org_id, key=idempotency_key)
+            if earlier is not None:
+                return self._again_replay(earlier, run_id=run_id, retry=retry), False
+        source = get_run(session, org_id=org_id, run_id=run_id)
+        status = RunStatus(source.status)
+        if retry and status is not RunStatus.failed:
+            hint = "; re-run it instead (POST /v1/runs/{run_id}/rerun)" if status in TERMINAL else ""
+            raise Conflict(f"only a failed run can be retried from its failed nodes; this run is "
+                           f"{status.value}{hint}", loc=["path", "run_id"])
+        if status not in TERMINAL:
+            raise Conflict(f"the run has not ended ({status.value}); cancel it or wait for it first",
+                           loc=["path", "run_id"])
+        run = Run(org_id=org_id, app_id=source.app_id, version_id=source.version_id,
+                  version_number=source.version_number, draft=source.draft, draft_graph=source.draft_graph,
+                  trigger=source.trigger, kind=source.kind, test_node_id=source.test_node_id,
+                  inputs=source.inputs, status="queued", idempotency_key=idempotency_key,
+                  retry_of=source.id if retry else None, rerun_of=None if retry else source.id)
+        try:
+            with session.begin_nested():
+                session.add(run)
+        except IntegrityError:
+            # A concurrent request with the same Idempotency-Key won the race: answer with its run.
+            earlier = find_by_idempotency_key(session, org_id=org_id, key=idempotency_key or "")
+            if earlier is None:
+                raise
+            return self._again_replay(earlier, run_id=run_id, retry=retry), False
+        if retry:
+            self._reuse(session, source, run)
+        return run, True
+
+    def _again_replay(self, earlier: Run, *, run_id: uuid.UUID, retry: bool) -> Run:
+        """The Idempotency-Key's earlier run, if it was this same retry or re-run (else Conflict)."""
+        if (earlier.retry_of if retry else earlier.rerun_of) != run_id:
+            raise Conflict("this Idempotency-Key was used for a different request",
+                           loc=["header", "Idempotency-Key"])
+        return earlier
+
+    def _reuse(self, session: Session, source: Run, run: Run) -> None:
+        """Copy the nodes of `source` that a retry reuses into `run`, each with a `node_finished` event."""
+        analysis = analyze(Graph.model_validate(run_graph(session, run)), self.registry)
+        earlier = {row.node_id: row for row in node_runs(session, run_id=source.id)}
+        succeeded = {node_id: row.block_type for node_id, row in earlier.items()
+                     if row.status == NodeStatus.succeeded.value}
+        now = utcnow()
+        for node_id in reusable(analysis, succeeded):
+            row = earlier[node_id]
+            session.add(NodeRun(run_id=run.id, node_id=node_id, block_type=row.block_type,
+                                status=NodeStatus.succeeded.value, inputs=row.inputs, outputs=row.outputs,
+                                attempts=0, reused=True))
+            session.add(RunEvent(run_id=run.id, type="node_finished", node_id=node_id, at=now,
+                                 data={"status": NodeStatus.succeeded.value, "reused": True,
+                                       "from_run": str(source.id)}))
+        session.flush()
 
     def enqueue(self, run_id: uuid.UUID) -> bool:
         """Hand the run to a worker; if the broker is down the run stays queued for the reaper."""

@@ -1,24 +1,27 @@
-"""Runs: start (published or draft), read with their trace, list, cancel, and stream events."""
+"""Runs: start (published or draft), test one node, retry or re-run, read with their trace, list,
+cancel, and stream events."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from functools import partial
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query, Request, Response, status
+from fastapi import APIRouter, Header, Path, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import Builder, CurrentKey, PageDep, Principal, SessionDep
-from api.schemas import PageOf, RunRead, RunStart, RunSummary
+from api.schemas import NodeTestStart, PageOf, RunRead, RunStart, RunSummary
 from api.streams import Batch, Message, follow_run, wait_until_ended
 from api.trace import run_read
 from builder.executor import TERMINAL, RunStatus
 from models import apps as app_store
 from models import runs as run_store
 from models.db import session_scope
+from models.runs import Run, RunKind
 from worker.observability import run_finished_elsewhere
 from worker.submit import Submitter
 
@@ -34,20 +37,22 @@ def _submitter(request: Request) -> Submitter:
     return submitter
 
 
-def _create(request: Request, principal: Principal, app_id: uuid.UUID, body: RunStart, draft: bool,
-            idempotency_key: str | None, wait: float) -> tuple[uuid.UUID, RunRead | None]:
-    """Create (or find) the run; a new run not waited for is read here, before it is enqueued:
-    nothing can have changed it yet, and a second session (and its round trips) is saved."""
+Make = Callable[[Session, Submitter], tuple[Run, bool]]
+
+
+def _create(request: Request, make: Make, wait: float) -> tuple[uuid.UUID, RunRead | None]:
+    """Create (or find) the run with `make`; a new run not waited for is read here, before it is
+    enqueued: nothing can have changed it since, and a second session (and its round trips) is saved."""
     sessions: sessionmaker[Session] = request.app.state.session_factory
     submitter = _submitter(request)
     read = None
     with session_scope(sessions) as session:
-        run, created = submitter.create(
-            session, org_id=principal.org_id, app_id=app_id, inputs=body.inputs,
-            version=None if draft else body.version, draft=draft, idempotency_key=idempotency_key)
+        run, created = make(session, submitter)
         run_id = run.id
         if created and wait <= 0:
-            read = run_read(session, run, request.app.state.registry, request.app.state.settings, fresh=True)
+            # A retry's reused nodes are already recorded; any other new run has no node run yet.
+            read = run_read(session, run, request.app.state.registry, request.app.state.settings,
+                            fresh=run.retry_of is None)
     if created:
         submitter.enqueue(run_id)
     return run_id, read
@@ -61,8 +66,18 @@ def _read(request: Request, org_id: uuid.UUID, run_id: uuid.UUID) -> RunRead:
 
 async def _start(request: Request, response: Response, principal: Principal, app_id: uuid.UUID,
                  body: RunStart, wait: float, idempotency_key: str | None, draft: bool) -> RunRead:
-    run_id, read = await run_in_threadpool(_create, request, principal, app_id, body, draft, idempotency_key,
-                                           wait)
+    def make(session: Session, submitter: Submitter) -> tuple[Run, bool]:
+        return submitter.create(session, org_id=principal.org_id, app_id=app_id, inputs=body.inputs,
+                                version=None if draft else body.version, draft=draft,
+                                idempotency_key=idempotency_key)
+
+    return await _answer(request, response, principal, make, wait)
+
+
+async def _answer(request: Request, response: Response, principal: Principal, make: Make,
+                  wait: float) -> RunRead:
+    """Create the run, wait for its end up to `wait` seconds; 200 if it ended, else 202."""
+    run_id, read = await run_in_threadpool(_create, request, make, wait)
     if wait > 0:
         await wait_until_ended(request, run_id, wait)
     if read is None:
@@ -100,14 +115,85 @@ async def get_run(run_id: uuid.UUID, request: Request, principal: CurrentKey) ->
 
 @router.get("/apps/{app_id}/runs", response_model=PageOf[RunSummary])
 def list_runs(app_id: uuid.UUID, principal: CurrentKey, session: SessionDep, page: PageDep,
-              status_filter: Annotated[RunStatus | None, Query(alias="status")] = None) -> PageOf[RunSummary]:
-    """The app's runs, newest first, optionally only those in one status."""
+              status_filter: Annotated[RunStatus | None, Query(alias="status")] = None,
+              kind: Annotated[RunKind | Literal["all"], Query(description=(
+                  "`run` (the default: the app's runs), `node_test` (the builder's tests of one node) "
+                  "or `all`."))] = RunKind.run) -> PageOf[RunSummary]:
+    """The app's runs, newest first, optionally only those in one status; node tests only when asked."""
     app_store.get_app(session, org_id=principal.org_id, app_id=app_id)
     items, total = run_store.list_runs(session, org_id=principal.org_id, app_id=app_id,
                                        status=status_filter.value if status_filter else None,
+                                       kind=None if kind == "all" else RunKind(kind),
                                        limit=page.limit, offset=page.offset)
     return PageOf[RunSummary](items=[RunSummary.model_validate(r) for r in items], total=total,
                               limit=page.limit, offset=page.offset)
+
+
+_AGAIN_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"model": RunRead, "description": "The new run finished within `wait`"},
+    404: {"description": "No such run in the caller's organization"},
+    409: {"description": "The run is in a status that does not allow this (the message names it)"},
+}
+
+
+@router.post("/runs/{run_id}/retry", response_model=RunRead, status_code=status.HTTP_202_ACCEPTED,
+             summary="Retry a failed run from its failed nodes", responses=_AGAIN_RESPONSES)
+async def retry_run(run_id: uuid.UUID, request: Request, response: Response, principal: Builder,
+                    wait: Wait = 0, idempotency_key: IdempotencyKey = None) -> RunRead:
+    """Start a new run on the same version (or the same draft graph) with the same inputs, reusing the
+    outputs of every node that succeeded in the failed run: those nodes are not executed again (their
+    trace entries say `reused`, and the event stream opens with a `node_finished` event for each), so
+    a message sent or a model answer received is not repeated. The failed nodes and everything after
+    them run again. Only a run that ended `failed` can be retried (409 otherwise, naming its status).
+    The new run's `retry_of` names the run it retries. 202 at once, or 200 when it ends within `wait`."""
+    def make(session: Session, submitter: Submitter) -> tuple[Run, bool]:
+        return submitter.create_again(session, org_id=principal.org_id, run_id=run_id, retry=True,
+                                      idempotency_key=idempotency_key)
+
+    return await _answer(request, response, principal, make, wait)
+
+
+@router.post("/runs/{run_id}/rerun", response_model=RunRead, status_code=status.HTTP_202_ACCEPTED,
+             summary="Run an ended run again with the same inputs", responses=_AGAIN_RESPONSES)
+async def rerun_run(run_id: uuid.UUID, request: Request, response: Response, principal: Builder,
+                    wait: Wait = 0, idempotency_key: IdempotencyKey = None) -> RunRead:
+    """Start a new run on the same version (or the same draft graph) with the same inputs, every node
+    executed again (side effects included: an SMS app replies again). Any ended run can be re-run
+    (409 while it has not ended). The new run's `rerun_of` names the run it repeats. 202 at once, or
+    200 when it ends within `wait`."""
+    def make(session: Session, submitter: Submitter) -> tuple[Run, bool]:
+        return submitter.create_again(session, org_id=principal.org_id, run_id=run_id, retry=False,
+                                      idempotency_key=idempotency_key)
+
+    return await _answer(request, response, principal, make, wait)
+
+
+@router.post("/apps/{app_id}/draft/nodes/{node_id}/test", response_model=RunRead,
+             status_code=status.HTTP_202_ACCEPTED, summary="Test one node of the draft alone",
+             responses={
+                 200: {"model": RunRead, "description": "The test finished within `wait`"},
+                 404: {"description": "No such app in the caller's organization, or no such node in "
+                                      "its draft"},
+                 413: {"description": "The inputs are over the size limit"},
+                 422: {"description": "The node cannot be tested so: a trigger, side effects not allowed, "
+                                      "its config is invalid, or an input does not fit its port (each "
+                                      "error's `loc` names the port)"},
+             })
+async def start_node_test(app_id: uuid.UUID, node_id: Annotated[str, Path(max_length=64)],
+                          body: NodeTestStart, request: Request, response: Response, principal: Builder,
+                          wait: Wait = 0) -> RunRead:
+    """Run one node of the current draft with the inputs given, through the workers like any run: an
+    inline block runs on a run worker, `llm.prompt` waits for the inference worker (its text streams
+    on the event stream), `human.review` waits in the review queue. The test is a run of `kind`
+    `node_test` (left out of the app's run list unless asked for): follow it on
+    `GET /v1/runs/{id}/events`, read it with `GET /v1/runs/{id}`; its `outputs` are the node's
+    output ports, and its trace shows the node (and the `trigger.api` node named `inputs` that fed
+    it). 202 at once, or 200 when it ends within `wait`."""
+    def make(session: Session, submitter: Submitter) -> tuple[Run, bool]:
+        return submitter.create_node_test(session, org_id=principal.org_id, app_id=app_id, node_id=node_id,
+                                          inputs=body.inputs, side_effects=body.side_effects), True
+
+    return await _answer(request, response, principal, make, wait)
 
 
 @router.post("/runs/{run_id}/cancel", response_model=RunRead)

@@ -47,6 +47,7 @@ class CountConfig(BaseModel):
     fail_times: int = 0
     hold_file: str = ""
     hold_seconds: float = 30.0
+    fail_until_file: str = ""  # fail (after counting) while this file does not exist
 
 
 class ValueIn(BaseModel):
@@ -58,7 +59,8 @@ class ValueOut(BaseModel):
 
 
 class CountBlock(Block):
-    """Records its execution, optionally waits for a file to appear, optionally fails N times."""
+    """Records its execution, optionally waits for a file to appear, optionally fails N times or
+    until a file appears."""
 
     type = "test.count"
     description = "Counts its executions in the database (tests only)."
@@ -83,6 +85,8 @@ class CountBlock(Block):
                          {"r": ctx.run_id.hex, "n": ctx.node_id, "a": ctx.attempt})
         if ctx.attempt <= cfg.fail_times:
             raise RuntimeError(f"planned failure {ctx.attempt} of {cfg.fail_times}")
+        if cfg.fail_until_file and not Path(cfg.fail_until_file).exists():
+            raise RuntimeError(f"{cfg.fail_until_file} does not exist yet")
         return {"value": inputs.get("value")}
 
 
