@@ -1,0 +1,20 @@
+/**
+ * Where the app view is extended. The tabs beside "Editor" (runs, versions, deploy) and the
+ * editor toolbar's extra buttons (such as "Test") are listed here, so adding a screen is one
+ * entry and nothing registers itself by being imported.
+ */
+import type { ComponentType } from "react";
+
+export interface AppTabProps {
+  appId: string;
+}
+
+export interface AppTab {
+  /** The URL segment: /builder/apps/<id>/<id of the tab>. */
+  id: string;
+  label: string;
+  Component: ComponentType<AppTabProps>;
+}
+
+/** Buttons drawn in the editor toolbar before "Publish" (they get the app id). */
+export const toolbarItems: ComponentType<AppTabProps>[] = [];
