@@ -52,7 +52,8 @@ def lookup(sessions: sessionmaker[Session], secret: str) -> BrowserPrincipal | N
                                 key_name=key.name, role=key.role, csrf_token=browser.csrf_token)
 
 
-def _same(a: str, b: str) -> bool:
+def same_secret(a: str, b: str) -> bool:
+    """Compare two secrets in constant time; any text, however odd, is a plain yes or no."""
     # compare_digest refuses non-ASCII str: compare the UTF-8 bytes, so odd input is a plain "no".
     return hmac.compare_digest(a.encode("utf-8", "surrogatepass"), b.encode("utf-8", "surrogatepass"))
 
@@ -61,13 +62,20 @@ def check_write(request: Request, principal: BrowserPrincipal) -> None:
     """Refuse a cookie-authenticated write without the session's CSRF token or from another site."""
     if request.method in SAFE_METHODS:
         return
-    origin = request.headers.get("origin")
-    if origin is not None and origin != own_origin(request):
-        raise Forbidden(f"a browser request from {origin} may not act on this site", loc=["header", "Origin"])
+    if not origin_ok(request):
+        raise Forbidden(f"a browser request from {request.headers.get('origin')} may not act on this site",
+                        loc=["header", "Origin"])
     token = request.headers.get(CSRF_HEADER)
-    if not token or not _same(token, principal.csrf_token):
+    if not token or not same_secret(token, principal.csrf_token):
         raise Forbidden(f"this write needs the session's CSRF token in the {CSRF_HEADER} header "
                         "(read it from GET /v1/session)", loc=["header", CSRF_HEADER])
+
+
+def origin_ok(request: Request) -> bool:
+    """Whether a request's `Origin` (if any) is this site. A hidden origin ("null": a sandboxed
+    frame, or a page whose referrer policy hides it) is refused; our pages send theirs."""
+    origin = request.headers.get("origin")
+    return origin is None or origin == own_origin(request)
 
 
 def own_origin(request: Request) -> str:

@@ -1,32 +1,33 @@
-"""Who is using the reviewer page: an API key entered once, kept in an HttpOnly cookie.
+"""Who is using the reviewer page: a browser session, the same one the builder uses.
 
-The cookie is `SameSite=Strict` (another site's form never carries it) and every form also
-carries a token derived from the key, so a forged POST fails twice over. The key itself never
-reaches JavaScript or another site; it is checked (live, reviewer or admin) on every request.
+Signing in with an API key opens a server-side session (models/browser_sessions.py); the browser
+keeps only its random id, in the HttpOnly, SameSite=Strict `mantle_session` cookie, never the
+key. Every form carries the session's CSRF token, and a POST whose `Origin` names another site
+is refused (the sign-in form included, so another site cannot sign a browser in as someone
+else). The session, its key and the key's role are checked on every request.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-
 from fastapi import Request, Response
 from sqlalchemy.orm import Session, sessionmaker
 
+from api import browser_auth
 from api.deps import Principal
+from models import audit
+from models import browser_sessions as store
 from models.db import session_scope
-from models.orgs import Role, authenticate
+from models.orgs import Role, authenticate, hash_key
 
-COOKIE = "mantle_review_key"
-COOKIE_PATH = "/review"
-COOKIE_MAX_AGE_S = 12 * 3600
 PAGE_ROLES = (Role.reviewer, Role.admin)
 # The page is plain HTML and forms: no script, no framing, nothing fetched from elsewhere.
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
                                "frame-ancestors 'none'; base-uri 'none'",
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
+    # same-origin, not no-referrer: with no-referrer a browser names a form's origin as "null",
+    # and the Origin check below needs the real one (other sites still get no referrer at all).
+    "Referrer-Policy": "same-origin",
     "X-Content-Type-Options": "nosniff",
     "Cache-Control": "no-store",
 }
@@ -36,47 +37,65 @@ class LoginRefused(Exception):
     """The key is unknown, revoked, or its role may not review."""
 
 
-def key_principal(sessions: sessionmaker[Session], secret: str) -> Principal:
-    """The caller a key stands for, if it may use the review queue; raises LoginRefused."""
+def open_page_session(sessions: sessionmaker[Session], secret: str) -> str:
+    """Check a key once and open a browser session for it; returns the cookie's secret."""
     with session_scope(sessions) as session:
         key = authenticate(session, secret=secret)
         if key is None:
             raise LoginRefused("This key is unknown or revoked.")
         if key.role not in PAGE_ROLES:
             raise LoginRefused(f"A {key.role.value} key cannot review; use a reviewer or admin key.")
-        return Principal(org_id=key.org_id, key_id=key.id, key_name=key.name, role=key.role)
+        browser, cookie = store.open_session(session, key=key)
+        audit.record(session, org_id=key.org_id, actor=f"key:{key.id}:{key.name}", action="session.open",
+                     target_type="browser_session", target_id=browser.id, details={"via": "review page"})
+        return cookie
+
+
+def _browser(request: Request) -> browser_auth.BrowserPrincipal | None:
+    cookie = request.cookies.get(browser_auth.COOKIE)
+    if not cookie:
+        return None
+    found = browser_auth.lookup(request.app.state.session_factory, cookie)
+    return found if found is not None and found.role in PAGE_ROLES else None
 
 
 def page_principal(request: Request) -> Principal | None:
     """The reviewer signed in on this browser, or None."""
-    secret = request.cookies.get(COOKIE)
-    if not secret:
+    found = _browser(request)
+    if found is None:
         return None
-    try:
-        return key_principal(request.app.state.session_factory, secret)
-    except LoginRefused:
-        return None
+    return Principal(org_id=found.org_id, key_id=found.key_id, key_name=found.key_name, role=found.role)
 
 
 def form_token(request: Request) -> str:
     """The anti-forgery token every form of this browser's session must send back."""
-    secret = request.cookies.get(COOKIE, "")
-    return hmac.new(secret.encode(), b"mantle-review-form", hashlib.sha256).hexdigest()
+    found = _browser(request)
+    return found.csrf_token if found is not None else ""
+
+
+def same_site(request: Request) -> bool:
+    """Whether a form post comes from this site (browsers name the page's origin on every POST)."""
+    return browser_auth.origin_ok(request)
 
 
 def token_ok(request: Request, token: str) -> bool:
-    """Whether a submitted form token belongs to this browser's session."""
-    return bool(request.cookies.get(COOKIE)) and hmac.compare_digest(form_token(request), token)
+    """Whether a submitted form comes from this site and carries this browser's session token."""
+    found = _browser(request)
+    if found is None or not same_site(request):
+        return False
+    return browser_auth.same_secret(token, found.csrf_token)
 
 
-def sign_in(request: Request, response: Response, secret: str) -> None:
-    """Keep the key in an HttpOnly, SameSite=Strict cookie scoped to the reviewer page."""
-    # Behind a TLS-terminating proxy the request itself may be plain HTTP: trust the public URL too.
-    secure = request.url.scheme == "https" or request.app.state.settings.public_base_url.startswith("https:")
-    response.set_cookie(COOKIE, secret, max_age=COOKIE_MAX_AGE_S, path=COOKIE_PATH, httponly=True,
-                        samesite="strict", secure=secure)
+def sign_in(request: Request, response: Response, cookie: str) -> None:
+    """Keep the session's id in the HttpOnly, SameSite=Strict cookie."""
+    browser_auth.set_cookie(request, response, cookie)
 
 
-def sign_out(response: Response) -> None:
-    """Forget the key on this browser."""
-    response.delete_cookie(COOKIE, path=COOKIE_PATH, httponly=True, samesite="strict")
+def sign_out(request: Request, response: Response) -> None:
+    """End the session (server-side, so a copied cookie is worthless too) and forget it here."""
+    cookie = request.cookies.get(browser_auth.COOKIE)
+    if cookie:
+        with session_scope(request.app.state.session_factory) as session:
+            store.close_session(session, secret=cookie)
+        request.app.state.session_cache.drop(hash_key(cookie))
+    browser_auth.clear_cookie(response)

@@ -16,8 +16,9 @@ from api.review_auth import (
     SECURITY_HEADERS,
     LoginRefused,
     form_token,
-    key_principal,
+    open_page_session,
     page_principal,
+    same_site,
     sign_in,
     sign_out,
     token_ok,
@@ -75,23 +76,25 @@ def queue_page(request: Request, status: Annotated[str, Query(max_length=20)] = 
 
 @router.post("/login", response_class=HTMLResponse)
 def login(request: Request, key: Annotated[str, Form(max_length=200)]) -> Response:
-    """Check the key once, then keep it in this browser's cookie."""
+    """Check the key once and open a session; the browser keeps only the session's id."""
+    if not same_site(request):
+        return _render(request, "review/login.html", 403, error="Sign in from this site's own page.")
     try:
-        key_principal(request.app.state.session_factory, key.strip())
+        cookie = open_page_session(request.app.state.session_factory, key.strip())
     except LoginRefused as exc:
         return _render(request, "review/login.html", 401, error=str(exc))
     response = _back("/review")
-    sign_in(request, response, key.strip())
+    sign_in(request, response, cookie)
     return response
 
 
 @router.post("/logout", response_class=HTMLResponse)
 def logout(request: Request, token: Annotated[str, Form(max_length=100)]) -> Response:
-    """Forget the key on this browser."""
+    """End this browser's session."""
     if not token_ok(request, token):
         return _problem(request, page_principal(request), 403, "This form has expired; reload the page.")
     response = _back("/review")
-    sign_out(response)
+    sign_out(request, response)
     return response
 
 

@@ -59,6 +59,8 @@ def test_writes_need_the_csrf_token_and_the_same_origin(api: TestClient, tenant:
     foreign = client.post("/v1/apps", json={"name": "x"},
                           headers={"X-CSRF-Token": csrf, "Origin": "https://evil.example"})
     assert foreign.status_code == 403 and "evil.example" in foreign.json()["detail"][0]["msg"]
+    hidden = client.post("/v1/apps", json={"name": "x"}, headers={"X-CSRF-Token": csrf, "Origin": "null"})
+    assert hidden.status_code == 403
     made = client.post("/v1/apps", json={"name": "With token"},
                        headers={"X-CSRF-Token": csrf, "Origin": "http://testserver"})
     assert made.status_code == 201, made.text

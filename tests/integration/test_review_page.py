@@ -36,14 +36,13 @@ def sign_in(client: TestClient, key: str) -> None:
 
 def token_of(html: str) -> str:
     """The form token on a page."""
-    found = re.search(r'name="token" value="([0-9a-f]+)"', html)
+    found = re.search(r'name="token" value="([A-Za-z0-9_-]+)"', html)
     assert found, html
     return found.group(1)
 
 
-def test_sign_in_keeps_the_key_in_a_strict_http_only_cookie(browser_client: TestClient, tenant: Tenant,
-                                                           sessions: sessionmaker[Session],
-                                                           api: TestClient) -> None:
+def test_sign_in_keeps_only_a_session_id_in_a_strict_http_only_cookie(
+        browser_client: TestClient, tenant: Tenant, sessions: sessionmaker[Session], api: TestClient) -> None:
     page = browser_client.get("/review")
     assert page.status_code == 200 and "Sign in to review" in page.text
     assert "script-src" not in page.headers["content-security-policy"]  # default-src 'none': no script
@@ -52,12 +51,22 @@ def test_sign_in_keeps_the_key_in_a_strict_http_only_cookie(browser_client: Test
     builder = make_tenant(sessions, api, "builders-only", role=Role.builder)
     refused = browser_client.post("/review/login", data={"key": builder.key})
     assert refused.status_code == 401 and "cannot review" in refused.text
+    key = reviewer_key(sessions, tenant.org_id)
+    forged = browser_client.post("/review/login", data={"key": key}, headers={"Origin": "https://evil.example"})
+    assert forged.status_code == 403 and "set-cookie" not in forged.headers
 
-    response = browser_client.post("/review/login", data={"key": reviewer_key(sessions, tenant.org_id)})
+    response = browser_client.post("/review/login", data={"key": key}, headers={"Origin": "http://testserver"})
     assert response.status_code == 303 and response.headers["location"] == "/review"
-    cookie = response.headers["set-cookie"].lower()
-    assert "httponly" in cookie and "samesite=strict" in cookie and "path=/review" in cookie
-    assert "Review queue" in browser_client.get("/review").text
+    cookie = response.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie and key not in cookie
+    queue = browser_client.get("/review").text
+    assert "Review queue" in queue
+
+    stolen = browser_client.cookies.get("mantle_session") or ""
+    assert browser_client.post("/review/logout", data={"token": token_of(queue)}).status_code == 303
+    replay = TestClient(api.app, raise_server_exceptions=False)
+    replay.cookies.set("mantle_session", stolen)
+    assert "Sign in to review" in replay.get("/review").text  # the session ended server-side
 
 
 def test_a_reviewer_edits_and_approves_through_the_form(browser_client: TestClient, tenant: Tenant,
