@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,7 +15,8 @@ from api.main import create_app
 from core.settings import Settings
 from tests.conftest import LiveServer, free_port, serve
 from tests.engine.conftest import Stack, wait_until
-from tests.sms import ACCOUNT_SID, AUTH_TOKEN, NUMBER, PHONE, history_graph, sms_app, store_twilio
+from tests.factories import edge, node
+from tests.sms import ACCOUNT_SID, AUTH_TOKEN, NUMBER, PHONE, history_graph, sms_app, sms_graph, store_twilio
 from twilio_sim.app import create_sim
 from twilio_sim.store import Store
 
@@ -163,3 +165,41 @@ def test_a_worker_killed_while_sending_never_sends_twice(sms: SmsStack, window: 
     assert run["status"] == "succeeded", run  # the node ran again on the new worker (it held no answer)
     [got] = sms.phone_got(phone)
     assert sms.conversation(phone)[-1]["message_sid"] == got["sid"]
+
+
+def test_a_retry_killed_while_sending_sends_each_message_once(sms: SmsStack, window: Any,
+                                                              tmp_path: Path) -> None:
+    """An SMS app that replies, then fails: its retry reuses the sent reply (not sent again), and a
+    worker killed while the retry sends its second message never makes it send twice."""
+    window(0)
+    gate, phone = tmp_path / "gate", "+15550100006"
+    graph = sms_graph("You said: {{ body }}", from_number=NUMBER)
+    graph["nodes"] += [node("check", "test.count", database_url=sms.stack.database_url,
+                            fail_until_file=str(gate)),
+                       node("say2", "text.template", template="Second message ({{ value }})"),
+                       node("reply2", "twilio.sms_output", from_number=NUMBER)]
+    graph["edges"] += [edge("reply", "status", "check", "value"), edge("check", "value", "say2", "value"),
+                       edge("say2", "text", "reply2", "body"), edge("sms", "from_number", "reply2", "to")]
+    app_id = sms.stack.publish(graph, name="SMS twice")
+    failed_id = sms.stack.run(app_id, {"body": "crash", "from_number": phone})["id"]
+    assert sms.stack.wait_run(failed_id)["status"] == "failed"
+    first = wait_until(lambda: sms.phone_got(phone), what="the reply")
+    assert [m["body"] for m in first] == ["You said: crash"]
+
+    gate.touch()
+    sms.sim.post("/sim/delay", params={"seconds": 60})  # Twilio accepts, but its answer never arrives
+    try:
+        retried = sms.api.post(f"/v1/runs/{failed_id}/retry")
+        assert retried.status_code == 202, retried.text
+        wait_until(lambda: len(sms.phone_got(phone)) == 2, what="Twilio to accept the second message")
+        sms.stack.workers[-1].kill()
+    finally:
+        sms.sim.post("/sim/delay", params={"seconds": 0})
+    sms.stack.start_worker()
+    run = sms.stack.wait_run(retried.json()["id"])
+
+    assert run["status"] == "succeeded", run
+    reused = {n["node_id"]: n["reused"] for n in run["trace"]}
+    assert reused["reply"] and not reused["reply2"], reused
+    got = [m["body"] for m in sms.phone_got(phone)]
+    assert got[0] == "You said: crash" and len(got) == 2 and got[1].startswith("Second message"), got
