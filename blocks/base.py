@@ -118,6 +118,10 @@ class Block:
     # Pure blocks (no effect outside their outputs, quick) may be re-run after a crash unnoticed,
     # so the engine runs a series of them in one transaction instead of checkpointing each.
     pure: ClassVar[bool] = False
+    # Bounded blocks keep their own time limit: their work is bounded by the size of their input
+    # or charged to the work budget as it goes (`blocks/limits.py`), so the executor runs them
+    # without a watchdog thread. Any other block with a time limit runs in one.
+    bounded: ClassVar[bool] = False
     Config: ClassVar[builtins.type[BaseModel]] = NoConfig
     Inputs: ClassVar[builtins.type[BaseModel]] = NoPorts
     Outputs: ClassVar[builtins.type[BaseModel]] = NoPorts

@@ -38,6 +38,7 @@ class WaitBlock(Block):
     description = "Pauses the run for a number of seconds without holding a worker, then passes the value on."
     category = "logic"
     execution = Execution.deferred
+    bounded = True
     Config = WaitConfig
     Inputs = WaitInputs
     Outputs = WaitOutputs

@@ -79,6 +79,7 @@ class HumanReviewBlock(Block):
                    "`rejected` on the taken branch.")
     category = "governance"
     execution = Execution.deferred
+    bounded = True
     Config = ReviewConfig
     Inputs = ReviewInputs
     Outputs = ReviewOutputs

@@ -5,6 +5,13 @@ Each entry of `fields` is an output port: its name, a JMESPath expression evalua
 (the expression yields null) fails the node. Expressions are compiled when the graph is
 validated, so a bad one is a problem on the node before anything runs. A `data` string is
 parsed as JSON first (an API's text answer works as well as its parsed one).
+
+A short expression can do enormous work: `[@,@]` doubles the printed size of its value, so
+twenty pipes of it print millions of characters, and a flatten, a comparison or `to_string` of
+such a value does that work at once, in C. Expressions are evaluated by `_BoundedInterpreter`:
+every node it visits charges the node's work budget (`blocks/limits.py`), a flatten is refused
+before it builds a list longer than the limit, and every value a function or a comparison
+receives, and every result, is measured as it would print (shared parts counted each time).
 """
 
 from __future__ import annotations
@@ -17,10 +24,12 @@ from typing import Any
 import jmespath
 from jmespath.exceptions import JMESPathError
 from jmespath.parser import ParsedResult
+from jmespath.visitor import TreeInterpreter
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from blocks.base import Block, BlockContext, Port, PortType
 from blocks.fields import IDENTIFIER, unique_names
+from blocks.limits import MAX_CHARS, LimitExceeded, charge, measure
 from core.errors import MantleError
 
 _CHECKS: dict[str, Any] = {
@@ -41,6 +50,62 @@ def compile_expression(expression: str) -> ParsedResult:
         return jmespath.compile(expression)
     except JMESPathError as exc:
         raise ValueError(f"invalid JMESPath expression {expression!r}: {str(exc).splitlines()[0]}") from None
+    except RecursionError:  # the parser recurses once per level of nesting
+        raise ValueError(f"the JMESPath expression {expression[:100]!r}… is nested too deeply") from None
+
+
+class _BoundedInterpreter(TreeInterpreter):  # type: ignore[misc]  # jmespath ships no types
+    """JMESPath's own interpreter, charging the work budget and measuring what could explode."""
+
+    def visit(self, node: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        charge()
+        return super().visit(node, *args, **kwargs)
+
+    def visit_flatten(self, node: dict[str, Any], value: Any) -> Any:
+        base = self.visit(node["children"][0], value)
+        if not isinstance(base, list):
+            return None
+        length = sum(len(e) if isinstance(e, list) else 1 for e in base)
+        charge(len(base) // 16 + 1)
+        if length > MAX_CHARS:
+            raise LimitExceeded(f"a flatten would build a list of {length:,} items")
+        merged: list[Any] = []
+        for element in base:
+            if isinstance(element, list):
+                merged.extend(element)
+            else:
+                merged.append(element)
+        return merged
+
+    def visit_comparator(self, node: dict[str, Any], value: Any) -> Any:
+        if node["value"] in self._EQUALITY_OPS:  # equality compares whole values, part by part
+            left = self.visit(node["children"][0], value)
+            right = self.visit(node["children"][1], value)
+            measure(left, what="a compared value")
+            measure(right, what="a compared value")
+            return self.COMPARATOR_FUNC[node["value"]](left, right)
+        return super().visit_comparator(node, value)
+
+    def visit_function_expression(self, node: dict[str, Any], value: Any) -> Any:
+        name = node["value"]
+        args = [self.visit(child, value) for child in node["children"]]
+        for arg in args:
+            measure(arg, what=f"an argument of {name}()")
+        if name == "join" and len(args) == 2 and isinstance(args[0], str) and isinstance(args[1], list) \
+                and len(args[0]) * len(args[1]) > MAX_CHARS:  # the one function that multiplies sizes
+            raise LimitExceeded(f"join() would build more than {MAX_CHARS:,} characters")
+        return measure_result(self._functions.call_function(name, args))
+
+
+def measure_result(value: Any) -> Any:
+    """`value`, once measured within the limit."""
+    measure(value, MAX_CHARS, what="the extracted value")
+    return value
+
+
+def search(expression: str, data: Any) -> Any:
+    """The bounded evaluation of a (valid) expression against `data`."""
+    return measure_result(_BoundedInterpreter().visit(compile_expression(expression).parsed, data))
 
 
 class ExtractField(BaseModel):
@@ -90,6 +155,7 @@ class JsonExtractBlock(Block):
     description = "Picks values out of JSON with JMESPath expressions; each becomes an output port."
     category = "data"
     pure = True
+    bounded = True
     Config = ExtractConfig
     Inputs = ExtractInputs
     dynamic_ports = "One output port per entry of config.fields."
@@ -110,9 +176,12 @@ class JsonExtractBlock(Block):
         found: dict[str, Any] = {}
         for spec in self.config.fields:
             try:
-                value = compile_expression(spec.expression).search(data)
+                value = search(spec.expression, data)
             except JMESPathError as exc:  # a function given the wrong type, say
                 raise ExtractError(f"{spec.name}: {spec.expression!r} failed: {exc}") from None
+            except LimitExceeded as exc:
+                raise ExtractError(f"{spec.name}: {exc.message} "
+                                   f"(expression {spec.expression[:60]!r})") from None
             if value is None:
                 if spec.required:
                     raise ExtractError(f"{spec.name}: {spec.expression!r} found nothing in the input")

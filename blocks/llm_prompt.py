@@ -97,6 +97,7 @@ class PromptBlock(Block):
     description = "Renders a prompt template and generates text with a language model (streamed live)."
     category = "ai"
     execution = Execution.deferred
+    bounded = True
     Config = PromptConfig
     Outputs = PromptOutputs
     dynamic_ports = "One input port per variable the template reads."

@@ -73,6 +73,7 @@ class ConditionBlock(Block):
     description = "Compares the input with a value or matches a regex; emits on `true` or `false`."
     category = "logic"
     pure = True
+    bounded = True
     Config = ConditionConfig
     Inputs = ConditionInputs
     Outputs = ConditionOutputs

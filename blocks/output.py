@@ -32,6 +32,7 @@ class OutputBlock(Block):
     description = "The app's result: each declared field becomes an input port and a run output."
     category = "outputs"
     pure = True
+    bounded = True
     Config = OutputConfig
     dynamic_ports = "One input port per entry of config.fields."
 

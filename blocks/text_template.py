@@ -11,6 +11,7 @@ from jinja2.exceptions import SecurityError, UndefinedError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from blocks.base import Block, BlockContext, Port
+from blocks.limits import LimitExceeded
 from blocks.template_sandbox import MAX_EXPONENT, MAX_RESULT_CHARS, BoundedSandbox  # noqa: F401
 from core.errors import MantleError
 
@@ -26,9 +27,12 @@ class TemplateError(MantleError):
 @lru_cache(maxsize=1024)
 def _compile(source: str) -> tuple[Template, tuple[str, ...]]:
     """The compiled template and the variables it reads, cached per template text."""
-    ast = _ENV.parse(source)
-    variables = tuple(sorted(meta.find_undeclared_variables(ast)))
-    return _ENV.from_string(ast), variables
+    try:
+        ast = _ENV.parse(source)
+        variables = tuple(sorted(meta.find_undeclared_variables(ast)))
+        return _ENV.from_string(ast), variables
+    except (RecursionError, SyntaxError):  # Jinja2's parser recurses per level; Python nests 100 blocks
+        raise TemplateSyntaxError("the template is nested too deeply", 1) from None
 
 
 compile_template = _compile  # for other blocks that take a template (`llm.prompt`)
@@ -41,6 +45,8 @@ def render_template(source: str, values: Mapping[str, Any]) -> str:
         return template.render(values)
     except (UndefinedError, SecurityError) as exc:
         raise TemplateError(f"template failed: {exc}") from None
+    except LimitExceeded as exc:
+        raise TemplateError(f"template failed: {exc.message}") from None
     except (ArithmeticError, TypeError, ValueError, LookupError, RecursionError) as exc:
         raise TemplateError(f"template failed: {type(exc).__name__}: {exc}") from None
 
@@ -79,6 +85,7 @@ class TemplateBlock(Block):
     description = "Renders a Jinja2 template (sandboxed); its variables become input ports."
     category = "text"
     pure = True
+    bounded = True
     Config = TemplateConfig
     Outputs = TemplateOutputs
     dynamic_ports = "One input port per variable the template reads."

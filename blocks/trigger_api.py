@@ -34,6 +34,7 @@ class ApiTriggerBlock(Block):
     description = "Starts the app from an API call; each declared field becomes an output port."
     category = "triggers"
     pure = True
+    bounded = True
     trigger = True
     Config = ApiTriggerConfig
     dynamic_ports = "One output port per entry of config.fields."

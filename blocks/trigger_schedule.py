@@ -102,6 +102,7 @@ class ScheduleTriggerBlock(Block):
     description = "Starts the app on a cron schedule in a time zone (published version, one run per tick)."
     category = "triggers"
     pure = True
+    bounded = True
     trigger = True
     Config = ScheduleConfig
     Outputs = ScheduleOutputs

@@ -89,6 +89,7 @@ class WebhookTriggerBlock(Block):
     description = "Starts the app from a JSON or form POST to its own URL, optionally HMAC-signed."
     category = "triggers"
     pure = True
+    bounded = True
     trigger = True
     Config = WebhookConfig
     Outputs = WebhookOutputs

@@ -74,6 +74,7 @@ class SmsInputBlock(Block):
                    "the sender, media and the conversation so far.")
     category = "triggers"
     pure = True
+    bounded = True
     trigger = True
     Config = SmsInputConfig
     Outputs = SmsInputOutputs

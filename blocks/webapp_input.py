@@ -199,6 +199,7 @@ class WebAppInputBlock(Block):
     description = "Starts the app from a shareable web page; each form field becomes an output port."
     category = "triggers"
     pure = True
+    bounded = True
     trigger = True
     Config = WebAppInputConfig
     dynamic_ports = "One output port per entry of config.fields."

@@ -8,10 +8,19 @@ same methods with a database transaction around each step.
 
 Every state change goes through `apply`, so a driver that persists events and one that
 replays them reach the same state.
+
+Every block runs with a work budget (`blocks/limits.py`): steps, and a time limit (its policy's
+`timeout_s`; a pure block at most `pure_timeout_s`, a deferred block's `start` at most
+`start_timeout_s`, since the driver may hold a lock while it plans). A block that charges the
+budget (`Block.bounded`) stops itself when its time is up; any other is given up on from a
+watchdog thread. A driver that can offer only part of a pure node's time (`within_s`: it runs
+pure nodes inside a transaction) gets `SliceSpent` when that part runs out, and should run the
+node again, with its full limit, where it holds no lock.
 """
 
 from __future__ import annotations
 
+import contextvars
 import enum
 import threading
 import uuid
@@ -21,8 +30,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from blocks.base import Block, BlockContext, Suspend
+from blocks.limits import Budget, OutOfTime, budget
 from builder.validation import Analysis
 from core.errors import MantleError, PolicyViolation
+
+PURE_TIMEOUT_S = 10.0
+START_TIMEOUT_S = 10.0
 
 
 def utcnow() -> datetime:
@@ -167,6 +180,10 @@ class RunFinished(Event):
     error: dict[str, Any] | None = None
 
 
+class SliceSpent(Exception):  # noqa: N818 (a signal to the driver, not an error of the run)
+    """A pure node used up the part of its time its driver could give it in place."""
+
+
 def _error_text(exc: BaseException) -> tuple[str, str]:
     if isinstance(exc, MantleError):
         return exc.message, exc.type
@@ -177,12 +194,15 @@ class Executor:
     """Runs one validated graph; holds no state of its own between calls."""
 
     def __init__(self, analysis: Analysis, *, clock: Callable[[], datetime] = utcnow,
-                 services: Mapping[str, Any] | None = None, outputs_of: str | None = None) -> None:
+                 services: Mapping[str, Any] | None = None, outputs_of: str | None = None,
+                 pure_timeout_s: float = PURE_TIMEOUT_S, start_timeout_s: float = START_TIMEOUT_S) -> None:
         if not analysis.valid:
             raise ValueError("the executor needs a valid graph")
         self.analysis = analysis
         self.clock = clock
         self.services = services or {}
+        self.pure_timeout_s = pure_timeout_s
+        self.start_timeout_s = start_timeout_s
         # A node test's run: its outputs are what this node emitted (it has no `output` node).
         self.outputs_of = outputs_of
 
@@ -322,14 +342,18 @@ class Executor:
 
     def _start_deferred(self, state: RunState, node_id: str, block: Block, inputs: dict[str, Any],
                         emit: Callable[[Event], None]) -> None:
-        try:
-            started = block.start(inputs, self.context(state, node_id))
-            if not isinstance(started, Suspend):  # finished at once: nothing to wait for
-                outputs = dict(started)
-                self._check_ports(node_id, outputs)
-        except Exception as exc:  # a block's failure is the node's failure, never the worker's
-            emit(self._failed(state, node_id, exc))
-            return
+        limit = _least(self.analysis.policies[node_id].timeout_s, self.start_timeout_s)
+        ctx = self.context(state, node_id)
+        with budget(limit) as spent:
+            try:
+                started = _call_within(lambda: block.start(inputs, ctx), limit, block.bounded, spent)
+                if not isinstance(started, Suspend):  # finished at once: nothing to wait for
+                    outputs = dict(started)
+                    self._check_ports(node_id, outputs)
+            except Exception as exc:  # a block's failure is the node's failure, never the worker's
+                timed_out = OutOfTime(f"starting the node took longer than its {limit:g} s timeout")
+                emit(self._failed(state, node_id, timed_out if spent.timed_out else exc))
+                return
         if isinstance(started, Suspend):
             emit(NodeWaiting(self.clock(), node_id, suspend=started))
         else:
@@ -396,17 +420,34 @@ class Executor:
 
     # -- running one node ----------------------------------------------------------------
 
-    def run_node(self, state: RunState, node_id: str) -> Event:
-        """Run a claimed inline node and return its outcome (not yet applied)."""
+    def time_limit(self, node_id: str) -> float | None:
+        """How long the node may run: its policy's timeout; a pure block at most `pure_timeout_s`."""
+        timeout = self.analysis.policies[node_id].timeout_s
+        return _least(timeout, self.pure_timeout_s) if self.block(node_id).pure else timeout
+
+    def run_node(self, state: RunState, node_id: str, *, within_s: float | None = None) -> Event:
+        """Run a claimed inline node and return its outcome (not yet applied).
+
+        With `within_s`, the caller gives a pure node at most that long here; if it was not
+        enough (and less than the node's own limit), `SliceSpent` is raised instead of a timeout."""
         node = state.node(node_id)
         block = self.block(node_id)
         ctx = self.context(state, node_id)
-        timeout = self.analysis.policies[node_id].timeout_s
-        try:
-            outputs = dict(_call_with_timeout(lambda: block.run(node.inputs or {}, ctx), timeout))
-            self._check_ports(node_id, outputs)
-        except Exception as exc:  # a block's failure is the node's failure, never the worker's
-            return self._failed(state, node_id, exc)
+        limit = self.time_limit(node_id)
+        seconds = _least(limit, within_s)
+        with budget(seconds) as spent:
+            try:
+                outputs = dict(_call_within(lambda: block.run(node.inputs or {}, ctx), seconds,
+                                            block.bounded, spent))
+                self._check_ports(node_id, outputs)
+            except Exception as exc:  # a block's failure is the node's failure, never the worker's
+                if not spent.timed_out:
+                    return self._failed(state, node_id, exc)
+        if spent.timed_out:  # whatever the block did with it, its time is up
+            if within_s is not None and (limit is None or within_s < limit):
+                raise SliceSpent(node_id)
+            return self._failed(state, node_id,
+                                OutOfTime(f"the node took longer than its {limit:g} s timeout"))
         return NodeSucceeded(self.clock(), node_id, outputs=outputs)
 
     def _check_ports(self, node_id: str, outputs: Mapping[str, Any]) -> None:
@@ -454,19 +495,29 @@ class Executor:
             yield outcome
 
 
-def _call_with_timeout(fn: Callable[[], Mapping[str, Any]], timeout: float | None) -> Mapping[str, Any]:
-    """Call `fn`, giving up after `timeout` seconds.
+def _least(*limits: float | None) -> float | None:
+    """The smallest of the limits that are set."""
+    given = [x for x in limits if x is not None]
+    return min(given) if given else None
 
-    Python cannot stop a thread, so a block that overruns keeps its thread until it returns;
-    its result is discarded. Blocks doing I/O should also bound it themselves.
+
+def _call_within(fn: Callable[[], Any], timeout: float | None, bounded: bool, spent: Budget) -> Any:
+    """Call `fn` within `timeout` seconds; `spent.timed_out` tells whether it ran out.
+
+    A bounded block charges the budget and stops itself, so it runs in this thread (a thread per
+    node would cost more than most pure blocks do). Any other block runs in a watchdog thread
+    given up on at the deadline: Python cannot stop a thread, so a block that overruns keeps its
+    thread until it returns (or charges the spent budget, which raises); its result is discarded.
+    Blocks doing I/O should also bound it themselves.
     """
-    if timeout is None:
+    if timeout is None or bounded:
         return fn()
     box: dict[str, Any] = {}
+    context = contextvars.copy_context()  # the budget goes with it
 
     def target() -> None:
         try:
-            box["value"] = fn()
+            box["value"] = context.run(fn)
         except BaseException as exc:  # handed to the caller's thread
             box["error"] = exc
 
@@ -474,8 +525,8 @@ def _call_with_timeout(fn: Callable[[], Mapping[str, Any]], timeout: float | Non
     worker.start()
     worker.join(timeout)
     if worker.is_alive():
-        raise TimeoutError(f"the node took longer than its {timeout} s timeout")
+        spent.timed_out = True
+        raise OutOfTime(f"still running after {timeout:g} s")
     if "error" in box:
         raise box["error"]
-    value: Mapping[str, Any] = box["value"]
-    return value
+    return box["value"]

@@ -54,6 +54,12 @@ class Settings(BaseSettings):
     trace_value_bytes: int = Field(default=16 * 1024, ge=256,
                                    description="Values larger than this are truncated in traces.")
     broker_polling_interval_s: float = Field(default=0.01, gt=0)
+    pure_step_s: float = Field(default=0.2, gt=0, le=10, description=(
+        "How long pure blocks (templates, extractions) may run inside one step's transaction, "
+        "which holds the run's lock (on SQLite, the database's); a pure node still running then "
+        "is finished outside it."))
+    pure_timeout_s: float = Field(default=10.0, gt=0, le=600, description=(
+        "The most a pure block, or the start of a deferred one, may run; it then fails."))
 
     # The human review queue.
     review_claim_s: float = Field(default=900.0, gt=0, le=7 * 86400,

@@ -6,12 +6,17 @@ previous step ran, then let the executor plan. Pure blocks run inside the step (
 them after a crash changes nothing anyone can see); any other inline block is claimed,
 committed, and run between steps with no lock held, so a crash can never record it twice
 and a slow block never blocks the run's readers.
+
+A step holds the run's row lock, and on SQLite the database's write lock, so pure blocks get
+only `pure_step_s` of it in all: a pure node still working then (a heavy template) is claimed
+like an impure one and finished outside the transaction, within its own `pure_timeout_s`.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
@@ -23,6 +28,7 @@ import structlog
 from sqlalchemy import String, and_, cast, func, insert, or_, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from blocks.limits import LimitExceeded, measure
 from blocks.registry import Registry
 from builder.executor import (
     TERMINAL,
@@ -40,6 +46,7 @@ from builder.executor import (
     RunState,
     RunStatus,
     RunWaiting,
+    SliceSpent,
 )
 from builder.graph import Graph
 from builder.validation import Analysis, analyze
@@ -236,7 +243,9 @@ class RunEngine:
         """The executor of the graph the run was started with."""
         key = ("draft", run.id) if run.draft else run.version_id
         analysis = self.analyses.get(key, lambda: run_graph(session, run))
-        return Executor(analysis, services=self.services, outputs_of=run.test_node_id)
+        return Executor(analysis, services=self.services, outputs_of=run.test_node_id,
+                        pure_timeout_s=self.settings.pure_timeout_s,
+                        start_timeout_s=self.settings.pure_timeout_s)
 
     def advance(self, run_id: uuid.UUID) -> RunStatus | None:
         """Run everything of the run that can run now; returns its status, None if unknown."""
@@ -288,7 +297,9 @@ class RunEngine:
                 outcome = self._bounded(executor.run_node(state, claim))
 
     def _plan(self, executor: Executor, state: RunState, recorder: Recorder) -> str | None:
-        """Plan and record; run pure nodes in place; return a claimed impure node, if any."""
+        """Plan and record; run pure nodes in place; return a claimed node to run outside the
+        transaction, if any: an impure one, or a pure one the step had no time left for."""
+        ends = time.monotonic() + self.settings.pure_step_s
         while True:
             events = executor.plan(state)
             for event in events:
@@ -297,15 +308,24 @@ class RunEngine:
                             and state.node(e.node_id or "").status is NodeStatus.running), None)
             if claimed is None:
                 return None
-            if not executor.block(claimed).pure:
+            left = ends - time.monotonic()
+            if not executor.block(claimed).pure or left <= 0:
                 return claimed
-            outcome = self._bounded(executor.run_node(state, claimed))
+            try:
+                outcome = self._bounded(executor.run_node(state, claimed, within_s=left))
+            except SliceSpent:  # slow for a pure block: finish it where no lock is held
+                return claimed
             executor.apply(state, outcome)
             recorder.record(outcome, state)
 
     def _bounded(self, outcome: Event) -> Event:
         """Refuse outputs over the size limit: the node fails, the worker stays healthy."""
         if isinstance(outcome, NodeSucceeded):
+            try:  # first without serialising: a value can share its parts and print astronomically
+                measure(outcome.outputs, 4 * self.settings.max_value_bytes, what="the outputs")
+            except LimitExceeded as exc:
+                return NodeFailed(outcome.at, outcome.node_id, error_type="too_large",
+                                  error=f"{exc.message}; the limit is {self.settings.max_value_bytes} bytes")
             size = json_size(outcome.outputs)
             if size > self.settings.max_value_bytes:
                 return NodeFailed(outcome.at, outcome.node_id, error_type="too_large",
