@@ -37,7 +37,7 @@ class Owned:
 
     def secrets(self) -> set[str]:
         """Strings that must never appear in another organization's answers."""
-        public = ("number", "phone", "account_sid")
+        public = ("number", "phone", "account_sid", "node_id")  # node ids are the builder's words
         return {v for k, v in self.ids.items() if k not in public} | {self.share_slug}
 
     def params_for(self, path: str) -> dict[str, str]:
@@ -82,7 +82,8 @@ def build(tenant: Tenant, runs: RunEngine, *, number: str = NUMBER, label: str =
     owned.ids = {"app_id": app["id"], "run_id": run["id"], "review_id": review["id"], "share_id": share["id"],
                  "credential_id": credential["id"], "route_id": route["id"], "phone": PHONE,
                  "name": model["name"], "key_id": key["id"], "number": "1", "sms_app_id": sms_id,
-                 "review_run_id": waiting["id"], "account_sid": ACCOUNT_SID}
+                 "review_run_id": waiting["id"], "account_sid": ACCOUNT_SID,
+                 "node_id": "greet"}  # the greeter's template node, for a node test of the draft
     return owned
 
 
