@@ -360,6 +360,32 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/apps/{app_id}/draft/nodes/{node_id}/test": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Test one node of the draft alone
+         * @description Run one node of the current draft with the inputs given, through the workers like any run: an
+         *     inline block runs on a run worker, `llm.prompt` waits for the inference worker (its text streams
+         *     on the event stream), `human.review` waits in the review queue. The test is a run of `kind`
+         *     `node_test` (left out of the app's run list unless asked for): follow it on
+         *     `GET /v1/runs/{id}/events`, read it with `GET /v1/runs/{id}`; its `outputs` are the node's
+         *     output ports, and its trace shows the node (and the `trigger.api` node named `inputs` that fed
+         *     it). 202 at once, or 200 when it ends within `wait`.
+         */
+        post: operations["start_node_test_v1_apps__app_id__draft_nodes__node_id__test_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/apps/{app_id}/draft/runs": {
         parameters: {
             query?: never;
@@ -497,7 +523,7 @@ export interface paths {
         };
         /**
          * List Runs
-         * @description The app's runs, newest first, optionally only those in one status.
+         * @description The app's runs, newest first, optionally only those in one status; node tests only when asked.
          */
         get: operations["list_runs_v1_apps__app_id__runs_get"];
         put?: never;
@@ -1223,6 +1249,54 @@ export interface paths {
         get: operations["run_events_v1_runs__run_id__events_get"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/runs/{run_id}/rerun": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Run an ended run again with the same inputs
+         * @description Start a new run on the same version (or the same draft graph) with the same inputs, every node
+         *     executed again (side effects included: an SMS app replies again). Any ended run can be re-run
+         *     (409 while it has not ended). The new run's `rerun_of` names the run it repeats. 202 at once, or
+         *     200 when it ends within `wait`.
+         */
+        post: operations["rerun_run_v1_runs__run_id__rerun_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/runs/{run_id}/retry": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Retry a failed run from its failed nodes
+         * @description Start a new run on the same version (or the same draft graph) with the same inputs, reusing the
+         *     outputs of every node that succeeded in the failed run: those nodes are not executed again (their
+         *     trace entries say `reused`, and the event stream opens with a `node_finished` event for each), so
+         *     a message sent or a model answer received is not repeated. The failed nodes and everything after
+         *     them run again. Only a run that ended `failed` can be retried (409 otherwise, naming its status).
+         *     The new run's `retry_of` names the run it retries. 202 at once, or 200 when it ends within `wait`.
+         */
+        post: operations["retry_run_v1_runs__run_id__retry_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2221,6 +2295,31 @@ export interface components {
             outputs: components["schemas"]["BlockPort"][];
         };
         /**
+         * NodeTestStart
+         * @description What to feed one node of the draft, and whether it may act outside Mantle.
+         * @example {
+         *       "inputs": {
+         *         "text": "Summarise: the meeting moved to Tuesday."
+         *       },
+         *       "side_effects": false
+         *     }
+         */
+        NodeTestStart: {
+            /**
+             * Inputs
+             * @description A value per input port of the node with its current config, by port name (a template's variables are ports). Checked against the ports' types; a missing required port, an unknown port or a value of the wrong type is a 422 naming the port.
+             */
+            inputs?: {
+                [key: string]: unknown;
+            };
+            /**
+             * Side Effects
+             * @description Must be true to test a node that acts outside Mantle (`twilio.sms_output` sends a real SMS, `http.request` with a method other than GET or HEAD); without it such a node is refused (422).
+             * @default false
+             */
+            side_effects: boolean;
+        };
+        /**
          * NodeTrace
          * @description One node of a run: what it received, what it emitted, how it went.
          */
@@ -2249,6 +2348,12 @@ export interface components {
              * @description What a deferred node's outside worker recorded: a model's token counts and timings (queue wait, time to first token, generation time), a reviewer's decision.
              */
             result?: unknown;
+            /**
+             * Reused
+             * @description Not executed in this run: a retry copied its inputs and outputs from the run it retries, where it had succeeded.
+             * @default false
+             */
+            reused: boolean;
             /** Started At */
             started_at?: string | null;
             /** Status */
@@ -2836,6 +2941,12 @@ export interface components {
             score: number;
         };
         /**
+         * RunKind
+         * @description What a run is for: the app itself, or one node of its draft tried alone in the builder.
+         * @enum {string}
+         */
+        RunKind: "run" | "node_test";
+        /**
          * RunRead
          * @description A run with its inputs, outputs, error, timings and trace.
          */
@@ -2867,12 +2978,32 @@ export interface components {
             id: string;
             /** Inputs */
             inputs: unknown;
+            /**
+             * @description `run`: the app (or its draft) run; `node_test`: one node of the draft tried alone (`test_node_id`), listed only when asked for (`kind=node_test` or `kind=all`).
+             * @default run
+             */
+            kind: components["schemas"]["RunKind"];
             /** Outputs */
             outputs?: unknown;
+            /**
+             * Rerun Of
+             * @description The run this one runs again from the start
+             */
+            rerun_of?: string | null;
+            /**
+             * Retry Of
+             * @description The failed run this one retries: the nodes that had succeeded there are reused.
+             */
+            retry_of?: string | null;
             /** Started At */
             started_at: string | null;
             /** Status */
             status: string;
+            /**
+             * Test Node Id
+             * @description The node a node test ran.
+             */
+            test_node_id?: string | null;
             /** Trace */
             trace: components["schemas"]["NodeTrace"][];
             /** Trigger */
@@ -2948,10 +3079,30 @@ export interface components {
              * Format: uuid
              */
             id: string;
+            /**
+             * @description `run`: the app (or its draft) run; `node_test`: one node of the draft tried alone (`test_node_id`), listed only when asked for (`kind=node_test` or `kind=all`).
+             * @default run
+             */
+            kind: components["schemas"]["RunKind"];
+            /**
+             * Rerun Of
+             * @description The run this one runs again from the start
+             */
+            rerun_of?: string | null;
+            /**
+             * Retry Of
+             * @description The failed run this one retries: the nodes that had succeeded there are reused.
+             */
+            retry_of?: string | null;
             /** Started At */
             started_at: string | null;
             /** Status */
             status: string;
+            /**
+             * Test Node Id
+             * @description The node a node test ran.
+             */
+            test_node_id?: string | null;
             /** Trigger */
             trigger: string;
             /** Version Number */
@@ -4978,6 +5129,93 @@ export interface operations {
             };
         };
     };
+    start_node_test_v1_apps__app_id__draft_nodes__node_id__test_post: {
+        parameters: {
+            query?: {
+                /** @description Seconds to wait for the run to finish. */
+                wait?: number;
+            };
+            header?: never;
+            path: {
+                app_id: string;
+                node_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NodeTestStart"];
+            };
+        };
+        responses: {
+            /** @description The test finished within `wait` */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RunRead"];
+                };
+            };
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RunRead"];
+                };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The key's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such app in the caller's organization, or no such node in its draft */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The inputs are over the size limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The node cannot be tested so: a trigger, side effects not allowed, its config is invalid, or an input does not fit its port (each error's `loc` names the port) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
     start_draft_run_v1_apps__app_id__draft_runs_post: {
         parameters: {
             query?: {
@@ -5629,6 +5867,8 @@ export interface operations {
         parameters: {
             query?: {
                 status?: components["schemas"]["RunStatus"] | null;
+                /** @description `run` (the default: the app's runs), `node_test` (the builder's tests of one node) or `all`. */
+                kind?: components["schemas"]["RunKind"] | "all";
                 /** @description Items per page. */
                 limit?: number;
                 /** @description Items to skip. */
@@ -9409,6 +9649,180 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    rerun_run_v1_runs__run_id__rerun_post: {
+        parameters: {
+            query?: {
+                /** @description Seconds to wait for the run to finish. */
+                wait?: number;
+            };
+            header?: {
+                /** @description Retries with the same key return the first request's run instead of starting another. */
+                "idempotency-key"?: string | null;
+            };
+            path: {
+                run_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The new run finished within `wait` */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RunRead"];
+                };
+            };
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RunRead"];
+                };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The key's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such run in the caller's organization */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The run is in a status that does not allow this (the message names it) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    retry_run_v1_runs__run_id__retry_post: {
+        parameters: {
+            query?: {
+                /** @description Seconds to wait for the run to finish. */
+                wait?: number;
+            };
+            header?: {
+                /** @description Retries with the same key return the first request's run instead of starting another. */
+                "idempotency-key"?: string | null;
+            };
+            path: {
+                run_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The new run finished within `wait` */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RunRead"];
+                };
+            };
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RunRead"];
+                };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The key's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such run in the caller's organization */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The run is in a status that does not allow this (the message names it) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description Request body too large */
             413: {
