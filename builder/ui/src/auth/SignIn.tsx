@@ -7,7 +7,9 @@ import { useSession } from "./session";
 export function SignIn() {
   const signedIn = useSession((s) => s.signedIn);
   const [key, setKey] = useState("");
-  const [error, setError] = useState("");
+  // The server sends a spent or unknown one-click link back here with ?signin=expired.
+  const [error, setError] = useState(() => new URLSearchParams(window.location.search).get("signin") === "expired"
+    ? "This sign-in link was already used or has expired: sign in with an API key, or ask for a new link." : "");
   const [busy, setBusy] = useState(false);
 
   async function submit(event: FormEvent) {

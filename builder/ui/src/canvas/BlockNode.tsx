@@ -7,7 +7,7 @@ import { Handle, type NodeProps, Position, useUpdateNodeInternals } from "@xyflo
 import { memo, useEffect, useRef } from "react";
 import type { NodePorts, Port, Problem } from "../api/types";
 import { useGraph } from "../store/graph";
-import { useProblems } from "../store/problems";
+import { namesPort, useProblems } from "../store/problems";
 import { useRun } from "../store/run";
 import { T } from "../testids";
 import type { BlockFlowNode } from "./types";
@@ -18,7 +18,7 @@ const RUN_LABELS: Record<string, string> = {
 };
 
 function PortRow({ port, side, problems }: { port: Port; side: "in" | "out"; problems: Problem[] }) {
-  const own = problems.filter((p) => p.port === port.name);
+  const own = problems.filter((p) => namesPort(p, port.name, side));
   return (
     <li className={`port port-${side}${own.length ? " has-problem" : ""}`} title={port.description || undefined}>
       <Handle type={side === "in" ? "target" : "source"} position={side === "in" ? Position.Left : Position.Right}

@@ -5,8 +5,10 @@
 import {
   Background, type Connection, Controls, type Edge, type FinalConnectionState, MiniMap, ReactFlow, useReactFlow,
 } from "@xyflow/react";
-import { type DragEvent, useCallback } from "react";
-import { useGraph, portsOf } from "../store/graph";
+import { type DragEvent, useCallback, useMemo } from "react";
+import type { Problem } from "../api/types";
+import { portsOf, useGraph } from "../store/graph";
+import { useProblems, wireProblemKeys } from "../store/problems";
 import { useRun } from "../store/run";
 import { useUi } from "../store/ui";
 import { T } from "../testids";
@@ -21,8 +23,19 @@ export const BLOCK_MIME = "application/x-mantle-block";
 // Declared once, outside any component, so React Flow never sees a new object (xyflow performance guide).
 const nodeTypes = { block: BlockNode };
 const deleteKeys = ["Delete", "Backspace"];
+const fitOptions = { maxZoom: 1 };
 /** Above this many nodes, only the visible part of the graph is drawn. */
 const VIRTUALIZE_FROM = 150;
+
+/** Wires a problem names are drawn red and dashed, with a warning sign and the message as label. */
+function flagWires(edges: WireEdge[], problems: Problem[]): WireEdge[] {
+  const keys = wireProblemKeys(problems);
+  if (keys.size === 0) return edges;
+  return edges.map((e) => {
+    const message = keys.get(`${e.target}:${e.targetHandle}`);
+    return message ? { ...e, className: "has-problem", label: "⚠", ariaLabel: `Wire with a problem: ${message}` } : e;
+  });
+}
 
 function problemOf(c: Connection | Edge): string | null {
   const state = useGraph.getState();
@@ -35,6 +48,8 @@ export function Canvas() {
   const onNodesChange = useGraph((s) => s.onNodesChange);
   const onEdgesChange = useGraph((s) => s.onEdgesChange);
   const live = useRun((s) => s.live);
+  const problems = useProblems((s) => s.problems);
+  const shownEdges = useMemo(() => flagWires(edges, problems), [edges, problems]);
   const { screenToFlowPosition } = useReactFlow();
 
   const isValidConnection = useCallback((c: Connection | Edge) => {
@@ -84,7 +99,7 @@ export function Canvas() {
     <div className="canvas" data-testid={T.canvas} onDragOver={onDragOver} onDrop={onDrop}>
       <ReactFlow<BlockFlowNode, WireEdge>
         nodes={nodes}
-        edges={edges}
+        edges={shownEdges}
         nodeTypes={nodeTypes}
         onNodesChange={onNodesChange}
         onEdgesChange={onEdgesChange}
@@ -100,6 +115,7 @@ export function Canvas() {
         elementsSelectable
         onlyRenderVisibleElements={nodes.length > VIRTUALIZE_FROM}
         fitView
+        fitViewOptions={fitOptions}
         minZoom={0.1}
         aria-label="Canvas: the app's blocks and wires"
       >

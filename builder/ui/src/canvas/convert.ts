@@ -8,7 +8,8 @@ import type { GraphDoc, GraphEdge, GraphNode } from "../api/types";
 import { type BlockFlowNode, type WireEdge, edgeId } from "./types";
 
 export function toFlow(graph: GraphDoc): { nodes: BlockFlowNode[]; edges: WireEdge[] } {
-  const nodes = graph.nodes.map((n, i): BlockFlowNode => {
+  // A new app's draft may be `{}`: no nodes or edges yet.
+  const nodes = (graph.nodes ?? []).map((n, i): BlockFlowNode => {
     const { id, type, config, position, ...extra } = n;
     return {
       id,
@@ -18,7 +19,7 @@ export function toFlow(graph: GraphDoc): { nodes: BlockFlowNode[]; edges: WireEd
       data: { blockType: type, config: config ?? {}, extra },
     };
   });
-  const edges = graph.edges.map((e): WireEdge => {
+  const edges = (graph.edges ?? []).map((e): WireEdge => {
     const { source, source_port, target, target_port, ...extra } = e;
     return {
       id: edgeId(source, source_port, target, target_port),
