@@ -23,7 +23,7 @@ from core.errors import Forbidden, InvalidInputs, MantleError, NotFound
 from core.settings import Settings
 from models import credentials
 from models.apps import AppVersion, VersionRef, published_version
-from models.sms import SmsInbound, SmsNumber, find_route_and_credential, set_opt_out
+from models.sms import SmsInbound, SmsNumber, find_routes, set_opt_out
 from models.sms_messages import add_outbound, history, inline_replies, record_inbound
 from worker.submit import Submitter
 
@@ -102,17 +102,9 @@ def parse(form: Any, max_chars: int) -> Message:
 def receive(session: Session, *, target: str, form: Any, url: str, signature: str | None,
             settings: Settings, submitter: Submitter) -> Received:
     """Verify, store and act on one inbound SMS (the caller commits, then enqueues the run)."""
-    route, stored = find_route_and_credential(session, target=target, type_="twilio")
+    route = _signed_route(session, target=target, form=form, url=url, signature=signature, settings=settings)
     if route is None:
-        log.warning("sms_unknown_number", target=target, to=str(form.get("To") or "")[:32])
         return Received(None, None, [])
-    twilio = credentials.reveal(stored, cipher_for(settings)) if stored is not None else None
-    if twilio is None:
-        log.warning("sms_no_credentials", route_id=str(route.id))
-        raise Forbidden("no Twilio credentials are stored to verify this webhook",
-                        loc=["header", "X-Twilio-Signature"])
-    check_signature(url=url, form=form, signature=signature, auth_token=str(twilio["auth_token"]),
-                    what="inbound")
     message = parse(form, settings.sms_max_inbound_chars)
     if message.to_number != route.number:
         log.warning("sms_unknown_number", route_id=str(route.id), to=message.to_number)
@@ -144,6 +136,42 @@ def receive(session: Session, *, target: str, form: Any, url: str, signature: st
         _start_run(session, route, inbound, message, settings, submitter)
     # Nothing can have answered a message committed only now: unless the webhook waits, no replies.
     return Received(inbound.id, inbound.run_id, None if inbound.answer_state == "waiting" else [])
+
+
+def _signed_route(session: Session, *, target: str, form: Any, url: str, signature: str | None,
+                  settings: Settings) -> SmsNumber | None:
+    """The route the webhook is for, its signature checked with its organization's auth token
+    (403 when it does not match); None for a number no organization routes.
+
+    A path naming a number may match several organizations' routes: the one whose Twilio account
+    sent the request (its `AccountSid`) and whose token verifies the signature is the one meant.
+    """
+    candidates = find_routes(session, target=target, type_="twilio")
+    account = str(form.get("AccountSid") or "")
+    if len(candidates) > 1:
+        candidates = [(r, c) for r, c in candidates
+                      if c is not None and c.public.get("account_sid") == account]
+    if not candidates:
+        log.warning("sms_unknown_number", target=target, to=str(form.get("To") or "")[:32])
+        return None
+    cipher = cipher_for(settings)
+    refusal: Forbidden | None = None
+    for route, stored in candidates:
+        twilio = credentials.reveal(stored, cipher) if stored is not None else None
+        if twilio is None:
+            log.warning("sms_no_credentials", route_id=str(route.id))
+            refusal = refusal or Forbidden("no Twilio credentials are stored to verify this webhook",
+                                           loc=["header", "X-Twilio-Signature"])
+            continue
+        try:
+            check_signature(url=url, form=form, signature=signature, auth_token=str(twilio["auth_token"]),
+                            what="inbound")
+        except Forbidden as exc:
+            refusal = exc
+            continue
+        return route
+    raise refusal or Forbidden("X-Twilio-Signature does not match this request",
+                               loc=["header", "X-Twilio-Signature"])
 
 
 def _trigger_config(session: Session, route: SmsNumber, submitter: Submitter

@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     twilio_api_base_url: str = Field(default="https://api.twilio.com",
                                      description="Where the Twilio REST client sends requests.")
     twilio_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    twilio_verify_numbers: bool = Field(
+        default=True, description="Before routing a number, ask Twilio (with the organization's stored "
+        "credentials) whether the account owns it; off only where no Twilio account answers (tests).")
     twilio_reply_window_s: float = Field(
         default=0.5, ge=0, le=10, description="How long an inbound SMS webhook waits for the run: a "
         "reply ready by then goes back inline as TwiML, a later one through the REST API.")

@@ -1,8 +1,11 @@
 """SMS: phone-number routes, inbound and outbound messages, and opt-outs.
 
-* A route sends one phone number to one app (numbers are unique across organizations, so an
-  inbound webhook finds its organization from the number). It outlives its app: messages to a
-  number whose app was deleted are still stored.
+* A route sends one phone number to one app of an organization. Numbers are unique within an
+  organization, not across them: a route proves nothing about who owns a number (the API asks
+  Twilio before routing), so a route of one tenant can never block, or reveal, another's. An
+  inbound webhook names its route by id, or by number: then the route is the one whose
+  organization's Twilio account sent it (the request's `AccountSid`, proven by its signature).
+  A route outlives its app: messages to a number whose app was deleted are still stored.
 * Inbound messages are unique per organization by Twilio's `MessageSid`, which is what makes
   Twilio's retries harmless. `answer_state` is the handshake with `twilio.sms_output`: while it
   is `waiting` the webhook may still answer inline, so a reply is recorded as `inline`; once
@@ -45,6 +48,8 @@ STATUS_RANK: dict[str, int] = {
     "claimed": 0, "accepted": 1, "scheduled": 1, "queued": 2, "sending": 3, "sent": 4,
     "delivered": 5, "undelivered": 5, "failed": 5, "canceled": 5, "read": 6,
 }
+# Organizations routing one number (each must own it in Twilio): a webhook by number looks at this many.
+MAX_SHARED_ROUTES = 20
 # Replies that went back as TwiML, or were never sent, take no callbacks.
 FINAL_OUTSIDE_CALLBACKS = ("inline", "opted_out")
 
@@ -53,11 +58,12 @@ class SmsNumber(Base):
     """A phone number routed to an app of the organization."""
 
     __tablename__ = "sms_numbers"
+    __table_args__ = (UniqueConstraint("org_id", "number"), Index("ix_sms_numbers_number", "number"))
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), index=True)
     app_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("apps.id", ondelete="SET NULL"), index=True)
-    number: Mapped[str] = mapped_column(String(32), unique=True)
+    number: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_by: Mapped[str] = mapped_column(String(200), default="")
 
@@ -131,19 +137,25 @@ class SmsOptOut(Base):
 
 def route_number(session: Session, *, org_id: uuid.UUID, app_id: uuid.UUID, number: str,
                  actor: str) -> tuple[SmsNumber, bool]:
-    """Route `number` to the app; (route, created). A number routed to another live app is a Conflict."""
-    route = session.scalar(select(SmsNumber).where(SmsNumber.number == number).with_for_update())
-    if route is not None:
-        if route.org_id == org_id and route.app_id == app_id:
-            return route, False
-        if route.org_id != org_id or route.app_id is not None:
-            raise Conflict(f"{number} is already routed to another app; remove that route first",
-                           loc=["body", "number"])
-        route.app_id, route.created_by, route.created_at = app_id, actor, utcnow()  # its app was deleted
-        return route, True
-    route = SmsNumber(org_id=org_id, app_id=app_id, number=number, created_by=actor)
-    session.add(route)
-    session.flush()
+    """Route `number` to the app; (route, created). The number routed to another of the organization's
+    live apps is a Conflict (other organizations' routes are never looked at)."""
+    mine = select(SmsNumber).where(SmsNumber.org_id == org_id, SmsNumber.number == number)
+    route = session.scalar(mine.with_for_update())
+    if route is None:
+        try:
+            with session.begin_nested():
+                route = SmsNumber(org_id=org_id, app_id=app_id, number=number, created_by=actor)
+                session.add(route)
+            return route, True
+        except IntegrityError:  # a concurrent request of the organization routed it first
+            route = session.scalar(mine.with_for_update())
+            assert route is not None
+    if route.app_id == app_id:
+        return route, False
+    if route.app_id is not None:
+        raise Conflict(f"{number} is already routed to another of your apps; remove that route first",
+                       loc=["body", "number"])
+    route.app_id, route.created_by, route.created_at = app_id, actor, utcnow()  # its app was deleted
     return route, True
 
 
@@ -167,23 +179,22 @@ def _route_statement(by_id: bool) -> Select[SmsNumber, Credential]:
     target = SmsNumber.id if by_id else SmsNumber.number
     stored = and_(Credential.org_id == SmsNumber.org_id, Credential.type == bindparam("type"),
                   Credential.name == DEFAULT_NAME)
-    return select(SmsNumber, Credential).outerjoin(Credential, stored).where(target == bindparam("target"))
+    statement = select(SmsNumber, Credential).outerjoin(Credential, stored)
+    statement = statement.where(target == bindparam("target"))
+    return statement.order_by(SmsNumber.created_at, SmsNumber.id).limit(MAX_SHARED_ROUTES)
 
 
-def find_route_and_credential(session: Session, *, target: str, type_: str
-                              ) -> tuple[SmsNumber | None, Credential | None]:
-    """The route a webhook path names (a route id or the number itself, any organization) and its
-    organization's default credential of `type_` (which checks the webhook's signature), in one query."""
+def find_routes(session: Session, *, target: str, type_: str) -> list[tuple[SmsNumber, Credential | None]]:
+    """The routes a webhook path names, each with its organization's default credential of `type_`
+    (which checks the webhook's signature), in one query: a route id names one route; a number,
+    every organization's route of it, oldest first (the caller keeps the one whose account signed)."""
     try:
         key: uuid.UUID | str = uuid.UUID(target)
     except ValueError:
         key = target
     statement = _route_statement(isinstance(key, uuid.UUID))
-    row = session.execute(statement, {"target": key, "type": type_}).first()
-    if row is None:
-        return None, None
-    route, credential = row
-    return route, credential
+    rows = session.execute(statement, {"target": key, "type": type_})
+    return [(route, credential) for route, credential in rows]
 
 
 def app_number(session: Session, *, org_id: uuid.UUID, app_id: uuid.UUID) -> str | None:

@@ -133,8 +133,10 @@ def session(sessions: sessionmaker[Session]) -> Iterator[Session]:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    """Settings for an API under test."""
-    return Settings(data_dir=tmp_path, database_url="sqlite://", secret_key="test-secret")
+    """Settings for an API under test (no Twilio answers here: tests/integration/test_sms_numbers.py
+    checks number ownership against the Twilio simulator)."""
+    return Settings(data_dir=tmp_path, database_url="sqlite://", secret_key="test-secret",
+                    twilio_verify_numbers=False)
 
 
 @dataclass

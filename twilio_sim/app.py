@@ -3,14 +3,16 @@
 * REST (what the official SDK calls, Basic auth with the account SID and auth token):
   `POST /2010-04-01/Accounts/{sid}/Messages.json` (create: 201 and a message resource),
   `GET .../Messages/{MessageSid}.json` (fetch) and `GET .../Messages.json` (list, filtered by
-  `To`, `From`, `DateSent>`/`DateSent<`). Errors come in Twilio's shape and codes.
+  `To`, `From`, `DateSent>`/`DateSent<`); `GET .../IncomingPhoneNumbers.json` (the account's
+  numbers, filtered by `PhoneNumber`). Errors come in Twilio's shape and codes.
 * Each created message moves `queued → sent → delivered`; with a `StatusCallback`, each step is
   POSTed there, signed with the auth token as Twilio signs (`X-Twilio-Signature`).
 * Control API (the simulator's own, under `/sim`): `POST /sim/inbound` plays a phone texting a
   number: it posts a signed inbound-SMS webhook, times the answer and keeps any TwiML
   `<Message>` replies as delivered; `GET /sim/messages`, `GET /sim/wait` (until a phone has
   received more than `count` messages), `GET /sim/callbacks`, `POST /sim/delay`
-  (hold REST answers, to play a caller that crashes mid-request), `POST /sim/reset`.
+  (hold REST answers, to play a caller that crashes mid-request), `POST /sim/numbers` (give the
+  account a phone number), `POST /sim/reset`.
 """
 
 from __future__ import annotations
@@ -176,6 +178,24 @@ def create_sim(store: Store | None = None, *, status_delay: float = 0.02) -> Fas
         return {"messages": [m.resource() for m in found], "end": max(len(found) - 1, 0), "start": 0,
                 "page": 0, "page_size": size, "uri": uri, "first_page_uri": uri, "next_page_uri": None,
                 "previous_page_uri": None}
+
+    @app.get("/2010-04-01/Accounts/{account_sid}/IncomingPhoneNumbers.json")
+    async def list_numbers(account_sid: str, request: Request) -> Any:
+        if (refused := unauthorized(request, account_sid)) is not None:
+            return refused
+        q = request.query_params
+        size = min(max(int(q.get("PageSize", "50") or 50), 1), 1000)
+        wanted = q.get("PhoneNumber")
+        found = [state.number_resource(n) for n in sorted(state.numbers) if wanted in (None, n)][:size]
+        uri = f"/2010-04-01/Accounts/{account_sid}/IncomingPhoneNumbers.json"
+        return {"incoming_phone_numbers": found, "end": max(len(found) - 1, 0), "start": 0, "page": 0,
+                "page_size": size, "uri": uri, "first_page_uri": uri, "next_page_uri": None,
+                "previous_page_uri": None}
+
+    @app.post("/sim/numbers", status_code=204)
+    async def add_number(number: Annotated[str, Query(pattern=E164.pattern)]) -> None:
+        """Give the account a phone number (as buying one in Twilio's console would)."""
+        state.numbers.setdefault(number, new_sid("PN"))
 
     @app.post("/sim/inbound")
     async def inbound(sms: InboundSms) -> Any:

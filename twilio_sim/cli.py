@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 import httpx
 
-from twilio_sim.store import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, Store
+from twilio_sim.store import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, DEFAULT_NUMBERS, Store, new_sid
 
 
 @click.group("twilio-sim", invoke_without_command=True)
@@ -15,9 +15,11 @@ from twilio_sim.store import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, Store
 @click.option("--auth-token", default=DEFAULT_AUTH_TOKEN, show_default=True)
 @click.option("--status-delay", default=0.05, show_default=True, type=float,
               help="Seconds between a message's status steps (queued → sent → delivered).")
+@click.option("--number", "numbers", multiple=True, default=DEFAULT_NUMBERS, show_default=True,
+              help="A phone number the account owns (repeat for more).")
 @click.pass_context
 def twilio_sim(ctx: click.Context, host: str, port: int, account_sid: str, auth_token: str,
-               status_delay: float) -> None:
+               status_delay: float, numbers: tuple[str, ...]) -> None:
     """A local Twilio-compatible server: the Messages API, signed webhooks and status callbacks."""
     if ctx.invoked_subcommand is not None:
         return
@@ -27,8 +29,10 @@ def twilio_sim(ctx: click.Context, host: str, port: int, account_sid: str, auth_
 
     click.echo(f"Twilio simulator at http://{host}:{port}")
     click.echo(f"  account SID: {account_sid}\n  auth token:  {auth_token}")
+    click.echo(f"  numbers:     {', '.join(numbers)}")
     click.echo(f"  point Mantle at it: MANTLE_TWILIO_API_BASE_URL=http://{host}:{port}")
-    store = Store(account_sid=account_sid, auth_token=auth_token)
+    store = Store(account_sid=account_sid, auth_token=auth_token,
+                  numbers={number: new_sid("PN") for number in numbers})
     uvicorn.run(create_sim(store, status_delay=status_delay), host=host, port=port, log_level="warning")
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 DEFAULT_ACCOUNT_SID = "AC" + "5117" * 8
 DEFAULT_AUTH_TOKEN = "51a7" * 8
+DEFAULT_NUMBERS = ("+15550001111",)  # the number the README's walk-through routes
 STOP_WORDS = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"}
 START_WORDS = {"START", "YES", "UNSTOP"}
 
@@ -83,6 +84,8 @@ class Store:
     opted_out: set[tuple[str, str]] = field(default_factory=set)  # (phone, number)
     received: Counter[str] = field(default_factory=Counter)  # messages delivered to each phone
     answer_delay: float = 0.0  # seconds the REST API holds its answer to a create (to test timeouts)
+    numbers: dict[str, str] = field(  # the account's phone numbers: E.164 → their PN SID
+        default_factory=lambda: {number: new_sid("PN") for number in DEFAULT_NUMBERS})
 
 
     def add(self, message: Message) -> Message:
@@ -113,3 +116,14 @@ class Store:
         self.opted_out.clear()
         self.received.clear()
         self.answer_delay = 0.0
+        self.numbers = {number: new_sid("PN") for number in DEFAULT_NUMBERS}
+
+    def number_resource(self, number: str) -> dict[str, Any]:
+        """One of the account's numbers as Twilio's IncomingPhoneNumbers API shows it."""
+        sid = self.numbers[number]
+        now = rfc2822(datetime.now(UTC))
+        return {"sid": sid, "account_sid": self.account_sid, "phone_number": number, "friendly_name": number,
+                "capabilities": {"sms": True, "mms": True, "voice": True, "fax": False},
+                "sms_method": "POST", "sms_url": "", "status": "in-use", "date_created": now,
+                "date_updated": now, "api_version": "2010-04-01",
+                "uri": f"/2010-04-01/Accounts/{self.account_sid}/IncomingPhoneNumbers/{sid}.json"}

@@ -12,11 +12,14 @@ from pydantic import BaseModel, Field
 from api.deps import Builder, CurrentKey, PageDep, SessionDep
 from api.schemas import PageOf, Read
 from api.schemas import Request as RequestBody
+from api.twilio_numbers import verify_number
+from core.crypto import cipher_for
 from core.errors import InvalidRequest, NotFound
 from core.settings import Settings
 from models import apps as app_store
 from models import audit, sms
 from models import credentials as credential_store
+from models.db import session_scope
 from models.sms_messages import conversation, conversations
 from worker.submit import Submitter
 
@@ -86,34 +89,56 @@ def _read(route: sms.SmsNumber, settings: Settings) -> NumberRead:
                       status_callback_url=f"{base}/twilio/status")
 
 
-@router.post("/apps/{app_id}/phone-numbers", response_model=NumberRead, status_code=status.HTTP_201_CREATED,
-             responses={200: {"model": NumberRead, "description": "Already routed to this app"}})
-def route_number(app_id: uuid.UUID, body: NumberRoute, request: Request, response: Response,
-                 principal: Builder, session: SessionDep) -> NumberRead:
-    """Route a number to the app (409 if another app has it); returns the webhook URL for Twilio."""
-    app = app_store.get_app(session, org_id=principal.org_id, app_id=app_id)
-    try:
-        version = app_store.get_version(session, app=app)
-    except NotFound:
-        raise InvalidRequest("publish the app before routing a number to it", loc=["app_id"]) from None
-    submitter: Submitter = request.app.state.submitter
-    analysis = submitter.analyses.get(version.id, lambda: version.graph)
-    trigger = analysis.blocks[analysis.trigger].type if analysis.trigger else None
-    if trigger != SMS_TRIGGER:
-        raise InvalidRequest(f"the app's published trigger is {trigger}; an SMS app starts with "
-                             f"{SMS_TRIGGER}", loc=["app_id"])
-    if credential_store.find_credential(session, org_id=principal.org_id, type_="twilio") is None:
+def _sms_app_credentials(request: Request, org_id: uuid.UUID, app_id: uuid.UUID) -> dict[str, Any]:
+    """The organization's Twilio credentials, once the app is checked to be a published SMS app."""
+    with request.app.state.read_sessions() as session:
+        app = app_store.get_app(session, org_id=org_id, app_id=app_id)
+        try:
+            version = app_store.get_version(session, app=app)
+        except NotFound:
+            raise InvalidRequest("publish the app before routing a number to it", loc=["app_id"]) from None
+        submitter: Submitter = request.app.state.submitter
+        analysis = submitter.analyses.get(version.id, lambda: version.graph)
+        trigger = analysis.blocks[analysis.trigger].type if analysis.trigger else None
+        if trigger != SMS_TRIGGER:
+            raise InvalidRequest(f"the app's published trigger is {trigger}; an SMS app starts with "
+                                 f"{SMS_TRIGGER}", loc=["app_id"])
+        twilio = credential_store.load(session, org_id=org_id, type_="twilio",
+                                       cipher=cipher_for(request.app.state.settings))
+    if twilio is None:
         raise InvalidRequest("store the organization's Twilio credentials first (POST /v1/credentials), "
                              "so inbound webhooks can be verified", loc=["body", "number"])
-    route, created = sms.route_number(session, org_id=principal.org_id, app_id=app_id, number=body.number,
-                                      actor=principal.actor)
-    if created:
-        audit.record(session, org_id=principal.org_id, actor=principal.actor, action="sms.route",
-                     target_type="app", target_id=app_id, details={"number": body.number})
-    else:
-        response.status_code = status.HTTP_200_OK
-    session.flush()
-    return _read(route, request.app.state.settings)
+    return twilio
+
+
+@router.post("/apps/{app_id}/phone-numbers", response_model=NumberRead, status_code=status.HTTP_201_CREATED,
+             responses={200: {"model": NumberRead, "description": "Already routed to this app"},
+                        409: {"description": "Another of the organization's apps has the number"},
+                        503: {"description": "Twilio could not be asked whether the account owns it"}})
+def route_number(app_id: uuid.UUID, body: NumberRoute, request: Request, response: Response,
+                 principal: Builder) -> NumberRead:
+    """Route a number of the organization's Twilio account to the app; returns the webhook URL for Twilio.
+
+    Twilio is asked first whether the account owns the number (422 if not). Routes of other
+    organizations are never looked at: each organization routes the numbers its account owns.
+    """
+    settings: Settings = request.app.state.settings
+    twilio = _sms_app_credentials(request, principal.org_id, app_id)
+    # Asked with no transaction open: Twilio's answer may take seconds.
+    verified = verify_number(settings, account_sid=str(twilio["account_sid"]),
+                             auth_token=str(twilio["auth_token"]), number=body.number)
+    with session_scope(request.app.state.session_factory) as session:
+        app_store.get_app(session, org_id=principal.org_id, app_id=app_id)  # not deleted meanwhile
+        route, created = sms.route_number(session, org_id=principal.org_id, app_id=app_id, number=body.number,
+                                          actor=principal.actor)
+        if created:
+            audit.record(session, org_id=principal.org_id, actor=principal.actor, action="sms.route",
+                         target_type="app", target_id=app_id,
+                         details={"number": body.number, "verified_with_twilio": verified})
+        else:
+            response.status_code = status.HTTP_200_OK
+        session.flush()
+        return _read(route, settings)
 
 
 @router.get("/apps/{app_id}/phone-numbers", response_model=NumberList)

@@ -26,7 +26,7 @@ EMPTY = '<?xml version="1.0" encoding="UTF-8"?><Response />'
 def settings(tmp_path: Path) -> Settings:
     """The API's settings: no reply window (nothing would run the app here)."""
     return Settings(data_dir=tmp_path, database_url="sqlite://", secret_key="test-secret",
-                    twilio_reply_window_s=0)
+                    twilio_reply_window_s=0, twilio_verify_numbers=False)
 
 
 @pytest.fixture
