@@ -287,6 +287,16 @@ class RunSummary(Read):
     finished_at: datetime | None
 
 
+class RunGraph(BaseModel):
+    """The graph a run executed, as it was saved (UI fields such as `position` included)."""
+
+    run_id: uuid.UUID
+    draft: bool = Field(description="The graph is the draft's copy taken when the run started (or a node "
+                                    "test's own two-node graph), not a published version.")
+    version_number: int | None = Field(description="The published version it ran; null for a draft run.")
+    graph: dict[str, Any]
+
+
 class RunRead(RunSummary):
     """A run with its inputs, outputs, error, timings and trace."""
 

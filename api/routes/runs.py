@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import Builder, CurrentKey, PageDep, Principal, SessionDep
-from api.schemas import NodeTestStart, PageOf, RunRead, RunStart, RunSummary
+from api.schemas import NodeTestStart, PageOf, RunGraph, RunRead, RunStart, RunSummary
 from api.streams import Batch, Message, follow_run, wait_until_ended
 from api.trace import run_read
 from builder.executor import TERMINAL, RunStatus
@@ -111,6 +111,20 @@ async def get_run(run_id: uuid.UUID, request: Request, principal: CurrentKey) ->
     """A run: status, inputs, outputs, error, timings and the trace of every node."""
     # Polled by clients: one trip through the threadpool, on a read session.
     return await run_in_threadpool(_read, request, principal.org_id, run_id)
+
+
+@router.get("/runs/{run_id}/graph", response_model=RunGraph)
+def get_run_graph(run_id: uuid.UUID, principal: CurrentKey, session: SessionDep) -> RunGraph:
+    """The graph the run executed: the published version's, or the draft as it was when the run
+    started (a node test's is the tested node fed by a `trigger.api` node named `inputs`). A builder
+    draws the run on it, each node beside its trace entry."""
+    run = run_store.get_run(session, org_id=principal.org_id, run_id=run_id)
+    if run.draft or run.version_id is None:
+        graph = run.draft_graph
+    else:
+        graph = app_store.version_graph(session, version_id=run.version_id)
+    return RunGraph(run_id=run.id, draft=run.draft, version_number=run.version_number,
+                    graph=graph or {"nodes": [], "edges": []})
 
 
 @router.get("/apps/{app_id}/runs", response_model=PageOf[RunSummary])

@@ -175,3 +175,31 @@ def test_another_organization_sees_404(sessions: sessionmaker[Session], tenant: 
     for action in ("retry", "rerun"):
         assert refusal(intruder.client.post(f"/v1/runs/{run_id}/{action}"), 404)["loc"] == ["run_id"]
     assert tenant.client.get(f"/v1/apps/{app_id}/runs", params={"kind": "all"}).json()["total"] == 1
+
+
+def test_a_run_shows_the_graph_it_ran_even_after_the_draft_changes(tenant: Tenant, app_id: str,
+                                                                   other_tenant: Tenant) -> None:
+    trigger = {**node("in", "trigger.api", fields=[{"name": "name"}]), "position": {"x": 10, "y": 20}}
+    graph = {"nodes": [trigger, node("t", "text.template", template="Hi {{ name }}"), node("out", "output")],
+             "edges": [edge("in", "name", "t", "name"), edge("t", "text", "out", "text")]}
+    created = tenant.client.post("/v1/apps", json={"name": "Greeter", "graph": graph}).json()
+    draft_run = tenant.client.post(f"/v1/apps/{created['id']}/draft/runs", json={"inputs": {"name": "Ada"}})
+    assert draft_run.status_code == 202, draft_run.text
+    assert tenant.client.post(f"/v1/apps/{created['id']}/publish").status_code == 201
+    version_run = tenant.client.post(f"/v1/apps/{created['id']}/runs", json={"inputs": {"name": "Ada"}})
+    changed = {**graph, "nodes": graph["nodes"][:1]}
+    assert tenant.client.put(f"/v1/apps/{created['id']}/draft", json=changed).status_code == 200
+
+    drawn = tenant.client.get(f"/v1/runs/{draft_run.json()['id']}/graph").json()
+    assert (drawn["draft"], drawn["version_number"]) == (True, None)
+    assert [n["id"] for n in drawn["graph"]["nodes"]] == ["in", "t", "out"]
+    assert drawn["graph"]["nodes"][0]["position"] == {"x": 10, "y": 20}
+    published = tenant.client.get(f"/v1/runs/{version_run.json()['id']}/graph").json()
+    assert (published["draft"], published["version_number"]) == (False, 1)
+    assert len(published["graph"]["edges"]) == 2
+
+    tested = try_node(tenant, app_id, "t", {"name": "Ada", "count": 1}).json()
+    alone = tenant.client.get(f"/v1/runs/{tested['id']}/graph").json()["graph"]
+    assert [n["id"] for n in alone["nodes"]] == ["inputs", "t"]
+
+    assert refusal(other_tenant.client.get(f"/v1/runs/{tested['id']}/graph"), 404)["loc"] == ["run_id"]

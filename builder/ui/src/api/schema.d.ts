@@ -441,7 +441,10 @@ export interface paths {
         put?: never;
         /**
          * Route Number
-         * @description Route a number to the app (409 if another app has it); returns the webhook URL for Twilio.
+         * @description Route a number of the organization's Twilio account to the app; returns the webhook URL for Twilio.
+         *
+         *     Twilio is asked first whether the account owns the number (422 if not). Routes of other
+         *     organizations are never looked at: each organization routes the numbers its account owns.
          */
         post: operations["route_number_v1_apps__app_id__phone_numbers_post"];
         delete?: never;
@@ -1247,6 +1250,28 @@ export interface paths {
          * @description The run's events as they happen; a late client first gets what already happened.
          */
         get: operations["run_events_v1_runs__run_id__events_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/runs/{run_id}/graph": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Run Graph
+         * @description The graph the run executed: the published version's, or the draft as it was when the run
+         *     started (a node test's is the tested node fed by a `trigger.api` node named `inputs`). A builder
+         *     draws the run on it, each node beside its trace entry.
+         */
+        get: operations["get_run_graph_v1_runs__run_id__graph_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -2939,6 +2964,31 @@ export interface components {
             rule: string;
             /** Score */
             score: number;
+        };
+        /**
+         * RunGraph
+         * @description The graph a run executed, as it was saved (UI fields such as `position` included).
+         */
+        RunGraph: {
+            /**
+             * Draft
+             * @description The graph is the draft's copy taken when the run started (or a node test's own two-node graph), not a published version.
+             */
+            draft: boolean;
+            /** Graph */
+            graph: {
+                [key: string]: unknown;
+            };
+            /**
+             * Run Id
+             * Format: uuid
+             */
+            run_id: string;
+            /**
+             * Version Number
+             * @description The published version it ran; null for a draft run.
+             */
+            version_number: number | null;
         };
         /**
          * RunKind
@@ -5523,14 +5573,12 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Conflicts with the current state */
+            /** @description Another of the organization's apps has the number */
             409: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
+                content?: never;
             };
             /** @description Request body too large */
             413: {
@@ -5549,6 +5597,13 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
+            };
+            /** @description Twilio could not be asked whether the account owns it */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };
@@ -9612,6 +9667,82 @@ export interface operations {
                 };
                 content: {
                     "text/event-stream": unknown;
+                };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The key's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found (or not in your organization) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_run_graph_v1_runs__run_id__graph_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                run_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RunGraph"];
                 };
             };
             /** @description Missing or invalid API key */
