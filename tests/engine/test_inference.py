@@ -112,6 +112,22 @@ def test_prompt_streams_text_and_records_tokens_and_timing(llm_stack: Stack,
     assert len(progress) > 1 and "".join(p["delta"] for p in progress) == want
 
 
+def test_a_prompt_node_tested_alone_streams_from_the_inference_worker(llm_stack: Stack) -> None:
+    draft = {"nodes": [{"id": "gen", "type": "llm.prompt",  # a draft with no trigger yet
+                        "config": {"model": "tiny", "template": "Say hi to {{ who }}", "chat": False,
+                                   "temperature": 0, "max_new_tokens": 30}}], "edges": []}
+    app_id = llm_stack.client.post("/v1/apps", json={"name": "prompt draft", "graph": draft}).json()["id"]
+    answer = llm_stack.client.post(f"/v1/apps/{app_id}/draft/nodes/gen/test", json={"inputs": {"who": "Ada"}})
+    assert answer.status_code == 202, answer.text
+    run = llm_stack.wait_run(answer.json()["id"], timeout=60)
+    assert run["status"] == "succeeded" and run["kind"] == "node_test", run
+    assert set(run["outputs"]) == {"text", "finish_reason", "prompt_tokens", "completion_tokens"}
+    assert 0 < run["outputs"]["completion_tokens"] <= 30
+    assert node(run, "gen")["inputs"] == {"who": "Ada"} and node(run, "gen")["result"]["timing"]
+    progress = events(llm_stack, run["id"])
+    assert progress and "".join(p["delta"] for p in progress) == run["outputs"]["text"]
+
+
 def test_concurrent_runs_are_batched_without_changing_answers(llm_stack: Stack,
                                                               expected: dict[str, list[int]]) -> None:
     app_id = prompt_app(llm_stack, max_new_tokens=40)
