@@ -127,7 +127,8 @@ def main() -> None:
             revision = answer.json()["revision"]
     print(json.dumps({
         "bench": "builder", "nodes": len(graph["nodes"]), "edges": len(graph["edges"]),
-        "open_500_ms": round(statistics.median(opens), 1), "open_empty_ms": round(statistics.median(empties), 1),
+        "open_500_ms": round(statistics.median(opens), 1),
+        "open_empty_ms": round(statistics.median(empties), 1),
         "open_goal_ms": OPEN_GOAL_MS, "save_p95_ms": round(p95(saves), 1),
         "save_api_p95_ms": round(p95(direct), 1), "save_goal_ms": SAVE_GOAL_MS,
         "database": url.split(":", 1)[0],
