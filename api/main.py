@@ -26,6 +26,7 @@ from api.routes import (
     review_page,
     reviews,
     runs,
+    schedules,
     session,
     shares,
     twilio,
@@ -78,7 +79,7 @@ def create_app(
     app.state.submitter = Submitter(app.state.registry, settings)
     errors.install(app)
     for module in (blocks, apps, drafts, runs, org, reviews, shares, credentials, phone_numbers, models,
-                   policies, webhooks, session):
+                   policies, webhooks, schedules, session):
         app.include_router(module.router, prefix="/v1")
     app.include_router(health.router)
     app.include_router(twilio.router)  # public: Twilio signs these requests

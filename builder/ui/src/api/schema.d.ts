@@ -541,6 +541,36 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/apps/{app_id}/schedule": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Schedule
+         * @description The app's schedule: the published one with its next and last run, and the draft's.
+         */
+        get: operations["get_schedule_v1_apps__app_id__schedule_get"];
+        /**
+         * Set Schedule
+         * @description Write the schedule into the draft's trigger (added if the draft has no trigger); publish to apply.
+         *
+         *     409 when the draft starts with another trigger: replacing it is an edit of the graph.
+         */
+        put: operations["set_schedule_v1_apps__app_id__schedule_put"];
+        post?: never;
+        /**
+         * Stop Schedule
+         * @description Stop the published schedule now (no more runs until a version is published again).
+         */
+        delete: operations["stop_schedule_v1_apps__app_id__schedule_delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/apps/{app_id}/shares": {
         parameters: {
             query?: never;
@@ -1864,6 +1894,23 @@ export interface components {
             valid: boolean;
         };
         /**
+         * DraftSchedule
+         * @description The schedule in the draft's trigger: what the next publish will run on.
+         */
+        DraftSchedule: {
+            /** Cron */
+            cron: string;
+            /**
+             * Next At
+             * @description When it would run next if published now; null if invalid.
+             */
+            next_at: string | null;
+            /** Node Id */
+            node_id: string;
+            /** Timezone */
+            timezone: string;
+        };
+        /**
          * Edge
          * @description A wire from one node's output port to another node's input port.
          */
@@ -2759,6 +2806,32 @@ export interface components {
             note: string;
         };
         /**
+         * PublishedSchedule
+         * @description The schedule of the latest published version, and what the scheduler did with it.
+         */
+        PublishedSchedule: {
+            /**
+             * Active
+             * @description False once stopped (DELETE); the next publish starts it again.
+             */
+            active: boolean;
+            /** Cron */
+            cron: string;
+            /** Last Run Id */
+            last_run_id: string | null;
+            /** Last Tick At */
+            last_tick_at: string | null;
+            /**
+             * Next At
+             * @description The next run (UTC); null while stopped.
+             */
+            next_at: string | null;
+            /** Timezone */
+            timezone: string;
+            /** Version */
+            version: number;
+        };
+        /**
          * Reject
          * @description Send nothing on: the run takes the `rejected` branch, with the note.
          */
@@ -3157,6 +3230,40 @@ export interface components {
             trigger: string;
             /** Version Number */
             version_number: number | null;
+        };
+        /**
+         * ScheduleRead
+         * @description An app's schedule, published and in the draft.
+         */
+        ScheduleRead: {
+            /** @description Null unless the draft has a trigger.schedule node. */
+            draft: components["schemas"]["DraftSchedule"] | null;
+            /**
+             * Draft Trigger
+             * @description The block type of the draft's trigger, if it has one.
+             */
+            draft_trigger: string | null;
+            /** @description Null unless the latest version starts with trigger.schedule. */
+            published: components["schemas"]["PublishedSchedule"] | null;
+        };
+        /**
+         * ScheduleSet
+         * @description The schedule to write into the draft's `trigger.schedule` node.
+         */
+        ScheduleSet: {
+            /**
+             * Cron
+             * @description minute hour day-of-month month day-of-week, or @hourly, @daily, …
+             * @example 0 9 * * 1-5
+             */
+            cron: string;
+            /**
+             * Timezone
+             * @description IANA time zone the expression is read in.
+             * @default UTC
+             * @example Europe/Paris
+             */
+            timezone: string;
         };
         /**
          * SessionRead
@@ -6039,6 +6146,238 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["RunRead"];
+                };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The key's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found (or not in your organization) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_schedule_v1_apps__app_id__schedule_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                app_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScheduleRead"];
+                };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The key's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found (or not in your organization) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    set_schedule_v1_apps__app_id__schedule_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                app_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ScheduleSet"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScheduleRead"];
+                };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The key's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found (or not in your organization) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    stop_schedule_v1_apps__app_id__schedule_delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                app_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScheduleRead"];
                 };
             };
             /** @description Missing or invalid API key */
