@@ -160,7 +160,9 @@ def test_validate_reports_every_problem_of_the_saved_draft(tenant: Tenant) -> No
     assert problem_keys(report.json()["problems"]) == EXPECTED_PROBLEMS
 
     tenant.client.put(f"/v1/apps/{app['id']}/draft", json=greeter_graph())
-    assert tenant.client.post(f"/v1/apps/{app['id']}/validate").json() == {"valid": True, "problems": []}
+    valid = tenant.client.post(f"/v1/apps/{app['id']}/validate").json()
+    assert valid["valid"] is True and valid["problems"] == []
+    assert set(valid["ports"]) == {node["id"] for node in greeter_graph()["nodes"]}
 
 
 def test_validate_a_graph_that_is_not_saved(tenant: Tenant) -> None:
