@@ -10,6 +10,10 @@ export type AppSummary = Schemas["AppSummary"];
 export type AppRead = Schemas["AppRead"];
 export type Session = Schemas["SessionRead"];
 export type ExportDocument = Schemas["ExportDocument"];
+export type RunRead = Schemas["RunRead"];
+export type RunSummary = Schemas["RunSummary"];
+export type NodeTrace = Schemas["NodeTrace"];
+export type RunGraph = Schemas["RunGraph"];
 
 /** A node's ports as the server computed them from its config (dynamic ports included). */
 export interface NodePorts {

@@ -8,14 +8,12 @@ import { memo, useEffect, useRef } from "react";
 import type { NodePorts, Port, Problem } from "../api/types";
 import { useGraph } from "../store/graph";
 import { namesPort, useProblems } from "../store/problems";
+import { NodeRunLine } from "../runs/NodeRunLine";
 import { useRun } from "../store/run";
 import { T } from "../testids";
 import type { BlockFlowNode } from "./types";
 
 const NO_PROBLEMS: Problem[] = [];
-const RUN_LABELS: Record<string, string> = {
-  queued: "Queued", running: "Running…", succeeded: "Succeeded", failed: "Failed", waiting: "Waiting", skipped: "Skipped",
-};
 
 function PortRow({ port, side, problems }: { port: Port; side: "in" | "out"; problems: Problem[] }) {
   const own = problems.filter((p) => namesPort(p, port.name, side));
@@ -74,11 +72,7 @@ function BlockNodeView({ id, data, selected }: NodeProps<BlockFlowNode>) {
           {ports?.outputs.map((p) => <PortRow key={p.name} port={p} side="out" problems={problems} />)}
         </ul>
       </div>
-      {run && (
-        <p className="block-run" data-run-status={run.status}>
-          {RUN_LABELS[run.status] ?? run.status}{run.text ? `: ${run.text}` : ""}
-        </p>
-      )}
+      {run && <NodeRunLine run={run} />}
     </div>
   );
 }
