@@ -5,7 +5,7 @@
 import {
   Background, type Connection, Controls, type Edge, type FinalConnectionState, MiniMap, ReactFlow, useReactFlow,
 } from "@xyflow/react";
-import { type DragEvent, useCallback, useMemo } from "react";
+import { type DragEvent, useCallback, useMemo, useState } from "react";
 import type { Problem } from "../api/types";
 import { portsOf, useGraph } from "../store/graph";
 import { useProblems, wireProblemKeys } from "../store/problems";
@@ -51,6 +51,8 @@ export function Canvas() {
   const problems = useProblems((s) => s.problems);
   const shownEdges = useMemo(() => flagWires(edges, problems), [edges, problems]);
   const { screenToFlowPosition } = useReactFlow();
+  // Fit the graph that was opened; an empty one must not re-fit (and jump) when its first block lands.
+  const [fitOnOpen] = useState(() => useGraph.getState().nodes.length > 0);
 
   const isValidConnection = useCallback((c: Connection | Edge) => {
     const why = problemOf(c);
@@ -114,7 +116,7 @@ export function Canvas() {
         nodesConnectable={!live}
         elementsSelectable
         onlyRenderVisibleElements={nodes.length > VIRTUALIZE_FROM}
-        fitView
+        fitView={fitOnOpen}
         fitViewOptions={fitOptions}
         minZoom={0.1}
         aria-label="Canvas: the app's blocks and wires"

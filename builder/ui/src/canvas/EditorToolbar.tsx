@@ -1,5 +1,4 @@
-/** The editor's toolbar: undo, redo, delete, fit view, the save state, extra buttons, Publish. */
-import { useReactFlow } from "@xyflow/react";
+/** The editor's toolbar: undo, redo, delete, the save state (zoom and fit are the canvas's controls), extra buttons, Publish. */
 import { toolbarItems } from "../extensions";
 import { PublishButton } from "../problems/PublishButton";
 import { SaveState } from "../problems/SaveState";
@@ -10,7 +9,6 @@ import { redo, removeSelected, undo } from "./commands";
 export function EditorToolbar({ appId }: { appId: string }) {
   const canUndo = useGraph((s) => s.history.past.length > 0);
   const canRedo = useGraph((s) => s.history.future.length > 0);
-  const { fitView } = useReactFlow();
   const mod = navigator.platform.startsWith("Mac") ? "⌘" : "Ctrl+";
 
   return (
@@ -21,7 +19,6 @@ export function EditorToolbar({ appId }: { appId: string }) {
         aria-keyshortcuts="Control+Shift+Z Meta+Shift+Z" title={`Redo (${mod}Shift+Z)`}>Redo</button>
       <button type="button" onClick={removeSelected} data-testid={T.deleteSelected} aria-keyshortcuts="Delete"
         title="Delete the selected blocks and wires (Delete)">Delete selected</button>
-      <button type="button" onClick={() => void fitView({ duration: 200 })}>Fit view</button>
       <SaveState />
       <span className="toolbar-spacer" />
       {toolbarItems.map((Item, i) => <Item key={i} appId={appId} />)}

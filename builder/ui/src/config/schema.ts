@@ -131,13 +131,19 @@ export function kindOf(name: string, s: JsonSchema, root: JsonSchema): FieldKind
   }
 }
 
+function resolvedTitle(raw: JsonSchema, schema: JsonSchema): JsonSchema {
+  const viaRef = Boolean(raw.$ref || raw.anyOf?.some((b) => b.$ref) || raw.oneOf?.some((b) => b.$ref));
+  return viaRef ? { title: raw.title } : schema;
+}
+
 export function fieldSpec(name: string, raw: JsonSchema, root: JsonSchema, required: boolean): FieldSpec {
   const { schema, nullable } = unwrapNullable(raw, root);
   return {
     name,
     kind: kindOf(name, schema, root),
     schema,
-    title: titleOf(name, schema),
+    // A `$ref`'s target is titled after its class ("PiiRule"): only the property's own title names it.
+    title: titleOf(name, resolvedTitle(raw, schema)),
     description: schema.description ?? "",
     nullable,
     required,
