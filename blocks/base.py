@@ -98,10 +98,16 @@ class BlockContext:
 
 @dataclass(frozen=True, slots=True)
 class Suspend:
-    """Returned by a deferred block's `start`: the node waits for an outside result."""
+    """Returned by a deferred block's `start`: the node waits for an outside result.
+
+    With `resume_after_s` the node is a timer: it resumes by itself that long after it started
+    waiting, with `result`. The due time is stored with the node and the run (`wake_at`), so it
+    survives any worker and broker; no handler is needed."""
 
     kind: str
     payload: Mapping[str, Any] = field(default_factory=dict)
+    resume_after_s: float | None = None
+    result: Mapping[str, Any] | None = None
 
 
 class Block:

@@ -1,4 +1,8 @@
-"""`flow.wait`: pause a run for a while, then pass the value on (a deferred block)."""
+"""`flow.wait`: pause a run for a while, then pass the value on (a deferred block).
+
+The node is a timer (`Suspend.resume_after_s`): its due time is stored with the node and the
+run's `wake_at`, where the reaper finds it even if every worker and message was lost.
+"""
 
 from __future__ import annotations
 
@@ -46,7 +50,8 @@ class WaitBlock(Block):
     config: WaitConfig
 
     def start(self, inputs: Mapping[str, Any], ctx: BlockContext) -> Suspend:
-        return Suspend("timer", {"seconds": self.config.seconds, "result": {"value": inputs.get("value")}})
+        return Suspend("timer", {"seconds": self.config.seconds}, resume_after_s=self.config.seconds,
+                       result={"value": inputs.get("value")})
 
     def resume(self, inputs: Mapping[str, Any], result: Mapping[str, Any], ctx: BlockContext
                ) -> Mapping[str, Any]:

@@ -240,6 +240,9 @@ class Executor:
                 assert node is not None
                 node.status = NodeStatus.waiting
                 node.waiting_for = {"kind": suspend.kind, "payload": dict(suspend.payload)}
+                if suspend.resume_after_s is not None:  # a timer: its due time is part of the record
+                    due = event.at + timedelta(seconds=suspend.resume_after_s)
+                    node.waiting_for.update(resume_at=due.isoformat(), result=dict(suspend.result or {}))
             case NodeSucceeded(outputs=outputs):
                 assert node is not None
                 node.status, node.outputs, node.finished_at = NodeStatus.succeeded, outputs, event.at
@@ -361,8 +364,11 @@ class Executor:
 
     def _check_waiting(self, state: RunState, node_id: str, node: NodeState, now: datetime,
                        emit: Callable[[Event], None]) -> None:
-        if node.result is not None:
-            result = node.result
+        result = node.result
+        due = _resume_at(node)
+        if result is None and due is not None and now >= due:  # the timer went off
+            result = dict((node.waiting_for or {}).get("result") or {})
+        if result is not None:
             if "error" in result:
                 emit(self._failed(state, node_id, MantleError(str(result["error"]))))
                 return
@@ -406,13 +412,16 @@ class Executor:
         return state.created_at + timedelta(seconds=seconds) if seconds else None
 
     def next_wakeup(self, state: RunState) -> datetime | None:
-        """The earliest time something changes without outside input (a retry, a timeout)."""
+        """The earliest time something changes without outside input (a retry, a timeout, a timer)."""
         times = [n.retry_at for n in state.nodes.values()
                  if n.status is NodeStatus.pending and n.retry_at is not None]
         for node_id, node in state.nodes.items():
             timeout = self.analysis.policies.get(node_id)
             if node.status is NodeStatus.waiting and timeout and timeout.timeout_s and node.started_at:
                 times.append(node.started_at + timedelta(seconds=timeout.timeout_s))
+            due = _resume_at(node) if node.status is NodeStatus.waiting and node.result is None else None
+            if due is not None:
+                times.append(due)
         deadline = self.deadline(state)
         if deadline is not None and state.status not in TERMINAL:
             times.append(deadline)
@@ -493,6 +502,12 @@ class Executor:
             outcome = self.run_node(state, claimed[-1].node_id or "")
             self.apply(state, outcome)
             yield outcome
+
+
+def _resume_at(node: NodeState) -> datetime | None:
+    """When a waiting timer node resumes by itself, if it is one."""
+    due = (node.waiting_for or {}).get("resume_at")
+    return datetime.fromisoformat(due) if isinstance(due, str) else None
 
 
 def _least(*limits: float | None) -> float | None:

@@ -337,6 +337,8 @@ class RunEngine:
         """Hand a suspended node's work to its handler; inside the transaction only the handlers
         that ask for it. Returns whether it was handled (or cannot be)."""
         found = wait_handler(wait.suspend.kind)
+        if found is None and wait.suspend.resume_after_s is not None:
+            return True  # a timer: the run's `wake_at` brings it back, nothing to hand off
         if found is None:
             log.error("no_wait_handler", run_id=str(run.id), node_id=wait.node_id, kind=wait.suspend.kind)
             return True

@@ -15,7 +15,7 @@ from core.settings import get_settings
 from models.db import session_factory
 from worker.celery_app import RUNS_QUEUE, celery_app
 from worker.engine import RunEngine
-from worker.hooks import WaitContext, build_services, on_wait
+from worker.hooks import build_services
 from worker.observability import run_logging
 from worker.reviews import open_review  # noqa: F401  (registers the review queue's hook and task)
 
@@ -25,14 +25,6 @@ log = structlog.get_logger("mantle.tasks")
 def enqueue_advance(run_id: uuid.UUID, eta: datetime | None = None, app: Celery | None = None) -> None:
     """Ask a run worker to advance the run (now, or at `eta`)."""
     (app or celery_app).send_task("runs.advance", args=[str(run_id)], queue=RUNS_QUEUE, eta=eta)
-
-
-@on_wait("timer")
-def _timer(ctx: WaitContext) -> None:
-    """`flow.wait`: deliver the node's result after the delay."""
-    payload = ctx.suspend.payload
-    celery_app.send_task("runs.resume", args=[str(ctx.run_id), ctx.node_id, dict(payload["result"])],
-                         queue=RUNS_QUEUE, countdown=float(payload["seconds"]))
 
 
 @lru_cache

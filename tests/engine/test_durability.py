@@ -60,3 +60,25 @@ def test_worker_killed_mid_run_resumes_without_repeating_nodes(stack: Stack, tmp
     assert counts.get("b", 0) == 1, counts  # b's interrupted attempt never recorded a count
     trace = {n["node_id"]: n for n in run["trace"]}
     assert all(n["status"] == "succeeded" for n in trace.values())
+
+
+def test_a_waiting_timer_survives_its_worker_killed(stack: Stack) -> None:
+    # The timer is a due time on the node and the run's `wake_at`, not only a delayed message:
+    # the killed worker took its prefetched wake-up message with it (the folder broker loses it,
+    # Redis would hide it for an hour), so only the reaper of the next worker can bring it back.
+    app_id = stack.publish({
+        "nodes": [node("in", "trigger.api", fields=[{"name": "text"}]),
+                  node("pause", "flow.wait", seconds=2), node("out", "output")],
+        "edges": [edge("in", "text", "pause", "value"), edge("pause", "value", "out", "text")],
+    }, name="timer")
+    run_id = stack.run(app_id, {"text": "still here"})["id"]
+    waiting = stack.wait_run(run_id, ("waiting",))
+    pause = next(n for n in waiting["trace"] if n["node_id"] == "pause")
+    assert (pause["status"], pause["waiting_for"]) == ("waiting", "timer")
+
+    stack.workers[-1].kill()
+    stack.start_worker()
+    run = stack.wait_run(run_id)
+
+    assert run["status"] == "succeeded", run
+    assert run["outputs"] == {"text": "still here"}
