@@ -1,11 +1,12 @@
 /** The app view's tabs, in order. Runs, versions and deploy screens replace the placeholders. */
 import type { AppTab } from "../extensions";
 import { Editor } from "../canvas/Editor";
+import { VersionsTab } from "../versions/VersionsTab";
 import { ComingSoon } from "./ComingSoon";
 
 export const appTabs: AppTab[] = [
   { id: "editor", label: "Editor", Component: Editor },
   { id: "runs", label: "Runs", Component: ComingSoon },
-  { id: "versions", label: "Versions", Component: ComingSoon },
+  { id: "versions", label: "Versions", Component: VersionsTab },
   { id: "deploy", label: "Deploy", Component: ComingSoon },
 ];
