@@ -67,7 +67,8 @@ def running_mantle(data_dir: Path) -> Iterator[Mantle]:
         org = create_org(session, name="acme")
         _, key = create_key(session, org_id=org.id, name="builder tests", role=Role.admin)
         session.commit()
-    settings = Settings(data_dir=data_dir, database_url=url, secret_key="test-secret", twilio_verify_numbers=False)
+    settings = Settings(data_dir=data_dir, database_url=url, secret_key="test-secret",
+                        twilio_verify_numbers=False)
     with serve(create_app(settings)) as server, httpx.Client(
             base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as client:
         yield Mantle(url=server.url, key=key, client=client)
@@ -97,6 +98,11 @@ def open_editor(page: Page, mantle: Mantle, app_id: str) -> None:
     """Sign in straight into an app's editor (the URL routes there)."""
     sign_in(page, mantle, f"/builder/apps/{app_id}")
     expect(page.get_by_test_id("palette-item").first).to_be_visible()
+
+
+def block(node_id: str, block_type: str, x: int, y: int, **config: Any) -> dict[str, Any]:
+    """A node of a graph seeded through the API, at (x, y) on the canvas."""
+    return {"id": node_id, "type": block_type, "config": config, "position": {"x": x, "y": y}}
 
 
 def node(page: Page, node_id: str) -> Locator:

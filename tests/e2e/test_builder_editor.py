@@ -20,6 +20,7 @@ from tests.builder_ui import (
     WAIT_MS,
     Mantle,
     add_block,
+    block,
     connect,
     handle,
     node,
@@ -28,7 +29,6 @@ from tests.builder_ui import (
     screenshot,
     serious_violations,
     sign_in,
-    wait_for,
 )
 from tests.conftest import IN_CI
 
@@ -104,7 +104,8 @@ def test_apps_are_created_renamed_searched_exported_imported_and_deleted(
     assert page.url != f"{mantle.url}/builder/apps/{app_id}"  # a new app, not the deleted one
 
 
-def test_an_sms_app_is_composed_with_the_mouse_checked_configured_and_published(mantle: Mantle, page: Page) -> None:
+def test_an_sms_app_is_composed_with_the_mouse_checked_configured_and_published(
+        mantle: Mantle, page: Page) -> None:
     app_id = mantle.create_app("SMS helper")
     open_editor(page, mantle, app_id)
     add_block(page, "twilio.sms_input", 110, 220, "sms_input_1")
@@ -158,7 +159,8 @@ def test_an_sms_app_is_composed_with_the_mouse_checked_configured_and_published(
     assert nodes["policy_1"]["config"] == {"pii": {"entities": ["EMAIL_ADDRESS"]}}
     assert nodes["prompt_1"]["config"]["template"] == "Reply kindly to {{ customer }}: {{ text }}"
     assert all(set(n["position"]) == {"x", "y"} for n in nodes.values())
-    assert {(e["source"], e["source_port"], e["target"], e["target_port"]) for e in draft["graph"]["edges"]} == {
+    wires = {(e["source"], e["source_port"], e["target"], e["target_port"]) for e in draft["graph"]["edges"]}
+    assert wires == {
         ("sms_input_1", "body", "policy_1", "text"), ("policy_1", "text", "prompt_1", "text"),
         ("prompt_1", "text", "sms_output_1", "body"), ("sms_input_1", "from_number", "sms_output_1", "to"),
         ("sms_input_1", "from_number", "prompt_1", "customer")}
@@ -176,10 +178,8 @@ def test_an_sms_app_is_composed_with_the_mouse_checked_configured_and_published(
 
 
 def test_undo_redo_copy_paste_and_delete(mantle: Mantle, page: Page) -> None:
-    graph = {"nodes": [
-        {"id": "api", "type": "trigger.api", "config": {"fields": [{"name": "text"}]}, "position": {"x": 0, "y": 0}},
-        {"id": "tpl", "type": "text.template", "config": {"template": "Hi {{ text }}"}, "position": {"x": 320, "y": 0}},
-    ], "edges": []}
+    graph = {"nodes": [block("api", "trigger.api", 0, 0, fields=[{"name": "text"}]),
+                       block("tpl", "text.template", 320, 0, template="Hi {{ text }}")], "edges": []}
     app_id = mantle.create_app("Greeter", graph)
     open_editor(page, mantle, app_id)
     connect(page, "api", "text", "tpl", "text")
@@ -233,7 +233,7 @@ def test_undo_redo_copy_paste_and_delete(mantle: Mantle, page: Page) -> None:
 
 
 def test_a_stale_draft_save_asks_to_reload_or_overwrite(mantle: Mantle, page: Page) -> None:
-    graph = {"nodes": [{"id": "api", "type": "trigger.api", "config": {}, "position": {"x": 0, "y": 0}}], "edges": []}
+    graph = {"nodes": [block("api", "trigger.api", 0, 0)], "edges": []}
     app_id = mantle.create_app("Contested", graph)
     open_editor(page, mantle, app_id)
 
@@ -267,12 +267,10 @@ def test_a_stale_draft_save_asks_to_reload_or_overwrite(mantle: Mantle, page: Pa
 
 def big_graph(count: int) -> dict[str, Any]:
     """A trigger and a chain of `count - 1` templates, laid out in rows."""
-    nodes: list[dict[str, Any]] = [{"id": "n0", "type": "trigger.api", "config": {"fields": [{"name": "text"}]},
-                                    "position": {"x": 0, "y": 0}}]
+    nodes = [block("n0", "trigger.api", 0, 0, fields=[{"name": "text"}])]
     edges = []
     for i in range(1, count):
-        nodes.append({"id": f"n{i}", "type": "text.template", "config": {"template": "{{ text }}!"},
-                      "position": {"x": (i % 20) * 260, "y": (i // 20) * 160}})
+        nodes.append(block(f"n{i}", "text.template", (i % 20) * 260, (i // 20) * 160, template="{{ text }}!"))
         edges.append({"source": f"n{i - 1}", "source_port": "text", "target": f"n{i}", "target_port": "text"})
     return {"nodes": nodes, "edges": edges}
 
@@ -281,12 +279,12 @@ def test_a_300_node_graph_opens_and_a_node_can_be_selected_and_moved(mantle: Man
     app_id = mantle.create_app("Big", big_graph(300))
     open_editor(page, mantle, app_id)
     expect(page.get_by_test_id("problem-item")).to_have_count(0)
-    page.get_by_role("button", name="Zoom in").click()  # from the whole graph to readable nodes
-    target = node(page, "n0")
-    target.scroll_into_view_if_needed()
+    page.get_by_role("button", name="Zoom In").click()  # from the whole graph towards its middle
+    target = node(page, "n150")  # row 7, column 10: the middle of the graph
+    expect(target).to_be_visible()
     head = target.locator(".block-head")
     head.click()
-    expect(page.get_by_test_id("config-panel")).to_contain_text("n0")
+    expect(page.get_by_test_id("config-panel")).to_contain_text("n150")
     box = head.bounding_box()
     assert box is not None
     page.mouse.move(box["x"] + 20, box["y"] + box["height"] / 2)
@@ -294,9 +292,8 @@ def test_a_300_node_graph_opens_and_a_node_can_be_selected_and_moved(mantle: Man
     page.mouse.move(box["x"] + 120, box["y"] + 80 + box["height"] / 2, steps=10)
     page.mouse.up()
     saved(page)
-    moved = wait_for(lambda: next(n for n in mantle.draft(app_id)["graph"]["nodes"] if n["id"] == "n0")["position"],
-                     "the moved node's position to be saved")
-    assert moved["x"] > 0 and moved["y"] > 0
+    moved = next(n for n in mantle.draft(app_id)["graph"]["nodes"] if n["id"] == "n150")["position"]
+    assert moved["x"] > 10 * 260 and moved["y"] > 7 * 160, moved
     screenshot(page, "builder-300-nodes")
 
 
@@ -305,10 +302,8 @@ def test_main_screens_have_no_serious_accessibility_violations(mantle: Mantle, b
         if IN_CI:
             pytest.fail(f"axe-core is missing at {AXE}: run `make ui` (npm ci) first")
         pytest.skip(f"axe-core missing at {AXE} (npm ci in builder/ui installs it)")
-    graph = {"nodes": [
-        {"id": "api", "type": "trigger.api", "config": {"fields": [{"name": "text"}]}, "position": {"x": 0, "y": 0}},
-        {"id": "gen", "type": "llm.prompt", "config": {}, "position": {"x": 320, "y": 0}},
-    ], "edges": []}
+    graph = {"nodes": [block("api", "trigger.api", 0, 0, fields=[{"name": "text"}]),
+                       block("gen", "llm.prompt", 320, 0)], "edges": []}
     app_id = mantle.create_app("Accessible", graph)
     # Only this check bypasses the page's CSP, to inject axe-core's source.
     context = browser.new_context(viewport={"width": 1600, "height": 1000}, bypass_csp=True)

@@ -20,7 +20,7 @@ function PortRow({ port, side, problems }: { port: Port; side: "in" | "out"; pro
   return (
     <li className={`port port-${side}${own.length ? " has-problem" : ""}`} title={port.description || undefined}>
       <Handle type={side === "in" ? "target" : "source"} position={side === "in" ? Position.Left : Position.Right}
-        id={port.name} aria-label={`${side === "in" ? "Input" : "Output"} ${port.name} (${port.type})`} />
+        id={port.name} />
       <span className="port-name">{port.name}{side === "in" && port.required ? <span aria-label="required">*</span> : null}</span>
       <span className="port-type">{port.type}</span>
       {own.length > 0 && (

@@ -19,8 +19,9 @@ export function useShortcuts(): void {
         : key === "v" && !event.shiftKey ? paste
         : null;
       if (!run) return;
-      // Copying text the person selected on the page stays the browser's.
-      if (key === "c" && (window.getSelection()?.toString() ?? "") !== "") return;
+      // Copying text the person selected outside the canvas stays the browser's.
+      const inCanvas = document.activeElement?.closest(".react-flow") != null;
+      if (key === "c" && !inCanvas && (window.getSelection()?.toString() ?? "") !== "") return;
       event.preventDefault();
       run();
     };

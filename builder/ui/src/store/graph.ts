@@ -119,7 +119,10 @@ export const useGraph = create<GraphState>()((set, get) => {
       get().checkpoint("add");
       const id = freshId(blockType, new Set(get().nodes.map((n) => n.id)));
       const node: BlockFlowNode = { id, type: "block", position, selected: true, data: { blockType, config: {}, extra: {} } };
-      changed({ nodes: [...get().nodes.map((n) => (n.selected ? { ...n, selected: false } : n)), node] });
+      changed({
+        nodes: [...get().nodes.map((n) => (n.selected ? { ...n, selected: false } : n)), node],
+        edges: get().edges.map((e) => (e.selected ? { ...e, selected: false } : e)),
+      });
       return id;
     },
     connect: ({ source, sourceHandle, target, targetHandle }) => {
@@ -143,8 +146,10 @@ export const useGraph = create<GraphState>()((set, get) => {
     paste: (clip) => {
       if (clip.nodes.length === 0) return;
       get().checkpoint("paste");
+      // The pasted copies become the selection.
       const nodes = get().nodes.map((n) => (n.selected ? { ...n, selected: false } : n));
-      changed({ nodes: [...nodes, ...clip.nodes], edges: [...get().edges, ...clip.edges] });
+      const edges = get().edges.map((e) => (e.selected ? { ...e, selected: false } : e));
+      changed({ nodes: [...nodes, ...clip.nodes], edges: [...edges, ...clip.edges] });
     },
     setConfig: (nodeId, config) => {
       const now = Date.now();
