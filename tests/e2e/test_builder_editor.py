@@ -42,12 +42,16 @@ def mantle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mantle]:
 
 @pytest.fixture
 def page(browser: Any) -> Iterator[Page]:
-    """A fresh browser profile (no cookies) with one large tab."""
+    """A fresh browser profile (no cookies) with one large tab; the page's CSP must never bite."""
     context = browser.new_context(viewport={"width": 1600, "height": 1000}, accept_downloads=True)
     context.set_default_timeout(WAIT_MS)
     expect.set_options(timeout=WAIT_MS)
-    yield context.new_page()
+    tab = context.new_page()
+    refused: list[str] = []
+    tab.on("console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None)
+    yield tab
     context.close()
+    assert refused == [], "the builder did something its Content-Security-Policy refuses"
 
 
 def edges(page: Page) -> Any:
@@ -263,6 +267,21 @@ def test_a_stale_draft_save_asks_to_reload_or_overwrite(mantle: Mantle, page: Pa
     expect(dialog).to_be_hidden()
     saved(page)
     assert {n["id"] for n in mantle.draft(app_id)["graph"]["nodes"]} == {"api", "theirs", "template_1"}
+
+
+def test_clicking_a_problem_focuses_the_config_field_it_names(mantle: Mantle, page: Page) -> None:
+    fields = [{"name": "text"}, {"name": "2nd"}]  # a port name cannot start with a digit
+    graph = {"nodes": [block("api", "trigger.api", 0, 0, fields=fields)], "edges": []}
+    app_id = mantle.create_app("Misnamed", graph)
+    open_editor(page, mantle, app_id)
+    page.get_by_test_id("problem-item").filter(has_text="config.fields.1.name").click()
+    field = page.locator('[id="cfg-api-config.fields.1.name"]')
+    expect(field).to_be_focused()
+    expect(field).to_have_attribute("aria-invalid", "true")
+    field.fill("second")
+    expect(page.get_by_test_id("problem-item")).to_have_count(0)
+    saved(page)
+    assert mantle.draft(app_id)["graph"]["nodes"][0]["config"]["fields"][1] == {"name": "second"}
 
 
 def big_graph(count: int) -> dict[str, Any]:
