@@ -11,8 +11,9 @@ export function TextWidget({ spec, value, onChange, inputId, describedBy, invali
     "aria-invalid": invalid || undefined,
     placeholder: typeof spec.schema.examples?.[0] === "string" ? `e.g. ${spec.schema.examples[0]}` : undefined,
   };
-  // An emptied optional field is unset (its default applies), not saved as "".
-  const change = (text: string) => onChange(text === "" && (spec.nullable || !spec.required) ? undefined : text);
+  // An emptied optional (nullable) field is unset; any other emptied field is saved as "", so the
+  // default shown in it does not come back behind the person's back.
+  const change = (text: string) => onChange(text === "" && spec.nullable ? undefined : text);
   return multiline
     ? <textarea {...common} rows={5} spellCheck={false} onChange={(e) => change(e.target.value)} />
     : <input {...common} type="text" onChange={(e) => change(e.target.value)} />;
