@@ -4,6 +4,9 @@
  * entry and nothing registers itself by being imported.
  */
 import type { ComponentType } from "react";
+import { NodeTestButton } from "./testing/NodeTestButton";
+import { TestButton } from "./testing/TestButton";
+import { TestPanel } from "./testing/TestPanel";
 
 export interface AppTabProps {
   appId: string;
@@ -17,4 +20,14 @@ export interface AppTab {
 }
 
 /** Buttons drawn in the editor toolbar before "Publish" (they get the app id). */
-export const toolbarItems: ComponentType<AppTabProps>[] = [];
+export const toolbarItems: ComponentType<AppTabProps>[] = [TestButton];
+
+/** Panels drawn at the top of the editor's side column, above the block settings (each hides itself when closed). */
+export const sidePanels: ComponentType<AppTabProps>[] = [TestPanel];
+
+export interface NodeActionProps {
+  nodeId: string;
+}
+
+/** Buttons drawn in the selected block's settings panel (they get the node id). */
+export const nodeActions: ComponentType<NodeActionProps>[] = [NodeTestButton];

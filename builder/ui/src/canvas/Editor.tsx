@@ -1,7 +1,7 @@
 /** The editor tab: palette, canvas, configuration and problems, kept saved as you work. */
 import { ReactFlowProvider } from "@xyflow/react";
 import { ConfigPanel } from "../config/ConfigPanel";
-import type { AppTabProps } from "../extensions";
+import { type AppTabProps, sidePanels } from "../extensions";
 import { ConflictDialog } from "../problems/ConflictDialog";
 import { DraftContext, useDraftSession } from "../problems/draftSync";
 import { useLiveValidation } from "../problems/liveValidation";
@@ -35,6 +35,7 @@ export function Editor({ appId }: AppTabProps) {
             <Palette />
             <Canvas />
             <aside className="side" aria-label="Block settings and problems">
+              {sidePanels.map((Panel, i) => <Panel key={i} appId={appId} />)}
               <ConfigPanel />
               <ProblemsPanel />
             </aside>

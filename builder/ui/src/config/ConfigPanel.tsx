@@ -5,6 +5,7 @@
  */
 import { useEffect } from "react";
 import type { Problem } from "../api/types";
+import { nodeActions } from "../extensions";
 import { useGraph } from "../store/graph";
 import { useProblems } from "../store/problems";
 import { useRun } from "../store/run";
@@ -61,6 +62,7 @@ function NodeConfig({ nodeId }: { nodeId: string }) {
       <h2 id="config-title">{block?.title ?? node.data.blockType} <span className="node-id">{nodeId}</span></h2>
       {block && <p className="block-description">{block.description}</p>}
       {block?.dynamic_ports && <p className="dynamic-ports">{block.dynamic_ports}</p>}
+      {block && <div className="node-actions">{nodeActions.map((Action, i) => <Action key={i} nodeId={nodeId} />)}</div>}
       {general.length > 0 && (
         <ul className="node-problems" aria-label="Problems of this block">
           {general.map((p, i) => <li key={i}><span aria-hidden="true">⚠ </span>{p.message}</li>)}

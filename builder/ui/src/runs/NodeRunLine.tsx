@@ -2,6 +2,7 @@
 import type { NodeRun } from "../store/run";
 import { T } from "../testids";
 import { nodeIcon, nodeLabel } from "./status";
+import "./runs.css";
 
 export function NodeRunLine({ run }: { run: NodeRun }) {
   return (

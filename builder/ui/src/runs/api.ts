@@ -10,8 +10,15 @@ export interface RunPage {
   total: number;
 }
 
+/** A refused request: its sentence, and the API's error body (whose `loc`s name fields). */
+export class ApiError extends Error {
+  constructor(message: string, readonly body: unknown) {
+    super(message);
+  }
+}
+
 function must<T>(data: T | undefined, error: unknown, fallback: string): T {
-  if (data === undefined) throw new Error(errorMessage(error, fallback));
+  if (data === undefined) throw new ApiError(errorMessage(error, fallback), error);
   return data;
 }
 
