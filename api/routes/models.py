@@ -7,6 +7,7 @@ holds no model.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from datetime import datetime
 from typing import Any, Literal
@@ -20,8 +21,16 @@ from core.errors import Conflict, InvalidInputs
 from core.settings import Settings
 from models import audit
 from models import deployments as store
-from worker.inference.deployments import Backend, Deployment, DType, check_api_source, configured, parse
-from worker.inference.sources import is_ready, local_folder
+from worker.inference.deployments import (
+    Backend,
+    Deployment,
+    DType,
+    check_api_source,
+    configured,
+    parse,
+    parse_organization,
+)
+from worker.inference.sources import PathRefused, is_ready, local_folder
 
 router = APIRouter(tags=["models"])
 
@@ -59,7 +68,10 @@ class ModelUpdate(RequestBody):
 
 
 def _read(deployment: Deployment, settings: Settings, row: store.ModelDeployment | None = None) -> ModelRead:
-    folder = local_folder(deployment, settings) if deployment.kind != "package" else None
+    try:
+        folder = local_folder(deployment, settings) if deployment.kind != "package" else None
+    except PathRefused:  # says nothing of what lies outside the models directory
+        folder = None
     available = deployment.kind in ("package", "gguf") or (folder is not None and is_ready(folder))
     return ModelRead(**deployment.model_dump(), id=row.id if row else None,
                      origin="organization" if row else "settings", available=available,
@@ -89,8 +101,9 @@ def _not_settings(name: str, settings: Settings) -> None:
 def list_models(principal: CurrentKey, session: SessionDep, settings: SettingsDep) -> ModelList:
     """Deployments from settings, then the organization's own."""
     items = [_read(d, settings) for d in configured(settings).values()]
-    rows = store.list_deployments(session, org_id=principal.org_id)
-    items += [_read(parse(row.spec), settings, row) for row in rows]
+    for row in store.list_deployments(session, org_id=principal.org_id):
+        with contextlib.suppress(ValueError):  # stored before a rule refused it: GET says why
+            items.append(_read(parse_organization(row.spec), settings, row))
     return ModelList(items=items)
 
 
@@ -101,7 +114,11 @@ def get_model(name: str, principal: CurrentKey, session: SessionDep, settings: S
     if found is not None:
         return _read(found, settings)
     row = store.get_deployment(session, org_id=principal.org_id, name=name)
-    return _read(parse(row.spec), settings, row)
+    try:
+        return _read(parse_organization(row.spec), settings, row)
+    except ValueError as exc:
+        raise Conflict(f"the stored deployment {name!r} is refused ({exc}); change or delete it",
+                       loc=["path", "name"]) from None
 
 
 @router.post("/models", response_model=ModelRead, status_code=status.HTTP_201_CREATED)

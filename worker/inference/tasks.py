@@ -9,6 +9,7 @@ engine of their process and are decoded together.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from datetime import timedelta
@@ -26,7 +27,7 @@ from models.deployments import find_deployment
 from models.runs import NodeRun, Run
 from worker.celery_app import RUNS_QUEUE, celery_app
 from worker.hooks import WaitContext, on_wait
-from worker.inference.deployments import configured, parse
+from worker.inference.deployments import configured, parse_organization
 from worker.observability import run_logging
 
 if TYPE_CHECKING:
@@ -41,7 +42,9 @@ def queue_for(settings: Settings, org_id: uuid.UUID, name: str) -> str:
     if found is None:
         with session_factory(settings.resolved_database_url)() as session:
             row = find_deployment(session, org_id=org_id, name=name)
-            found = parse(row.spec) if row is not None else None
+            spec = row.spec if row is not None else None
+        with contextlib.suppress(ValueError):  # a refused deployment fails on the default queue
+            found = parse_organization(spec) if spec is not None else None
     return found.queue if found is not None else "inference"
 
 
