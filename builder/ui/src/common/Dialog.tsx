@@ -1,5 +1,5 @@
 /** A modal dialog on the native <dialog> element (focus trap, Escape and the top layer for free). */
-import { type ReactNode, useEffect, useRef } from "react";
+import { type ReactNode, useEffect, useId, useRef } from "react";
 
 interface Props {
   title: string;
@@ -13,6 +13,8 @@ interface Props {
 
 export function Dialog({ title, open, onClose, children, testId, mustChoose = false }: Props) {
   const ref = useRef<HTMLDialogElement>(null);
+  // Unique per dialog: a list may hold one (closed) dialog per row, all with the same test id.
+  const titleId = useId();
 
   useEffect(() => {
     const dialog = ref.current;
@@ -22,14 +24,14 @@ export function Dialog({ title, open, onClose, children, testId, mustChoose = fa
   }, [open]);
 
   return (
-    <dialog ref={ref} aria-labelledby={`${testId ?? "dialog"}-title`} data-testid={testId} className="dialog"
+    <dialog ref={ref} aria-labelledby={titleId} data-testid={testId} className="dialog"
       onCancel={(e) => {
         e.preventDefault();
         if (!mustChoose) onClose();
       }}>
       {open && (
         <>
-          <h2 id={`${testId ?? "dialog"}-title`}>{title}</h2>
+          <h2 id={titleId}>{title}</h2>
           {children}
         </>
       )}
