@@ -234,6 +234,10 @@ def test_undo_redo_copy_paste_and_delete(mantle: Mantle, page: Page) -> None:
     page.get_by_label("Find a block").fill("condition")
     page.locator('[data-testid="palette-item"][data-block-type="logic.condition"]').press("Enter")
     expect(node(page, "condition_1")).to_be_visible()
+    # ... and wired without one: the new block's inputs list the outputs that fit them.
+    wiring = page.get_by_test_id("config-panel").get_by_label("value (any, required) from")
+    wiring.select_option(label="api.text (string)")
+    expect(page.locator('[data-testid="rf__edge-api:text->condition_1:value"]')).to_have_count(1)
 
 
 def test_a_stale_draft_save_asks_to_reload_or_overwrite(mantle: Mantle, page: Page) -> None:

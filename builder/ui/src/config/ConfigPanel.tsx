@@ -12,6 +12,7 @@ import { useRun } from "../store/run";
 import { useUi } from "../store/ui";
 import { T } from "../testids";
 import { type JsonSchema, fieldDomId } from "./schema";
+import { PortWiring } from "./PortWiring";
 import { ObjectFields } from "./widgets/objects";
 
 const NONE: Problem[] = [];
@@ -68,6 +69,7 @@ function NodeConfig({ nodeId }: { nodeId: string }) {
           {general.map((p, i) => <li key={i}><span aria-hidden="true">⚠ </span>{p.message}</li>)}
         </ul>
       )}
+      <PortWiring nodeId={nodeId} />
       {!block ? <p>This block type is unknown to the server, so it cannot be configured here.</p> : (
         <form onSubmit={(e) => e.preventDefault()} aria-labelledby="config-title">
           <fieldset disabled={live} className="config-fields">
