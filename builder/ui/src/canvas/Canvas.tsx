@@ -90,7 +90,7 @@ export function Canvas() {
 
   const onDrop = useCallback((event: DragEvent) => {
     const blockType = event.dataTransfer.getData(BLOCK_MIME);
-    if (!blockType) return;
+    if (!blockType || useRun.getState().live) return;
     event.preventDefault();
     const at = screenToFlowPosition({ x: event.clientX, y: event.clientY });
     const id = useGraph.getState().addBlock(blockType, { x: at.x - 90, y: at.y - 20 });
@@ -111,7 +111,7 @@ export function Canvas() {
         onBeforeDelete={onBeforeDelete}
         onNodeDragStart={useGraph.getState().dragStart}
         onNodeDragStop={useGraph.getState().dragStop}
-        deleteKeyCode={deleteKeys}
+        deleteKeyCode={live ? null : deleteKeys}
         nodesDraggable={!live}
         nodesConnectable={!live}
         elementsSelectable
