@@ -30,15 +30,22 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 @dataclass(frozen=True, slots=True)
 class BrowserPrincipal:
-    """A live browser session: the key it acts as, and what its writes must echo."""
+    """A live browser session: the key or person it acts for, and what its writes must echo."""
 
     session_id: uuid.UUID
     org_id: uuid.UUID
     org_name: str
-    key_id: uuid.UUID
+    key_id: uuid.UUID | None
     key_name: str
     role: Role
     csrf_token: str
+    user_id: uuid.UUID | None = None
+    email: str = ""
+
+    @property
+    def cache_id(self) -> uuid.UUID:
+        """What revoking forgets it by: its key (revoking the key ends it) or the session itself."""
+        return self.key_id or self.session_id
 
 
 def lookup(sessions: sessionmaker[Session], secret: str) -> BrowserPrincipal | None:
@@ -47,9 +54,11 @@ def lookup(sessions: sessionmaker[Session], secret: str) -> BrowserPrincipal | N
         found = store.find_session(session, secret=secret)
         if found is None:
             return None
-        browser, key, org = found
-        return BrowserPrincipal(session_id=browser.id, org_id=org.id, org_name=org.name, key_id=key.id,
-                                key_name=key.name, role=key.role, csrf_token=browser.csrf_token)
+        return BrowserPrincipal(
+            session_id=found.browser.id, org_id=found.org.id, org_name=found.org.name, role=found.role,
+            key_id=found.key.id if found.key else None, key_name=found.key.name if found.key else "",
+            user_id=found.user.id if found.user else None, email=found.user.email if found.user else "",
+            csrf_token=found.browser.csrf_token)
 
 
 def same_secret(a: str, b: str) -> bool:

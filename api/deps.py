@@ -45,17 +45,32 @@ _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: 
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """The caller: an API key of one organization, with its role."""
+    """The caller: an API key, or a person signed in through a browser, in one organization."""
 
     org_id: uuid.UUID
-    key_id: uuid.UUID
+    key_id: uuid.UUID | None
     key_name: str
     role: Role
+    user_id: uuid.UUID | None = None
+    email: str = ""
 
     @property
     def actor(self) -> str:
-        """How the audit log names this caller."""
+        """How the audit log names this caller: `user:<id>:<email>` or `key:<id>:<name>`."""
+        if self.user_id is not None:
+            return f"user:{self.user_id}:{self.email}"
         return f"key:{self.key_id}:{self.key_name}"
+
+    @property
+    def name(self) -> str:
+        """A short name for people to read (a review's reviewer): the email, or the key's name."""
+        return self.email or self.key_name
+
+
+def browser_principal(found: browser_auth.BrowserPrincipal) -> Principal:
+    """The caller a live browser session stands for."""
+    return Principal(org_id=found.org_id, key_id=found.key_id, key_name=found.key_name, role=found.role,
+                     user_id=found.user_id, email=found.email)
 
 
 async def get_principal(
@@ -83,6 +98,7 @@ async def get_principal(
         return principal
     sessions = request.app.state.session_factory
     principal = await run_in_threadpool(_check_key, sessions, credentials.credentials)
+    assert principal.key_id is not None
     cache.put(digest, principal.key_id, principal)
     return principal
 
@@ -97,10 +113,10 @@ async def _browser_principal(request: Request, cookie: str) -> Principal:
         if found is None:
             raise Unauthorized("your browser session has ended: sign in again",
                                loc=["cookie", browser_auth.COOKIE])
-        cache.put(digest, found.key_id, found)  # revoking the key forgets its sessions too
+        cache.put(digest, found.cache_id, found)  # revoking the key forgets its sessions too
     browser_auth.check_write(request, found)
     request.state.browser = found
-    return Principal(org_id=found.org_id, key_id=found.key_id, key_name=found.key_name, role=found.role)
+    return browser_principal(found)
 
 
 def _check_key(sessions: sessionmaker[Session], secret: str) -> Principal:
@@ -116,12 +132,13 @@ CurrentKey = Annotated[Principal, Depends(get_principal)]
 
 
 def require_role(*roles: Role) -> object:
-    """A dependency that admits only keys with one of `roles`."""
+    """A dependency that admits only callers (keys or people) with one of `roles`."""
 
     async def check(principal: CurrentKey) -> Principal:
         if principal.role not in roles:
             allowed = " or ".join(r.value for r in roles)
-            raise Forbidden(f"this needs a key with role {allowed}; yours is {principal.role.value}")
+            who = "your role here" if principal.user_id is not None else "your key's role"
+            raise Forbidden(f"this needs the role {allowed}; {who} is {principal.role.value}")
         return principal
 
     return Depends(check)

@@ -13,7 +13,7 @@ from fastapi import Request, Response
 from sqlalchemy.orm import Session, sessionmaker
 
 from api import browser_auth
-from api.deps import Principal
+from api.deps import Principal, browser_principal
 from models import audit
 from models import browser_sessions as store
 from models.db import session_scope
@@ -64,7 +64,7 @@ def page_principal(request: Request) -> Principal | None:
     found = _browser(request)
     if found is None:
         return None
-    return Principal(org_id=found.org_id, key_id=found.key_id, key_name=found.key_name, role=found.role)
+    return browser_principal(found)
 
 
 def form_token(request: Request) -> str:

@@ -194,6 +194,10 @@ class KeyRead(Read):
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
+    created_by: str | None = Field(description="Who made it: `user:<id>:<email>`, `key:<id>:<name>` or "
+                                               "`cli` (null for keys made before this was recorded).")
+    user_id: uuid.UUID | None = Field(description="The person whose own key it is (it ends when they "
+                                                  "leave the organization), or null.")
 
 
 class KeyCreated(KeyRead):
@@ -203,11 +207,12 @@ class KeyCreated(KeyRead):
 
 
 class OrgRead(BaseModel):
-    """The caller's organization and key."""
+    """The caller's organization, and its key or the person signed in."""
 
     id: uuid.UUID
     name: str
-    key: KeyRead
+    key: KeyRead | None = Field(description="The calling key (null when a person signed in calls).")
+    actor: str = Field(description="Who the audit log says acted: `user:<id>:<email>` or `key:<id>:<name>`.")
 
 
 class AuditRead(Read):

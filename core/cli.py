@@ -288,7 +288,7 @@ def keys_create(org_name: str, name: str, role: str) -> None:
     try:
         with session_scope(session_factory(get_settings().resolved_database_url)) as session:
             org = get_org_by_name(session, name=org_name)
-            key, secret = create_key(session, org_id=org.id, name=name, role=Role(role))
+            key, secret = create_key(session, org_id=org.id, name=name, role=Role(role), created_by="cli")
             audit.record(session, org_id=org.id, actor="cli", action="key.create",
                          target_type="api_key", target_id=key.id, details={"name": name, "role": role})
     except MantleError as exc:

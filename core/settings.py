@@ -71,6 +71,14 @@ class Settings(BaseSettings):
     share_page_ttl_s: float = Field(default=12 * 3600, gt=0, le=30 * 86400,
                                     description="How long a public page's form token and access grant last.")
 
+    # People signing in with a password: attempts counted per account and per client address.
+    sign_in_window_s: int = Field(default=900, ge=1, le=86400,
+                                  description="The window sign-in attempts are counted in.")
+    sign_in_per_account: int = Field(default=10, ge=1, description="Password attempts one account may "
+                                     "take per window (a success clears its count).")
+    sign_in_per_address: int = Field(default=100, ge=1,
+                                     description="Password attempts one client address may take per window.")
+
     # Secrets and the proxy in front of the API.
     secret_key_fallbacks: list[str] = Field(
         default_factory=list, description="Earlier secret keys, still accepted to decrypt stored "

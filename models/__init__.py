@@ -4,6 +4,7 @@ Every query function takes the session first and the organization id as a keywor
 and never commits: the caller (one request, one task) owns the transaction.
 """
 
+from models.accounts import Invitation, Membership, PasswordLink, User
 from models.apps import App, AppVersion
 from models.audit import AuditEntry
 from models.base import Base
@@ -16,6 +17,7 @@ from models.reviews import ReviewItem
 from models.runs import NodeRun, Run, RunEvent
 from models.schedules import AppSchedule
 from models.shares import Share, ShareUsage
+from models.sign_in_attempts import SignInAttempt
 from models.sms import SmsInbound, SmsNumber, SmsOptOut, SmsOutbound
 from models.webhooks import WebhookEndpoint
 
@@ -25,4 +27,5 @@ __all__ = [
     "Credential", "ModelDeployment", "SmsInbound", "SmsNumber", "SmsOptOut", "SmsOutbound",
     "AppPolicy", "PinnedPolicy", "Policy", "PolicyVersion",
     "AppSchedule", "WebhookEndpoint", "BrowserSession", "SignInLink",
+    "Invitation", "Membership", "PasswordLink", "SignInAttempt", "User",
 ]

@@ -49,6 +49,10 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+    # Who made it (`user:<id>:<email>`, `key:<id>:<name>` or `cli`); a person's own keys name them
+    # in `user_id` too, and end when they leave the organization.
+    created_by: Mapped[str | None] = mapped_column(String(200))
+    user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
 
     org: Mapped[Organization] = relationship(back_populates="keys")
 
@@ -84,11 +88,13 @@ def get_org_by_name(session: Session, *, name: str) -> Organization:
 
 
 def create_key(
-    session: Session, *, org_id: uuid.UUID, name: str, role: Role = Role.builder
+    session: Session, *, org_id: uuid.UUID, name: str, role: Role = Role.builder,
+    created_by: str | None = None, user_id: uuid.UUID | None = None,
 ) -> tuple[ApiKey, str]:
     """Mint a key; the clear secret is returned once and never stored."""
     secret = KEY_PREFIX + secrets.token_urlsafe(32)
-    key = ApiKey(org_id=org_id, name=name, role=role, prefix=secret[:10], digest=hash_key(secret))
+    key = ApiKey(org_id=org_id, name=name, role=role, prefix=secret[:10], digest=hash_key(secret),
+                 created_by=created_by, user_id=user_id)
     session.add(key)
     session.flush()
     return key, secret
@@ -106,16 +112,19 @@ def authenticate(session: Session, *, secret: str) -> ApiKey | None:
     return key
 
 
-def list_keys(session: Session, *, org_id: uuid.UUID) -> list[ApiKey]:
-    """Every key of the organization, newest first, revoked ones included."""
+def list_keys(session: Session, *, org_id: uuid.UUID, user_id: uuid.UUID | None = None) -> list[ApiKey]:
+    """Every key of the organization (or only a person's own), newest first, revoked ones included."""
     stmt = select(ApiKey).where(ApiKey.org_id == org_id).order_by(ApiKey.created_at.desc())
+    if user_id is not None:
+        stmt = stmt.where(ApiKey.user_id == user_id)
     return list(session.scalars(stmt))
 
 
-def revoke_key(session: Session, *, org_id: uuid.UUID, key_id: uuid.UUID) -> ApiKey:
-    """Revoke one key of the organization (idempotent)."""
+def revoke_key(session: Session, *, org_id: uuid.UUID, key_id: uuid.UUID,
+               user_id: uuid.UUID | None = None) -> ApiKey:
+    """Revoke one key of the organization (or of a person's own keys) (idempotent)."""
     key = session.get(ApiKey, key_id)
-    if key is None or key.org_id != org_id:
+    if key is None or key.org_id != org_id or (user_id is not None and key.user_id != user_id):
         raise NotFound("API key not found", loc=["key_id"])
     if key.revoked_at is None:
         key.revoked_at = utcnow()

@@ -154,7 +154,7 @@ def decision(request: Request, review_id: uuid.UUID, token: Annotated[str, Form(
             chosen, new_text = "edit", edited
         decide_review(request.app.state.session_factory, request.app.state.submitter.enqueue,
                       org_id=principal.org_id, review_id=review_id, actor=principal.actor,
-                      reviewer=principal.key_name, action=chosen, text=new_text, note=note.strip())
+                      reviewer=principal.name, action=chosen, text=new_text, note=note.strip())
     except MantleError as exc:
         return _problem(request, principal, exc.status_code, exc.message)
     return _back(f"/review/items/{review_id}")

@@ -66,7 +66,7 @@ def decide(review_id: uuid.UUID, body: DecisionRequest, request: Request, princi
     """Approve, edit or reject; the run resumes. A second decision on the same item is a 409."""
     decide_review(request.app.state.session_factory, request.app.state.submitter.enqueue,
                   org_id=principal.org_id, review_id=review_id, actor=principal.actor,
-                  reviewer=principal.key_name, action=body.action,
+                  reviewer=principal.name, action=body.action,
                   text=body.text if isinstance(body, Edit) else None, note=body.note)
     with request.app.state.read_sessions() as session:
         item = review_store.get_item(session, org_id=principal.org_id, item_id=review_id)
