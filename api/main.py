@@ -21,6 +21,7 @@ from api.routes import (
     health,
     models,
     org,
+    people,
     phone_numbers,
     policies,
     review_page,
@@ -79,7 +80,7 @@ def create_app(
     app.state.submitter = Submitter(app.state.registry, settings)
     errors.install(app)
     for module in (blocks, apps, drafts, runs, org, reviews, shares, credentials, phone_numbers, models,
-                   policies, webhooks, schedules, session):
+                   policies, webhooks, schedules, session, people):
         app.include_router(module.router, prefix="/v1")
     app.include_router(health.router)
     app.include_router(twilio.router)  # public: Twilio signs these requests

@@ -156,6 +156,13 @@ def list_sessions(session: Session, *, org_id: uuid.UUID
     return [(b, k, u) for b, k, u in rows]
 
 
+def live_digests(session: Session, *, org_id: uuid.UUID, user_id: uuid.UUID) -> list[str]:
+    """The digests of a person's live sessions in an organization (to forget them in caches)."""
+    return list(session.scalars(select(BrowserSession.digest).where(
+        BrowserSession.org_id == org_id, BrowserSession.user_id == user_id,
+        BrowserSession.revoked_at.is_(None))))
+
+
 def revoke_sessions(session: Session, *, org_id: uuid.UUID, session_id: uuid.UUID | None = None,
                     user_id: uuid.UUID | None = None) -> list[str]:
     """End one session of the organization, or every session a person has in it; the digests of
