@@ -10,7 +10,8 @@ from typing import Any
 # its webhooks with the organization's own token, a share's slug and a webhook trigger's token
 # are their capability, the reviewer pages authenticate with a cookie, and the builder's page is
 # the same static bundle for everyone (its sign-in link is a one-time capability; what the page
-# shows comes from the keyed API, swept here).
+# shows comes from the keyed API, swept here). Accepting an invitation and setting a password
+# through a one-time link need no key either: the link's token admits.
 PUBLIC_BY_DESIGN = [
     r"/healthz", r"/readyz", r"/metrics", r"/openapi\.json", r"/docs.*", r"/redoc",
     r"/v1/blocks(/\{block_type\})?",
@@ -19,6 +20,7 @@ PUBLIC_BY_DESIGN = [
     r"/s/.*",
     r"/review(/.*)?",
     r"/builder(/.*)?",
+    r"/v1/invitations/accept", r"/v1/password-reset",
 ]
 PARAM = re.compile(r"\{([^}:]+)(?::[^}]*)?\}")
 

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from models.db import session_scope
 from models.sms import SmsOutbound
 from models.sms_messages import add_outbound
+from tests.people import accept
 from tests.security.world import PHONE, Owned
 from tests.sms import inbound_form, post_signed
 
@@ -80,3 +81,24 @@ def test_the_reviewer_page_hides_another_organizations_items(api: TestClient,
         answer = browser.post(f"{item}/{action}", data={"token": token.group(1), "action": "approve"})
         assert answer.status_code == 404, (action, answer.text[:300])
     assert victim.tenant.client.get(f"/v1/reviews/{victim.ids['review_id']}").json()["status"] == "pending"
+
+
+def test_an_invitation_link_shows_and_joins_its_own_organization_only(api: TestClient,
+                                                                       world: tuple[Owned, Owned]) -> None:
+    victim, attacker = world
+    made = attacker.tenant.client.post("/v1/invitations", json={"email": "victim@example.com"}).json()
+    token = made["url"].split("token=")[1]
+    info = api.get("/v1/invitations/accept", params={"token": token})
+    assert info.json()["org_name"] == "globex" and info.json()["has_account"] is True
+    assert not [s for s in victim.secrets() if s in info.text]
+    # The victim's member, invited elsewhere, joins with her own password: her organization's
+    # data stays out of the other organization's reach, and it cannot take her session.
+    joined = accept(TestClient(api.app, raise_server_exceptions=False), made["url"])
+    assert joined.session["org_name"] == "globex"
+    assert not [s for s in victim.secrets() - {victim.ids["user_id"]} if s in str(joined.session)]
+    members = attacker.tenant.client.get("/v1/members").json()
+    assert victim.ids["user_id"] in str(members)  # she is a member there now, by her own choice
+    assert attacker.tenant.client.get(f"/v1/apps/{victim.ids['app_id']}").status_code == 404
+    assert attacker.tenant.client.delete(f"/v1/sessions/{victim.ids['session_id']}").status_code == 404
+    assert victim.tenant.client.get("/v1/session").status_code == 200
+    assert victim.ids["session_id"] in str(victim.tenant.client.get("/v1/sessions").json())

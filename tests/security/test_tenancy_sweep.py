@@ -136,3 +136,6 @@ def assert_untouched(owned: Owned) -> None:
     assert ids["route_id"] in str(numbers)
     assert client.get(f"/v1/models/{ids['name']}").status_code == 200
     assert any(k["id"] == ids["key_id"] and k["revoked_at"] is None for k in client.get("/v1/keys").json())
+    assert [m["user_id"] for m in client.get("/v1/members").json()] == [ids["user_id"]]
+    assert ids["session_id"] in str(client.get("/v1/sessions").json())
+    assert ids["invitation_id"] in str(client.get("/v1/invitations").json())

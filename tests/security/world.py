@@ -12,11 +12,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import schemathesis
+from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis import GenerationMode
 
 from tests.conftest import Tenant
 from tests.factories import greeter_graph
+from tests.people import accept
 from tests.reviews import review_graph
 from tests.sms import ACCOUNT_SID, AUTH_TOKEN, NUMBER, inbound_form, post_signed, sms_app, store_twilio
 from worker.engine import RunEngine
@@ -57,7 +59,8 @@ def _created(answer: Any) -> dict[str, Any]:
 def build(tenant: Tenant, runs: RunEngine, *, number: str = NUMBER, label: str = "victim",
           twilio_token: str = AUTH_TOKEN) -> Owned:
     """One of everything for `tenant`: apps, a version, a run, a review, a share, a credential,
-    a phone route with a conversation, a model deployment and a second key."""
+    a phone route with a conversation, a model deployment, a second key, a pending invitation
+    and a member signed in through a browser."""
     owned = Owned(tenant, twilio_token=twilio_token)
     client = tenant.client
     app = _created(client.post("/v1/apps", json={"name": f"{label} greeter", "graph": greeter_graph()}))
@@ -78,13 +81,25 @@ def build(tenant: Tenant, runs: RunEngine, *, number: str = NUMBER, label: str =
     assert answer.status_code == 200, answer.text
     model = _created(client.post("/v1/models", json={"name": f"{label}-model", "source": "hf://acme/tiny"}))
     key = _created(client.post("/v1/keys", json={"name": f"{label} ci", "role": "builder"}))
+    pending = _created(client.post("/v1/invitations", json={"email": f"{label}-later@example.com"}))
+    invited = _created(client.post("/v1/invitations",
+                                   json={"email": f"{label}@example.com", "role": "reviewer"}))
+    person = accept(TestClient(client.app, raise_server_exceptions=False), invited["url"])
+    [browser] = [s for s in _listed(client.get("/v1/sessions")) if s["email"] == f"{label}@example.com"]
     owned.share_slug = share["slug"]
     owned.ids = {"app_id": app["id"], "run_id": run["id"], "review_id": review["id"], "share_id": share["id"],
                  "credential_id": credential["id"], "route_id": route["id"], "phone": PHONE,
                  "name": model["name"], "key_id": key["id"], "number": "1", "sms_app_id": sms_id,
                  "review_run_id": waiting["id"], "account_sid": ACCOUNT_SID,
-                 "node_id": "greet"}  # the greeter's template node, for a node test of the draft
+                 "node_id": "greet",  # the greeter's template node, for a node test of the draft
+                 "user_id": person.user_id, "invitation_id": pending["id"], "session_id": browser["id"]}
     return owned
+
+
+def _listed(answer: Any) -> list[dict[str, Any]]:
+    assert answer.status_code == 200, answer.text
+    body: list[dict[str, Any]] = answer.json()
+    return body
 
 
 def discover(owned: Owned, path: str, param: str, operations: Mapping[str, Any]) -> str | None:
