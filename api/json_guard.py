@@ -4,7 +4,9 @@ JSON may spell characters that are valid in a Python string but not storable: `\
 NUL; PostgreSQL refuses it in text and JSONB) and lone surrogates (`\\ud800` without its pair;
 no UTF-8 encoder accepts them). Typed string fields already refuse lone surrogates, but free-form
 JSON (a graph, a run's inputs) carried both to the database, which failed with a 500. A body
-nested deeper than the JSON parser's recursion limit was refused with a 400 that did not say why.
+nested deeper than the JSON parser's recursion limit was refused with a 400 that did not say why,
+and one nested 500 deep was stored, and then every read of it failed to serialize (a 500): bodies
+nested past `MAX_BODY_DEPTH` are refused (see `core/nesting.py`).
 
 This middleware parses JSON bodies once more (they are small: `MANTLE_MAX_BODY_BYTES`) and
 answers 422 naming the problem. Bodies that are not valid JSON pass through, for the route's own
@@ -19,18 +21,19 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import error_response
+from core.nesting import MAX_BODY_DEPTH
 
 
-def unstorable(value: Any) -> str | None:
+def unstorable(value: Any, max_depth: int = MAX_BODY_DEPTH) -> str | None:
     """Why a parsed JSON value cannot be stored, or None; iterative, so any depth is safe."""
-    stack = [value]
+    stack: list[tuple[Any, int]] = [(value, 0)]
     while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
+        item, level = stack.pop()
+        if isinstance(item, dict | list):
+            if level + 1 > max_depth:
+                return f"the JSON body is nested deeper than the limit of {max_depth} levels"
+            children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
+            stack.extend((child, level + 1) for child in children)
         elif isinstance(item, str):
             if "\x00" in item:
                 return "a string contains a NUL character (\\u0000), which cannot be stored"
@@ -73,7 +76,7 @@ class JsonText:
         try:
             problem = unstorable(json.loads(body)) if body else None
         except RecursionError:
-            problem = "the JSON body is nested too deeply"
+            problem = f"the JSON body is nested deeper than the limit of {MAX_BODY_DEPTH} levels"
         except ValueError:  # not JSON (or not UTF-8): the route's parser says so
             pass
         if problem is not None:

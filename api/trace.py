@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from api.schemas import NodeTrace, RunRead
 from blocks.registry import Registry
 from builder.graph import Graph
+from core.nesting import MAX_INPUT_DEPTH, depth
 from core.settings import Settings
 from models.apps import version_graph
 from models.runs import Run, RunKind, node_runs
@@ -59,14 +60,21 @@ class VersionNodes:
 VERSION_NODES = VersionNodes()
 
 
-def trim(value: Any, limit: int) -> Any:
-    """`value`, or a marker with a preview when its JSON is over `limit` bytes."""
+def trim(value: Any, limit: int | None) -> Any:
+    """`value`, or a marker with a preview when its JSON is over `limit` bytes (None: any size)
+    or nests deeper than a response can be serialized (rows stored before inputs were bounded)."""
     if value is None:
         return None
-    text = json.dumps(value, separators=(",", ":"), default=str)
-    if len(text) <= limit:
+    too_deep = depth(value, stop_past=MAX_INPUT_DEPTH) > MAX_INPUT_DEPTH
+    if limit is None and not too_deep:
         return value
-    return {"_truncated": True, "bytes": len(text), "preview": text[: min(limit, 1000)]}
+    try:
+        text = json.dumps(value, separators=(",", ":"), default=str)
+    except RecursionError:
+        text = ""
+    if len(text) <= (limit or len(text)) and not too_deep:
+        return value
+    return {"_truncated": True, "bytes": len(text), "preview": text[: min(limit or 1000, 1000)]}
 
 
 def _ms(start: datetime | None, end: datetime | None) -> float | None:
@@ -107,6 +115,6 @@ def run_read(session: Session, run: Run, registry: Registry, settings: Settings,
         id=run.id, app_id=run.app_id, version_number=run.version_number, draft=run.draft,
         trigger=run.trigger, status=run.status, kind=RunKind(run.kind), test_node_id=run.test_node_id,
         retry_of=run.retry_of, rerun_of=run.rerun_of, created_at=run.created_at, started_at=run.started_at,
-        finished_at=run.finished_at, inputs=trim(run.inputs, limit), outputs=run.outputs,
+        finished_at=run.finished_at, inputs=trim(run.inputs, limit), outputs=trim(run.outputs, None),
         error=run.error, duration_ms=_ms(run.created_at, run.finished_at), trace=trace,
     )

@@ -26,6 +26,7 @@ class Code(enum.StrEnum):
     too_many_edges = "too_many_edges"
     config_too_large = "config_too_large"
     graph_too_large = "graph_too_large"
+    too_deep = "too_deep"
 
 
 @dataclass(frozen=True, slots=True)

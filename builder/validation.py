@@ -18,6 +18,7 @@ from blocks.base import Block, Port, types_compatible
 from blocks.registry import Registry, UnknownBlockType
 from builder.graph import Edge, Graph, NodePolicy, RunSettings
 from builder.problems import Code, Problem
+from core.nesting import MAX_CONFIG_DEPTH, MAX_EXPRESSION_DEPTH, depth, expression_depth, strings
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +64,22 @@ def _config_problems(node_id: str, error: ValidationError) -> list[Problem]:
         path = ".".join(str(p) for p in ("config", *err["loc"]))
         problems.append(Problem(Code.invalid_config, f"{path}: {err['msg']}", node_id, path=path))
     return problems
+
+
+def _nesting_problem(node_id: str, config: dict[str, Any], extra: dict[str, Any]) -> Problem | None:
+    """A node whose config or UI fields nest past the limits (see `core/nesting.py`), or None."""
+    if depth(config, stop_past=MAX_CONFIG_DEPTH) > MAX_CONFIG_DEPTH:
+        return Problem(Code.too_deep, f"config is nested too deeply: past the limit of {MAX_CONFIG_DEPTH} "
+                       "levels", node_id, path="config")
+    if depth(extra, stop_past=MAX_CONFIG_DEPTH) > MAX_CONFIG_DEPTH:
+        return Problem(Code.too_deep, f"the node's own fields are nested too deeply: past the limit of "
+                       f"{MAX_CONFIG_DEPTH} levels", node_id)
+    for where, text in strings(config, "config"):
+        found = expression_depth(text)
+        if found > MAX_EXPRESSION_DEPTH:
+            return Problem(Code.too_deep, f"{where} is nested too deeply: brackets or template blocks "
+                           f"{found} levels deep; the limit is {MAX_EXPRESSION_DEPTH}", node_id, path=where)
+    return None
 
 
 def _find_cycle(start: str, members: set[str], succ: dict[str, list[str]]) -> list[str]:
@@ -171,6 +188,13 @@ def analyze(graph: Graph, registry: Registry, limits: Limits = Limits()) -> Anal
     if size > limits.max_graph_bytes:
         problems.append(Problem(Code.graph_too_large,
                                 f"the graph is {size} bytes; the limit is {limits.max_graph_bytes}"))
+    ui_fields = [("graph", graph.model_extra or {})]
+    ui_fields += [(f"edge {e.source}.{e.source_port} → {e.target}.{e.target_port}", e.model_extra or {})
+                  for e in graph.edges]
+    for where, fields in ui_fields:
+        if depth(fields, stop_past=MAX_CONFIG_DEPTH) > MAX_CONFIG_DEPTH:
+            problems.append(Problem(Code.too_deep, f"the {where}'s own fields are nested too deeply: past "
+                                    f"the limit of {MAX_CONFIG_DEPTH} levels"))
     if problems:
         return analysis  # too big to look into further: refuse before doing the work
 
@@ -188,6 +212,10 @@ def analyze(graph: Graph, registry: Registry, limits: Limits = Limits()) -> Anal
                 Code.config_too_large,
                 f"config is {config_size} bytes; the limit is {limits.max_config_bytes}", node.id))
             continue
+        deep = _nesting_problem(node.id, node.config, node.model_extra or {})
+        if deep is not None:  # checked before any parser sees it: parsers recurse once per level
+            problems.append(deep)
+            continue
         try:
             block_type = registry.get(node.type)
         except UnknownBlockType:
@@ -204,6 +232,10 @@ def analyze(graph: Graph, registry: Registry, limits: Limits = Limits()) -> Anal
             analysis.outputs[node.id] = block.output_ports()
         except ValidationError as exc:
             problems.extend(_config_problems(node.id, exc))
+            continue
+        except RecursionError:  # a shape the nesting check does not know: still a problem, never a 500
+            problems.append(Problem(Code.too_deep, "config is nested too deeply to parse", node.id,
+                                    path="config"))
             continue
         analysis.blocks[node.id] = block
         analysis.policies[node.id] = node.policy

@@ -19,6 +19,7 @@ from builder.node_test import accept_inputs, find_node, node_test_graph, testabl
 from builder.retry import reusable
 from builder.validation import Analysis, analyze
 from core.errors import Conflict, GraphInvalid, InvalidInputs, TooLarge
+from core.nesting import MAX_INPUT_DEPTH, depth
 from core.settings import Settings
 from models import apps as app_store
 from models.apps import App, AppVersion, VersionRef
@@ -121,6 +122,10 @@ class Submitter:
         return analysis
 
     def _check_size(self, inputs: dict[str, Any]) -> None:
+        # Depth first: json_size would recurse into a value nested past what JSON can print.
+        if depth(inputs, stop_past=MAX_INPUT_DEPTH) > MAX_INPUT_DEPTH:
+            message = f"inputs are nested deeper than the limit of {MAX_INPUT_DEPTH} levels"
+            raise InvalidInputs([{"loc": ["body", "inputs"], "msg": message, "type": "too_deep"}])
         size = json_size(inputs)
         if size > self.settings.max_input_bytes:
             raise TooLarge(f"inputs are {size} bytes; the limit is {self.settings.max_input_bytes}",

@@ -41,7 +41,8 @@ class Signer:
 
     def unsign(self, token: str | None) -> dict[str, Any] | None:
         """The data of a genuine, unexpired token; None for anything else."""
-        if not token or token.count(".") != 1 or len(token) > 4096:
+        # A genuine token is ASCII; hmac.compare_digest raises TypeError on any other str (a 500).
+        if not token or not token.isascii() or token.count(".") != 1 or len(token) > 4096:
             return None
         body, mac = token.split(".")
         if not hmac.compare_digest(mac, self._mac(body)):

@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis import GenerationMode
 
+from core.nesting import MAX_BODY_DEPTH
 from tests.conftest import Tenant
 from tests.security.routes import is_public, path_params
 from tests.security.test_tenancy_sweep import operations
@@ -47,7 +48,8 @@ def test_deeply_nested_json_is_refused_with_its_reason(tenant: Tenant, world: tu
             answer = tenant.client.request(method, path, content=body,
                                            headers={"content-type": "application/json"})
             assert answer.status_code == 422, (path, answer.status_code, answer.text[:200])
-            assert answer.json()["detail"][0]["msg"] == "the JSON body is nested too deeply"
+            assert answer.json()["detail"][0]["msg"] == \
+                f"the JSON body is nested deeper than the limit of {MAX_BODY_DEPTH} levels"
 
 
 def test_a_graph_past_its_limits_names_them(tenant: Tenant) -> None:
