@@ -37,6 +37,10 @@ def up(host: str, port: int) -> None:
     from migrations.run import upgrade
     from models.db import session_factory
 
+    # Links it prints and the API returns (sign-in, shares, webhooks) name where it listens,
+    # unless a public URL was configured; the workers inherit it.
+    os.environ.setdefault("MANTLE_PUBLIC_BASE_URL", f"http://{host}:{port}")
+    get_settings.cache_clear()
     _setup()
     settings = get_settings()
     click.echo(f"• database: {settings.resolved_database_url}", err=True)
@@ -295,6 +299,70 @@ def keys_create(org_name: str, name: str, role: str) -> None:
         raise click.ClickException(exc.message) from None
     click.echo(f"created {role} key {key.prefix}… for {org_name}; it is shown only once:", err=True)
     click.echo(secret)
+
+
+@main.group()
+def users() -> None:
+    """People's accounts (for the first admin, and for recovery)."""
+
+
+def _password_link(secret: str) -> str:
+    return f"{get_settings().public_base_url.rstrip('/')}/builder/reset-password?token={secret}"
+
+
+@users.command("create")
+@click.argument("email")
+@click.option("--org", "org_name", required=True, help="Organization name.")
+@click.option("--role", type=click.Choice(["admin", "builder", "reviewer"]), default="admin",
+              show_default=True)
+@click.option("--password", "ask", is_flag=True, default=False,
+              help="Type the password now (asked twice); without it a random one is set and the "
+                   "printed link lets the person choose theirs.")
+def users_create(email: str, org_name: str, role: str, ask: bool) -> None:
+    """Create an account for EMAIL in an organization (or add an existing account to it); a
+    one-time set-password link is printed on the last line."""
+    from core.errors import MantleError
+    from models import accounts, audit
+    from models.db import session_factory, session_scope
+    from models.orgs import Role, get_org_by_name
+
+    password = click.prompt("Password", hide_input=True, confirmation_prompt=True) if ask else None
+    try:
+        with session_scope(session_factory(get_settings().resolved_database_url)) as session:
+            org = get_org_by_name(session, name=org_name)
+            user = accounts.find_user(session, email=accounts.normalize_email(email))
+            created = user is None
+            if user is None:
+                user = accounts.create_user(session, email=email,
+                                            password=password or accounts.generated_password())
+            accounts.add_member(session, org_id=org.id, user_id=user.id, role=Role(role))
+            audit.record(session, org_id=org.id, actor="cli", action="member.add", target_type="user",
+                         target_id=user.id, details={"email": user.email, "role": role})
+            secret = accounts.create_password_link(session, user=user) if created and not ask else None
+            address = user.email
+    except MantleError as exc:
+        raise click.ClickException(exc.message) from None
+    what = "created the account" if created else "added the existing account"
+    click.echo(f"{what} {address} to {org_name} as {role}", err=True)
+    if secret is not None:
+        click.echo("open this one-time link within 24 hours to choose the password:", err=True)
+        click.echo(_password_link(secret))
+
+
+@users.command("reset-password")
+@click.argument("email")
+def users_reset_password(email: str) -> None:
+    """Print a one-time link (valid 24 hours) that sets a new password for EMAIL's account."""
+    from models import accounts
+    from models.db import session_factory, session_scope
+
+    with session_scope(session_factory(get_settings().resolved_database_url)) as session:
+        user = accounts.find_user(session, email=email)
+        if user is None:
+            raise click.ClickException(f"no account has the email {email.strip().lower()}")
+        secret = accounts.create_password_link(session, user=user)
+    click.echo(f"a one-time link to set the password of {email.strip().lower()} (valid 24 hours):", err=True)
+    click.echo(_password_link(secret))
 
 
 @main.group()
