@@ -96,7 +96,8 @@ def test_reset_password_prints_a_one_time_link(mantle: CliRunner, org_name: str,
     api = served(engine, tmp_path_factory)
     client = browser(api)
     for password, status in (("new-lantern-77", 201), ("new-lantern-78", 404)):
-        assert client.post("/v1/password-reset", json={"token": token, "password": password}).status_code == status
+        answer = client.post("/v1/password-reset", json={"token": token, "password": password})
+        assert answer.status_code == status
     signed = browser(api).post("/v1/session", json={"email": email, "password": "new-lantern-77"})
     assert signed.status_code == 201
     unknown = run(mantle, "users", "reset-password", "nobody@example.com")
