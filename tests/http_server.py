@@ -112,9 +112,9 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def serving() -> Iterator[LocalServer]:
-    """Serve on 127.0.0.1 (a free port) until the block ends."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+def serving(port: int = 0) -> Iterator[LocalServer]:
+    """Serve on 127.0.0.1 (on `port`, or a free one) until the block ends."""
+    server = ThreadingHTTPServer(("127.0.0.1", port), _Handler)
     server.daemon_threads = True
     port = server.server_address[1]
     state = LocalServer(url=f"http://127.0.0.1:{port}", port=port)
