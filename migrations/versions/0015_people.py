@@ -2,8 +2,7 @@
 sessions may act for a person; keys name who made them
 
 Revision ID: 0015
-Revises: 0010
-Depends on: 0013 (browser_sessions)
+Revises: 0013
 """
 
 from collections.abc import Sequence
@@ -14,10 +13,11 @@ from alembic import op
 import models.base
 
 revision: str = "0015"
-down_revision: str | None = "0010"
+# It changes browser_sessions, which 0013 makes: a child of 0013, not a sibling depending on it
+# (Alembic's merge of a branch with its own dependency fails to upgrade).
+down_revision: str | None = "0013"
 branch_labels: str | Sequence[str] | None = None
-# browser_sessions is made by 0013, a sibling branch: it must exist before this changes it.
-depends_on: str | Sequence[str] | None = ("0013",)
+depends_on: str | Sequence[str] | None = None
 
 ROLE = sa.Enum("admin", "builder", "reviewer", name="role", native_enum=False, length=20)
 
