@@ -2,10 +2,11 @@
 
 Redirects are followed here, not by httpx, so that every hop is a request of its own through
 `GuardedTransport` (checked, then connected to the checked address) and so that credentials
-are only ever sent to the origin they were meant for. 429 and 5xx answers (and connection
-failures) are retried with exponential backoff, honouring `Retry-After` when it fits in what is
-left of the timeout. The body is read in chunks and refused past `max_bytes`, decompressed size
-included, so neither a huge nor a compressed-bomb answer can exhaust a worker.
+are only ever sent to the origin they were meant for, where their admin allows. 429 and 5xx
+answers (and connection failures) are retried with exponential backoff, honouring `Retry-After`
+when it fits in what is left of the timeout. The body is read in chunks and refused past
+`max_bytes`, decompressed size included, so neither a huge nor a compressed-bomb answer can
+exhaust a worker.
 """
 
 from __future__ import annotations
@@ -65,15 +66,19 @@ class Fetcher:
     verify: ssl.SSLContext | bool = True  # certificates are always checked; tests bring their own CA
 
     def fetch(self, method: str, url: httpx.URL, headers: Mapping[str, str], content: bytes | None,
-              secret_headers: Mapping[str, str]) -> Fetched:
-        """The answer to the request, after redirects and retries; raises HttpFailed or Refused."""
+              secret_headers: Mapping[str, str],
+              secret_allowed: Callable[[httpx.URL], bool] = lambda url: True) -> Fetched:
+        """The answer to the request, after redirects and retries; raises HttpFailed or Refused.
+
+        `secret_headers` go only to hops on the first URL's origin that `secret_allowed` accepts."""
         deadline = self.clock() + self.timeout_s
         origin = _origin(url)
         # trust_env=False: a proxy from the environment would connect instead of us, unchecked.
         with httpx.Client(transport=GuardedTransport(self.guard, verify=self.verify), trust_env=False,
                           follow_redirects=False) as client:
             for hop in range(self.max_redirects + 1):
-                sent = {**headers, **(secret_headers if _origin(url) == origin else {})}
+                keep = _origin(url) == origin and secret_allowed(url)
+                sent = {**headers, **(secret_headers if keep else {})}
                 fetched = self._with_retries(client, method, url, sent, content, deadline)
                 location = fetched.headers.get("location")
                 if fetched.status not in REDIRECTS or not location:

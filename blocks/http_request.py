@@ -4,8 +4,10 @@ The URL, header values, query values and body are templates (the sandboxed Jinja
 `text.template`); every variable they read is an input port. In a JSON body a string that is
 one whole `{{ variable }}` keeps the value's own type (a number stays a number). Authentication
 names a stored credential of the organization (`bearer_token`, `basic_auth`, `api_key_header`):
-the secret never appears in the graph, the node's inputs or outputs, or an error message, and
-it is sent only to the URL's own origin, never to a redirect elsewhere. POST and PATCH carry
+the secret never appears in the graph, the node's inputs or outputs, or an error message. It is
+sent only to a URL its admin allowed (`allowed_urls`, `core/url_scope.py`): any other is refused
+before anything is sent, with an error saying so, and a redirect gets it only if it stays on the
+request's own origin and inside what is allowed. POST and PATCH carry
 `Idempotency-Key: <run id>:<node id>`, so a node run again after a crash is recognisable as the
 same request by any API that honours the header.
 
@@ -19,7 +21,7 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping, Sequence
 from email.message import Message
 from typing import Any, Literal, Protocol
 
@@ -29,6 +31,7 @@ from blocks.base import Block, BlockContext, Port
 from blocks.http_client import Fetched, Fetcher
 from blocks.http_template import HttpTemplates
 from blocks.net_guard import NetGuard
+from core import url_scope
 from core.errors import MantleError
 
 HEADER_NAME = r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$"
@@ -41,9 +44,15 @@ FORBIDDEN_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "c
 class CredentialSource(Protocol):
     """What the worker provides at `ctx.services["credentials"]`."""
 
-    def get(self, org_id: Any, type_: str, name: str) -> Mapping[str, Any] | None:
-        """The decrypted fields of the organization's credential, or None when none is stored."""
+    def bound(self, org_id: Any, type_: str, name: str) -> tuple[Mapping[str, Any], Sequence[str]] | None:
+        """The decrypted fields of the organization's credential and the URLs it may be sent to, or None."""
         ...
+
+
+class CredentialRefused(MantleError):
+    """The URL is not one the credential's admin allowed it to be sent to."""
+
+    type = "credential_refused"
 
 
 class AuthConfig(BaseModel):
@@ -136,30 +145,41 @@ class HttpRequestBlock(Block):
         guard: NetGuard = ctx.services.get("net_guard") or NetGuard()
         fetcher = Fetcher(guard, timeout_s=cfg.timeout_s, retries=cfg.retries, backoff_s=cfg.backoff_s,
                           max_redirects=cfg.max_redirects, max_bytes=cfg.max_response_bytes)
-        fetched = fetcher.fetch(cfg.method, url, headers, content, dict(self._auth_headers(ctx)))
+        secret, allowed = self._auth(ctx)
+        if secret and not url_scope.allows(allowed, url):
+            auth = cfg.auth
+            assert auth is not None
+            where = ", ".join(allowed) if allowed else "nowhere (no allowed_urls)"
+            raise CredentialRefused(
+                f"the {auth.type} credential {auth.credential!r} may not be sent to {url.scheme}://"
+                f"{url.netloc.decode('ascii', 'replace')}{url.path}; its admin allows {where} "
+                "(PUT /v1/credentials/{id} with allowed_urls)", loc=["config", "auth"])
+        fetched = fetcher.fetch(cfg.method, url, headers, content, secret,
+                                secret_allowed=lambda hop: url_scope.allows(allowed, hop))
         if cfg.fail_on_status and fetched.status >= 400:
             snippet = fetched.content[:200].decode("utf-8", "replace")
             raise MantleError(f"{url.host} answered HTTP {fetched.status}: {snippet}")
         return outputs(fetched)
 
-    def _auth_headers(self, ctx: BlockContext) -> Iterator[tuple[str, str]]:
+    def _auth(self, ctx: BlockContext) -> tuple[dict[str, str], Sequence[str]]:
+        """The headers the configured credential adds, and the URLs it may be sent to."""
         auth = self.config.auth
         if auth is None:
-            return
+            return {}, ()
         source: CredentialSource | None = ctx.services.get("credentials")
         if source is None:
             raise MantleError("this worker has no credentials service (ctx.services['credentials'])")
-        found = source.get(ctx.org_id, auth.type, auth.credential)
-        if found is None:
+        bound = source.bound(ctx.org_id, auth.type, auth.credential)
+        if bound is None:
             raise MantleError(f"the organization has no {auth.type} credential named {auth.credential!r} "
                               "(add it with POST /v1/credentials)", loc=["config", "auth"])
+        found, allowed = bound
         if auth.type == "bearer_token":
-            yield "Authorization", f"Bearer {found['token']}"
-        elif auth.type == "basic_auth":
+            return {"Authorization": f"Bearer {found['token']}"}, allowed
+        if auth.type == "basic_auth":
             pair = f"{found['username']}:{found['password']}".encode()
-            yield "Authorization", f"Basic {base64.b64encode(pair).decode()}"
-        else:
-            yield str(found["header"]), str(found["value"])
+            return {"Authorization": f"Basic {base64.b64encode(pair).decode()}"}, allowed
+        return {str(found["header"]): str(found["value"])}, allowed
 
 
 def outputs(fetched: Fetched) -> dict[str, Any]:

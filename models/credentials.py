@@ -4,22 +4,27 @@ A credential type is a pydantic model: its `SecretStr` fields are encrypted toge
 Fernet token, see `core/crypto.py`) and never leave the server; its other fields (an
 account id) are stored in clear so they can be shown. Integrations look a credential up by
 type and name (`"default"` unless they say otherwise).
+
+`allowed_urls` are the hosts and URL prefixes an admin lets the credential be sent to by
+`http.request` (`core/url_scope.py`); none means it is sent nowhere.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from typing import Any
 
 from cryptography.fernet import MultiFernet
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
-from sqlalchemy import ForeignKey, String, Text, UniqueConstraint, select
+from sqlalchemy import ForeignKey, String, Text, UniqueConstraint, select, text
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from core import url_scope
 from core.crypto import decrypt, encrypt, rotate
 from core.errors import Conflict, InvalidInputs, NotFound
-from models.base import Base, TimestampMixin, new_id, utcnow
+from models.base import Base, JSONType, TimestampMixin, new_id, utcnow
 from models.credential_types import INTEGRATION_CREDENTIALS
 
 DEFAULT_NAME = "default"
@@ -49,6 +54,7 @@ class Credential(TimestampMixin, Base):
     name: Mapped[str] = mapped_column(String(100))
     public: Mapped[dict[str, Any]]
     secret: Mapped[str] = mapped_column(Text)
+    allowed_urls: Mapped[list[str]] = mapped_column(JSONType, default=list, server_default=text("'[]'"))
 
     @property
     def secret_fields(self) -> list[str]:
@@ -80,24 +86,38 @@ def check_data(type_: str, data: dict[str, Any]) -> tuple[dict[str, Any], dict[s
     return public, secret
 
 
+def check_allowed_urls(entries: list[str]) -> list[str]:
+    """The entries, each a host or URL prefix (`core/url_scope.py`), or InvalidInputs naming the bad one."""
+    try:
+        return url_scope.check(entries)
+    except ValueError as exc:
+        index = re.match(r"allowed_urls\[(\d+)\]", str(exc))
+        loc: list[str | int] = ["body", "allowed_urls", *([int(index.group(1))] if index else [])]
+        raise InvalidInputs([{"loc": loc, "msg": str(exc), "type": "value_error"}]) from None
+
+
 def create_credential(session: Session, *, org_id: uuid.UUID, type_: str, name: str, data: dict[str, Any],
-                      cipher: MultiFernet) -> Credential:
+                      cipher: MultiFernet, allowed_urls: list[str] | None = None) -> Credential:
     """Store a new credential; a second one of the same type and name is a Conflict."""
     public, secret = check_data(type_, data)
+    allowed = check_allowed_urls(allowed_urls or [])
     if find_credential(session, org_id=org_id, type_=type_, name=name) is not None:
         raise Conflict(f"a {type_} credential named {name!r} exists; replace it with PUT",
                        loc=["body", "name"])
     row = Credential(org_id=org_id, type=type_, name=name, public=public,
-                     secret=encrypt(cipher, json.dumps(secret)))
+                     secret=encrypt(cipher, json.dumps(secret)), allowed_urls=allowed)
     session.add(row)
     session.flush()
     return row
 
 
 def replace_credential(session: Session, *, credential: Credential, data: dict[str, Any],
-                       cipher: MultiFernet) -> Credential:
-    """Replace every field of a credential (secrets are write-only, so all are sent again)."""
+                       cipher: MultiFernet, allowed_urls: list[str] | None = None) -> Credential:
+    """Replace every field of a credential (secrets are write-only, so all are sent again); its
+    allowed URLs too, when given."""
     public, secret = check_data(credential.type, data)
+    if allowed_urls is not None:
+        credential.allowed_urls = check_allowed_urls(allowed_urls)
     credential.public, credential.secret = public, encrypt(cipher, json.dumps(secret))
     credential.updated_at = utcnow()
     return credential
@@ -135,6 +155,13 @@ def load(session: Session, *, org_id: uuid.UUID, type_: str, cipher: MultiFernet
     """The decrypted fields of the organization's credential, or None when none is stored."""
     row = find_credential(session, org_id=org_id, type_=type_, name=name)
     return reveal(row, cipher) if row is not None else None
+
+
+def load_bound(session: Session, *, org_id: uuid.UUID, type_: str, cipher: MultiFernet,
+               name: str = DEFAULT_NAME) -> tuple[dict[str, Any], list[str]] | None:
+    """The decrypted fields of the organization's credential and the URLs it may be sent to, or None."""
+    row = find_credential(session, org_id=org_id, type_=type_, name=name)
+    return (reveal(row, cipher), list(row.allowed_urls or [])) if row is not None else None
 
 
 def rotate_all(session: Session, *, cipher: MultiFernet) -> int:

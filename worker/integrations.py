@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -33,6 +33,12 @@ class CredentialReader:
         """The decrypted fields of the organization's credential, or None when none is stored."""
         with session_scope(self.sessions) as session:
             return credentials.load(session, org_id=org_id, type_=type_, cipher=self.cipher, name=name)
+
+    def bound(self, org_id: uuid.UUID, type_: str, name: str
+              ) -> tuple[Mapping[str, Any], Sequence[str]] | None:
+        """The decrypted fields of the organization's credential and the URLs it may be sent to."""
+        with session_scope(self.sessions) as session:
+            return credentials.load_bound(session, org_id=org_id, type_=type_, cipher=self.cipher, name=name)
 
 
 @service("credentials")

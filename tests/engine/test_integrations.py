@@ -87,7 +87,8 @@ def test_a_credential_authenticates_the_request_and_never_reaches_the_trace(stac
                                                                            server: LocalServer) -> None:
     token = f"tok-{uuid.uuid4().hex}"
     stored = stack.client.post("/v1/credentials", json={"type": "bearer_token", "name": "weather",
-                                                        "data": {"token": token}})
+                                                        "data": {"token": token},
+                                                        "allowed_urls": [server.url]})
     assert stored.status_code == 201, stored.text
     graph = {"nodes": [{"id": "in", "type": "trigger.api"},
                        {"id": "http", "type": "http.request",

@@ -32,8 +32,10 @@ def server() -> Iterator[LocalServer]:
         yield running
 
 
-def store(tenant: Tenant, type_: str, data: dict[str, Any], name: str = "default") -> dict[str, Any]:
-    created = tenant.client.post("/v1/credentials", json={"type": type_, "name": name, "data": data})
+def store(tenant: Tenant, type_: str, data: dict[str, Any], name: str = "default",
+          allowed_urls: Sequence[str] = ()) -> dict[str, Any]:
+    created = tenant.client.post("/v1/credentials", json={"type": type_, "name": name, "data": data,
+                                                          "allowed_urls": list(allowed_urls)})
     assert created.status_code == 201, created.text
     body: dict[str, Any] = created.json()
     return body
@@ -89,7 +91,7 @@ def test_bad_credential_data_is_a_422_naming_the_field(tenant: Tenant, type_: st
 def test_a_stored_credential_authenticates_the_request_and_stays_out_of_the_outputs(
         tenant: Tenant, settings: Settings, sessions: sessionmaker[Session], server: LocalServer,
         type_: str, data: dict[str, Any], header: str, expected: str) -> None:
-    store(tenant, type_, data, name="svc")
+    store(tenant, type_, data, name="svc", allowed_urls=[f"http://api.test:{server.port}/"])
     out = call(tenant, settings, sessions, {"url": f"http://api.test:{server.port}/json",
                                             "auth": {"type": type_, "credential": "svc"}})
     assert server.seen("/json")[-1].headers[header] == expected
@@ -98,7 +100,7 @@ def test_a_stored_credential_authenticates_the_request_and_stays_out_of_the_outp
 
 def test_credentials_are_not_sent_to_a_redirect_on_another_origin(
         tenant: Tenant, settings: Settings, sessions: sessionmaker[Session], server: LocalServer) -> None:
-    store(tenant, "bearer_token", {"token": TOKEN})
+    store(tenant, "bearer_token", {"token": TOKEN}, allowed_urls=[f"http://api.test:{server.port}/"])
     elsewhere = f"http://elsewhere.test:{server.port}/echo"
     out = call(tenant, settings, sessions, {"url": f"http://api.test:{server.port}/redirect",
                                             "query": {"to": elsewhere}, "auth": {"type": "bearer_token"}})
