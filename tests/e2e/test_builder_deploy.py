@@ -199,6 +199,7 @@ def test_a_share_link_with_an_access_code_runs_without_a_key_until_revoked(
     form.get_by_role("button", name="Create link").click()
     expect(page.locator("#share-access-code-error")).to_contain_text("at least 4 characters")
     expect(code).to_have_attribute("aria-invalid", "true")
+    expect(code).to_be_focused()  # where a keyboard or screen reader user hears the error
     code.fill("open sesame")
     form.get_by_role("button", name="Create link").click()
 
@@ -311,6 +312,7 @@ def test_a_schedule_is_set_in_the_draft_and_its_next_run_shown(mantle: Mantle, p
     section.get_by_label("Time zone").fill("Europe/Paris")
     section.get_by_role("button", name="Save schedule to the draft").click()
     expect(page.locator("#schedule-cron-error")).to_contain_text("five fields")
+    expect(section.get_by_label("Cron expression")).to_be_focused()
     section.get_by_label("Cron expression").fill("0 9 * * 1-5")
     section.get_by_role("button", name="Save schedule to the draft").click()
     expect(section.get_by_role("status")).to_have_text(

@@ -1,5 +1,6 @@
 /** A labelled form field with its hint and its error from the API (said to screen readers too). */
-import type { ReactNode } from "react";
+import { type ReactNode, type RefObject, useEffect, useRef } from "react";
+import type { FormErrors } from "./fieldErrors";
 
 interface Props {
   id: string;
@@ -24,4 +25,17 @@ export function FormField({ id, label, hint, error, children }: Props) {
       {error && <p id={`${id}-error`} className="field-error">{error}</p>}
     </div>
   );
+}
+
+
+/**
+ * After a refused submit, the focus goes to the form's first field marked invalid (its error is read
+ * with it). Give the returned ref to the form; `errors` is a new object after each answer.
+ */
+export function useFocusOnErrors(errors: FormErrors): RefObject<HTMLFormElement | null> {
+  const ref = useRef<HTMLFormElement>(null);
+  useEffect(() => {
+    if (Object.keys(errors.fields).length > 0) ref.current?.querySelector<HTMLElement>('[aria-invalid="true"]')?.focus();
+  }, [errors]);
+  return ref;
 }

@@ -3,7 +3,7 @@ import { type FormEvent, useCallback, useEffect, useState } from "react";
 import { api } from "../api/client";
 import { errorMessage } from "../api/errors";
 import { ConfirmButton } from "../common/ConfirmButton";
-import { describedBy, FormField } from "../common/FormField";
+import { describedBy, FormField, useFocusOnErrors } from "../common/FormField";
 import { type FormErrors, formErrors, NO_ERRORS } from "../common/fieldErrors";
 import { localTime } from "../versions/format";
 import { T } from "../testids";
@@ -37,6 +37,7 @@ export function ScheduleSection({ appId }: { appId: string }) {
   const [cron, setCron] = useState("");
   const [timezone, setTimezone] = useState(() => Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC");
   const [errors, setErrors] = useState<FormErrors>(NO_ERRORS);
+  const formRef = useFocusOnErrors(errors);
   const [said, setSaid] = useState("");
   const path = { params: { path: { app_id: appId } } };
 
@@ -82,7 +83,7 @@ export function ScheduleSection({ appId }: { appId: string }) {
         <p>The draft starts with {schedule.draft_trigger}. To run the app on a schedule, replace that trigger with
           trigger.schedule in the editor.</p>
       ) : (
-        <form className="deploy-form" onSubmit={save} noValidate aria-labelledby="schedule-form-title">
+        <form ref={formRef} className="deploy-form" onSubmit={save} noValidate aria-labelledby="schedule-form-title">
           <h3 id="schedule-form-title">{schedule?.draft ? "Schedule in the draft" : "Run on a schedule"}</h3>
           <FormField id="schedule-cron" label="Cron expression" hint={CRON_HINT} error={errors.fields.cron}>
             <input {...describedBy("schedule-cron", errors.fields.cron, CRON_HINT)} value={cron} spellCheck={false}

@@ -1,7 +1,7 @@
 /** Create a share link: an optional access code, run limits, an expiry, a pinned version, where it may be embedded. */
 import { type FormEvent, useState } from "react";
 import { api } from "../api/client";
-import { describedBy, FormField } from "../common/FormField";
+import { describedBy, FormField, useFocusOnErrors } from "../common/FormField";
 import { type FormErrors, formErrors, NO_ERRORS } from "../common/fieldErrors";
 import { T } from "../testids";
 import type { Share, ShareCreate } from "./types";
@@ -42,6 +42,7 @@ interface Props {
 export function ShareForm({ appId, onCreated }: Props) {
   const [values, setValues] = useState<Values>(START);
   const [errors, setErrors] = useState<FormErrors>(NO_ERRORS);
+  const formRef = useFocusOnErrors(errors);
   const [busy, setBusy] = useState(false);
 
   function input(field: Field, label: string, props: Record<string, unknown> = {}, hint?: string) {
@@ -66,7 +67,7 @@ export function ShareForm({ appId, onCreated }: Props) {
   }
 
   return (
-    <form className="share-form deploy-form" onSubmit={submit} data-testid={T.shareForm} aria-labelledby="share-form-title" noValidate>
+    <form ref={formRef} className="share-form deploy-form" onSubmit={submit} data-testid={T.shareForm} aria-labelledby="share-form-title" noValidate>
       <h3 id="share-form-title">New share link</h3>
       {input("label", "Label (only you see it)", { maxLength: 200 })}
       {input("access_code", "Access code (optional)", { autoComplete: "off", spellCheck: false },

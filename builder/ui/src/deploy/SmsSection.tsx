@@ -4,7 +4,7 @@ import { api } from "../api/client";
 import { errorMessage } from "../api/errors";
 import { ConfirmButton } from "../common/ConfirmButton";
 import { CopyButton } from "../common/CopyButton";
-import { describedBy, FormField } from "../common/FormField";
+import { describedBy, FormField, useFocusOnErrors } from "../common/FormField";
 import { type FormErrors, formErrors, NO_ERRORS } from "../common/fieldErrors";
 import { T } from "../testids";
 import type { Credential, PhoneRoute } from "./types";
@@ -51,6 +51,7 @@ export function SmsSection({ appId }: { appId: string }) {
   const [twilio, setTwilio] = useState<Credential | null | undefined>(undefined);
   const [number, setNumber] = useState("");
   const [errors, setErrors] = useState<FormErrors>(NO_ERRORS);
+  const formRef = useFocusOnErrors(errors);
   const [loadError, setLoadError] = useState("");
 
   const load = useCallback(async () => {
@@ -82,7 +83,7 @@ export function SmsSection({ appId }: { appId: string }) {
       <p className="muted">Messages to a routed number start the published app (it must start with twilio.sms_input).
         Paste the number's webhook URL into Twilio's console, under the number's messaging configuration.</p>
       <TwilioStatus twilio={twilio} />
-      <form className="deploy-form inline-form" onSubmit={route} noValidate>
+      <form ref={formRef} className="deploy-form inline-form" onSubmit={route} noValidate>
         <FormField id="sms-number" label="Phone number (E.164)" hint={NUMBER_HINT} error={errors.fields.number}>
           <input {...describedBy("sms-number", errors.fields.number, NUMBER_HINT)} value={number} inputMode="tel" autoComplete="off"
             onChange={(e) => setNumber(e.target.value)} />
