@@ -3,7 +3,10 @@
 1. The token names an endpoint (404 otherwise, the same for a deleted one), whose app has a
    published version (409) that starts with `trigger.webhook` (409).
 2. The body is read up to the run-input limit (413), then, when the trigger asks for it, its
-   HMAC signature is checked against the stored secret (403) before anything parses it.
+   signature is checked before anything parses it (403): its form, its timestamp (within
+   `MANTLE_WEBHOOK_SIGNATURE_WINDOW_S` of now, either way) and its HMAC with the stored secret.
+   The route then claims the signature in the run's own transaction: one already used is a
+   replay, refused (403) unless it carries the `Idempotency-Key` of the run it started.
 3. It is parsed as JSON or as a urlencoded form by its Content-Type (415, or 422 for bad JSON).
 """
 
@@ -20,7 +23,15 @@ from fastapi import Request
 from sqlalchemy.orm import Session
 
 from api.routes.twilio import UnsupportedMediaType
-from blocks.trigger_webhook import SIGNATURE_HEADER, WebhookConfig, WebhookTriggerBlock, signature_matches
+from blocks.trigger_webhook import (
+    SIGNATURE_FORMAT,
+    SIGNATURE_HEADER,
+    Signature,
+    WebhookConfig,
+    WebhookTriggerBlock,
+    parse_signature,
+    signature_matches,
+)
 from core.crypto import cipher_for
 from core.errors import Conflict, Forbidden, InvalidInputs, NotFound, TooLarge
 from core.settings import Settings
@@ -85,17 +96,30 @@ async def read_body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
-def check_signature(target: Target, body: bytes, header: str | None) -> None:
-    """Refuse (403, logged) a post whose signature is missing or wrong, when the trigger wants one."""
+def check_signature(target: Target, body: bytes, header: str | None, *, now: float,
+                    window_s: float) -> Signature | None:
+    """The post's signature once checked (None when the trigger wants none); Forbidden (logged)
+    when it is missing, malformed, out of its time window or does not match the body."""
     if target.secret is None:
-        return
+        return None
     if not header:
         log.warning("webhook_signature_missing", app_id=str(target.app_id))
-        raise Forbidden(f"missing {SIGNATURE_HEADER} header (sha256=<hex HMAC-SHA256 of the body>)",
+        raise Forbidden(f"missing {SIGNATURE_HEADER} header ({SIGNATURE_FORMAT})", loc=SIGNATURE_LOC)
+    signature = parse_signature(header)
+    if signature is None:
+        log.warning("webhook_signature_malformed", app_id=str(target.app_id))
+        raise Forbidden(f"{SIGNATURE_HEADER} must be {SIGNATURE_FORMAT}", loc=SIGNATURE_LOC)
+    age = now - signature.timestamp
+    if abs(age) > window_s:
+        log.warning("webhook_signature_stale", app_id=str(target.app_id), age_s=round(age))
+        when = f"{round(age)} s old" if age > 0 else f"{round(-age)} s in the future"
+        raise Forbidden(f"{SIGNATURE_HEADER} was signed at t={signature.timestamp}, {when}: posts are "
+                        f"accepted within {window_s:g} s of signing: sign each post as you send it",
                         loc=SIGNATURE_LOC)
-    if not signature_matches(target.secret, body, header):
+    if not signature_matches(target.secret, body, signature):
         log.warning("webhook_signature_invalid", app_id=str(target.app_id))
-        raise Forbidden(f"{SIGNATURE_HEADER} does not match the body", loc=SIGNATURE_LOC)
+        raise Forbidden(f"{SIGNATURE_HEADER} does not match the body and its t=", loc=SIGNATURE_LOC)
+    return signature
 
 
 def parse_body(content_type: str, body: bytes) -> Any:

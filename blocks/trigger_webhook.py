@@ -5,9 +5,11 @@ JSON or form body starts a run of the app's published version. The trigger emits
 `body`, the `query` parameters and the request `headers` it was told to pass on.
 
 With `signature_credential` set (the name of a `webhook_secret` credential), a post must carry
-`X-Mantle-Signature: sha256=<hex HMAC-SHA256 of the raw body with the secret>`; anything else
-is refused before the body is read as JSON. With `respond: output` the caller waits (up to
-`wait_s`) and gets the run's outputs instead of a bare 202 and the run id.
+`X-Mantle-Signature: t=<Unix time>,v1=<hex HMAC-SHA256 of "<t>.<raw body>" with the secret>`;
+anything else is refused before the body is read as JSON. The timestamp is signed with the body
+so a captured post cannot be sent again later: the API accepts a signature only within a few
+minutes of its `t`, and only once (see `api/webhook_inbound.py`). With `respond: output` the
+caller waits (up to `wait_s`) and gets the run's outputs instead of a bare 202 and the run id.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -23,20 +27,38 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from blocks.base import Block, BlockContext
 
 SIGNATURE_HEADER = "X-Mantle-Signature"
-SIGNATURE_PREFIX = "sha256="
+SIGNATURE_FORMAT = 't=<Unix time>,v1=<hex HMAC-SHA256 of "<t>.<body>">'
 HEADER_NAME = r"^[A-Za-z0-9-]{1,100}$"
+_SIGNATURE = re.compile(r"^t=(\d{1,12}),v1=([0-9a-f]{64})$")
 
 
-def sign(secret: str, body: bytes) -> str:
-    """The `X-Mantle-Signature` value for `body` (what a sender computes)."""
-    return SIGNATURE_PREFIX + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+@dataclass(frozen=True, slots=True)
+class Signature:
+    """A parsed `X-Mantle-Signature`: when it was signed, and the HMAC (hex) of `<t>.<body>`."""
+
+    timestamp: int
+    mac: str
 
 
-def signature_matches(secret: str, body: bytes, header: str | None) -> bool:
-    """Whether `header` is the signature of `body` with `secret` (compared in constant time)."""
-    if not header:
-        return False
-    return hmac.compare_digest(sign(secret, body).encode(), header.strip().lower().encode())
+def _mac(secret: str, timestamp: int, body: bytes) -> str:
+    return hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+
+
+def sign(secret: str, body: bytes, timestamp: int | None = None) -> str:
+    """The `X-Mantle-Signature` a sender computes for `body` sent at `timestamp` (default: now)."""
+    stamp = int(time.time()) if timestamp is None else timestamp
+    return f"t={stamp},v1={_mac(secret, stamp, body)}"
+
+
+def parse_signature(header: str | None) -> Signature | None:
+    """The header's timestamp and HMAC, or None when it is not in the `t=…,v1=…` form."""
+    found = _SIGNATURE.match((header or "").strip().lower().replace(" ", ""))
+    return Signature(int(found.group(1)), found.group(2)) if found else None
+
+
+def signature_matches(secret: str, body: bytes, signature: Signature) -> bool:
+    """Whether `signature` is the HMAC of its timestamp and `body` with `secret` (constant time)."""
+    return hmac.compare_digest(_mac(secret, signature.timestamp, body).encode(), signature.mac.encode())
 
 
 class WebhookConfig(BaseModel):

@@ -105,6 +105,9 @@ class Settings(BaseSettings):
         "though they are internal; cloud metadata addresses stay refused.")
     schedule_interval_s: float = Field(default=10.0, gt=0, le=60,
                                        description="How often the scheduler looks for due cron ticks.")
+    webhook_signature_window_s: int = Field(
+        default=300, ge=10, le=3600, description="A signed webhook post is accepted this long after the "
+        "time it was signed at (and as long before, for clocks that differ), and only once.")
 
     # Model serving (the inference worker; see worker/inference/).
     model_deployments: list[dict[str, Any]] = Field(

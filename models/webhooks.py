@@ -2,6 +2,11 @@
 
 The URL's token carries 256 random bits and is stored only as its SHA-256 digest (like API
 keys): it is shown once, when made or rotated, and a leaked database does not reveal it.
+
+A signed post's signature is accepted once: `claim_signature` records it in `webhook_nonces`
+(unique per endpoint) in the transaction that starts the run, so a captured post sent again, or
+the same post raced twice, finds it taken. Signatures older than the acceptance window are
+refused by their timestamp alone, so rows past it are deleted as new ones come.
 """
 
 from __future__ import annotations
@@ -9,9 +14,10 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import ForeignKey, String, select
+from sqlalchemy import ForeignKey, String, delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from core.errors import Conflict, NotFound
@@ -33,6 +39,31 @@ class WebhookEndpoint(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     rotated_at: Mapped[datetime | None]
     created_by: Mapped[str] = mapped_column(String(200), default="")
+
+
+class WebhookNonce(Base):
+    """A signature an endpoint accepted (its HMAC), kept while a replay of it could still be in time."""
+
+    __tablename__ = "webhook_nonces"
+
+    endpoint_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"),
+                                                   primary_key=True)
+    signature: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+def claim_signature(session: Session, *, endpoint_id: uuid.UUID, signature: str, keep_s: float) -> bool:
+    """Record a signature as used; False when it was used already (a replay). Forgets signatures
+    older than `keep_s` seconds (refused by their timestamp by then)."""
+    now = utcnow()
+    session.execute(delete(WebhookNonce).where(WebhookNonce.endpoint_id == endpoint_id,
+                                               WebhookNonce.seen_at < now - timedelta(seconds=keep_s)))
+    try:
+        with session.begin_nested():
+            session.add(WebhookNonce(endpoint_id=endpoint_id, signature=signature, seen_at=now))
+    except IntegrityError:
+        return False
+    return True
 
 
 def digest(token: str) -> str:

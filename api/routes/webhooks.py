@@ -8,10 +8,12 @@ with the outputs once the run ends (202 if it is still going). The caller never 
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
+import structlog
 from fastapi import APIRouter, Header, Path, Request, Response, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
@@ -23,15 +25,17 @@ from api.errors import ErrorBody
 from api.schemas import Read
 from api.streams import wait_until_ended
 from api.webhook_inbound import Target, check_signature, find_target, parse_body, read_body
-from blocks.trigger_webhook import SIGNATURE_HEADER
+from blocks.trigger_webhook import SIGNATURE_HEADER, Signature
 from builder.executor import TERMINAL, RunStatus
+from core.errors import Forbidden
 from models import apps as app_store
 from models import audit
 from models import webhooks as store
 from models.db import session_scope
-from models.runs import Run
+from models.runs import Run, find_by_idempotency_key
 
 router = APIRouter(tags=["webhooks"])
+log = structlog.get_logger("mantle.webhooks")
 public_router = APIRouter(tags=["webhooks"])
 
 
@@ -106,13 +110,23 @@ def _target(request: Request, token: str) -> Target:
                            submitter=request.app.state.submitter)
 
 
-def _start(request: Request, target: Target, inputs: dict[str, Any],
-           key: str | None) -> tuple[uuid.UUID, bool]:
-    submitter = request.app.state.submitter
+def _start(request: Request, target: Target, inputs: dict[str, Any], key: str | None,
+           signature: Signature | None) -> tuple[uuid.UUID, bool]:
+    submitter, settings = request.app.state.submitter, request.app.state.settings
+    idempotency_key = f"webhook:{target.endpoint_id}:{key}" if key else None
     with session_scope(request.app.state.session_factory) as session:
+        if signature is not None and not store.claim_signature(
+                session, endpoint_id=target.endpoint_id, signature=signature.mac,
+                keep_s=2 * settings.webhook_signature_window_s):
+            earlier = find_by_idempotency_key(session, org_id=target.org_id, key=idempotency_key or "")
+            if earlier is None:  # a replay; with its Idempotency-Key it gets its run, starting nothing
+                log.warning("webhook_signature_replayed", app_id=str(target.app_id))
+                raise Forbidden(f"this {SIGNATURE_HEADER} was used already: a post is accepted once "
+                                "(sign each post anew, with the time you send it)",
+                                loc=["header", SIGNATURE_HEADER])
         run, created = submitter.create(
             session, org_id=target.org_id, app_id=target.app_id, inputs=inputs, version=target.version,
-            trigger="webhook", idempotency_key=f"webhook:{target.endpoint_id}:{key}" if key else None)
+            trigger="webhook", idempotency_key=idempotency_key)
         run_id = run.id
     if created:
         submitter.enqueue(run_id)
@@ -142,11 +156,12 @@ async def receive_webhook(
     settings = request.app.state.settings
     target = await run_in_threadpool(_target, request, token)
     body = await read_body(request, settings.max_input_bytes)
-    check_signature(target, body, request.headers.get(SIGNATURE_HEADER))
+    signature = check_signature(target, body, request.headers.get(SIGNATURE_HEADER), now=time.time(),
+                                window_s=settings.webhook_signature_window_s)
     passed = {name: request.headers[name] for name in target.config.headers if name in request.headers}
     inputs = {"body": parse_body(request.headers.get("content-type", ""), body),
               "query": dict(request.query_params), "headers": passed}
-    run_id, _ = await run_in_threadpool(_start, request, target, inputs, idempotency_key)
+    run_id, _ = await run_in_threadpool(_start, request, target, inputs, idempotency_key, signature)
     if target.config.respond == "output":
         await wait_until_ended(request, run_id, target.config.wait_s)
     state, outputs = await run_in_threadpool(_state, request, run_id)

@@ -1,4 +1,4 @@
-"""security: phone numbers unique per organization, not across organizations
+"""security: phone numbers unique per organization, not across organizations; webhook nonces
 
 Revision ID: 0014
 Revises: 0010
@@ -6,7 +6,10 @@ Revises: 0010
 
 from collections.abc import Sequence
 
+import sqlalchemy as sa
 from alembic import op
+
+import models.base
 
 revision: str = "0014"
 down_revision: str | None = "0010"
@@ -22,8 +25,20 @@ def upgrade() -> None:
         batch_op.create_unique_constraint(batch_op.f("uq_sms_numbers_org_id_number"), ["org_id", "number"])
         batch_op.create_index("ix_sms_numbers_number", ["number"], unique=False)
 
+    # Each signed webhook post's signature, accepted once (a captured post sent again is refused).
+    op.create_table(
+        "webhook_nonces",
+        sa.Column("endpoint_id", sa.Uuid(), nullable=False),
+        sa.Column("signature", sa.String(length=64), nullable=False),
+        sa.Column("seen_at", models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["endpoint_id"], ["webhook_endpoints.id"], ondelete="CASCADE",
+                                name=op.f("fk_webhook_nonces_endpoint_id_webhook_endpoints")),
+        sa.PrimaryKeyConstraint("endpoint_id", "signature", name=op.f("pk_webhook_nonces")),
+    )
+
 
 def downgrade() -> None:
+    op.drop_table("webhook_nonces")
     # Fails if two organizations route one number meanwhile: remove one route first.
     with op.batch_alter_table("sms_numbers", schema=None) as batch_op:
         batch_op.drop_index("ix_sms_numbers_number")

@@ -13,7 +13,7 @@ from blocks.base import BlockContext, Port
 from blocks.json_extract import ExtractError, JsonExtractBlock
 from blocks.registry import default_registry
 from blocks.trigger_schedule import ScheduleConfig, ScheduleTriggerBlock, last_tick, next_tick
-from blocks.trigger_webhook import WebhookTriggerBlock, sign, signature_matches
+from blocks.trigger_webhook import WebhookTriggerBlock, parse_signature, sign, signature_matches
 from builder.problems import Code
 from builder.validation import validate
 
@@ -89,8 +89,14 @@ def test_a_webhook_trigger_passes_on_only_the_headers_it_names_and_checks_signat
     assert accepted == {"body": {"a": 1}, "query": {}, "headers": {"x-event": "push"}}
     with pytest.raises(ValidationError):
         block.accept({"text": "not a webhook payload"})
-    signature = sign("s3cret-s3cret-s3cret", b'{"a":1}')
-    assert signature.startswith("sha256=")
+    header = sign("s3cret-s3cret-s3cret", b'{"a":1}', timestamp=1_700_000_000)
+    assert header.startswith("t=1700000000,v1=")
+    signature = parse_signature(header)
+    assert signature is not None and signature.timestamp == 1_700_000_000
     assert signature_matches("s3cret-s3cret-s3cret", b'{"a":1}', signature)
     assert not signature_matches("s3cret-s3cret-s3cret", b'{"a":2}', signature)
-    assert not signature_matches("s3cret-s3cret-s3cret", b'{"a":1}', None)
+    # The timestamp is signed with the body: changing it breaks the signature.
+    moved = parse_signature(header.replace("t=1700000000", "t=1700000999"))
+    assert moved is not None and not signature_matches("s3cret-s3cret-s3cret", b'{"a":1}', moved)
+    for malformed in (None, "", "sha256=" + "0" * 64, "t=1,v1=xyz", "v1=" + "0" * 64, "t=é,v1=" + "0" * 64):
+        assert parse_signature(malformed) is None
