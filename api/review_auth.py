@@ -1,10 +1,11 @@
 """Who is using the reviewer page: a browser session, the same one the builder uses.
 
-Signing in with an API key opens a server-side session (models/browser_sessions.py); the browser
-keeps only its random id, in the HttpOnly, SameSite=Strict `mantle_session` cookie, never the
-key. Every form carries the session's CSRF token, and a POST whose `Origin` names another site
-is refused (the sign-in form included, so another site cannot sign a browser in as someone
-else). The session, its key and the key's role are checked on every request.
+Signing in with an email and password (counted and limited: api/sign_in.py) or an API key opens
+a server-side session (models/browser_sessions.py); the browser keeps only its random id, in the
+HttpOnly, SameSite=Strict `mantle_session` cookie, never the key or the password. Every form
+carries the session's CSRF token, and a POST whose `Origin` names another site is refused (the
+sign-in form included, so another site cannot sign a browser in as someone else). The session,
+its key or person, and their role are checked on every request.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from fastapi import Request, Response
 from sqlalchemy.orm import Session, sessionmaker
 
 from api import browser_auth
+from api import sign_in as passwords
 from api.deps import Principal, browser_principal
+from core.errors import Forbidden
 from models import audit
 from models import browser_sessions as store
 from models.db import session_scope
@@ -49,6 +52,21 @@ def open_page_session(sessions: sessionmaker[Session], secret: str) -> str:
         audit.record(session, org_id=key.org_id, actor=f"key:{key.id}:{key.name}", action="session.open",
                      target_type="browser_session", target_id=browser.id, details={"via": "review page"})
         return cookie
+
+
+def open_person_session(request: Request, email: str, password: str) -> str:
+    """Check a person's password (counted and limited like every sign-in) and open a session in
+    their first organization where they review; returns the cookie's secret."""
+    try:
+        opened = passwords.sign_in(request.app.state.session_factory, request.app.state.settings,
+                                   email=email, password=password, address=passwords.client_address(request),
+                                   roles=PAGE_ROLES, via="review page")
+    except passwords.WrongPassword:
+        raise LoginRefused("The email or the password is wrong.") from None
+    except Forbidden:
+        raise LoginRefused("Your role cannot review in any of your organizations: "
+                           "ask an admin for the reviewer role.") from None
+    return opened.cookie
 
 
 def _browser(request: Request) -> browser_auth.BrowserPrincipal | None:

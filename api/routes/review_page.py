@@ -17,6 +17,7 @@ from api.review_auth import (
     LoginRefused,
     form_token,
     open_page_session,
+    open_person_session,
     page_principal,
     same_site,
     sign_in,
@@ -24,7 +25,7 @@ from api.review_auth import (
     token_ok,
 )
 from api.review_schemas import review_read
-from core.errors import MantleError
+from core.errors import MantleError, RateLimited
 from models import reviews as review_store
 from models.apps import App
 from models.base import utcnow
@@ -75,14 +76,28 @@ def queue_page(request: Request, status: Annotated[str, Query(max_length=20)] = 
 
 
 @router.post("/login", response_class=HTMLResponse)
-def login(request: Request, key: Annotated[str, Form(max_length=200)]) -> Response:
-    """Check the key once and open a session; the browser keeps only the session's id."""
+def login(request: Request, email: Annotated[str, Form(max_length=254)] = "",
+          password: Annotated[str, Form(max_length=256)] = "",
+          key: Annotated[str, Form(max_length=200)] = "") -> Response:
+    """Check an email and password (or a key) once and open a session; the browser keeps only the
+    session's id."""
     if not same_site(request):
         return _render(request, "review/login.html", 403, error="Sign in from this site's own page.")
     try:
-        cookie = open_page_session(request.app.state.session_factory, key.strip())
+        if key.strip():
+            cookie = open_page_session(request.app.state.session_factory, key.strip())
+        elif email.strip() and password:
+            cookie = open_person_session(request, email, password)
+        else:
+            raise LoginRefused("Give your email and password (or an API key).")
     except LoginRefused as exc:
-        return _render(request, "review/login.html", 401, error=str(exc))
+        return _render(request, "review/login.html", 401, error=str(exc), email=email.strip(),
+                       use_key=bool(key))
+    except RateLimited as exc:
+        page = _render(request, "review/login.html", 429, error=f"Too many attempts: {exc.message}.",
+                       email=email.strip())
+        page.headers.update(exc.headers or {})
+        return page
     response = _back("/review")
     sign_in(request, response, cookie)
     return response
