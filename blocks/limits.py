@@ -149,12 +149,14 @@ def _parts(value: Any) -> Iterator[Any]:
         yield from value
 
 
-def measure(value: Any, limit: int = MAX_CHARS, max_depth: int = MAX_DEPTH, what: str = "a value") -> int:
+def measure(value: Any, limit: int = MAX_CHARS, max_depth: int = MAX_DEPTH, what: str = "a value",
+            mutable: list[Any] | None = None) -> int:
     """About the number of characters `value` prints or serialises to, counting each shared part as
     often as it appears; raises LimitExceeded past `limit` or `max_depth` levels of nesting.
 
     Iterative (any depth is safe) and memoised by object, so it costs one pass over the distinct
-    objects however many times they are shared."""
+    objects however many times they are shared. Namespaces met on the way are added to `mutable`
+    (a template can change them, so a size that counts one is only true for now)."""
     size = _scalar_size(value)
     if size is not None:
         if size > limit:
@@ -174,6 +176,8 @@ def measure(value: Any, limit: int = MAX_CHARS, max_depth: int = MAX_DEPTH, what
                 continue
             open_.add(key)
             keep.append(item)
+            if mutable is not None and isinstance(item, Namespace):
+                mutable.append(item)
             scalars, containers = 2, []
             for part in _parts(item):
                 walked += 1

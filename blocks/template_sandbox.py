@@ -8,11 +8,11 @@ environment bounds the work itself (see `blocks/limits.py`), whatever shape it t
 
 * every call, macro, filter, test, operator, loop step and output piece charges the node's
   budget of steps and time, so any template stops, with a clear error, within its budget;
-* every value a template makes (a call's or a filter's result, an operator's, a `~`, a list,
-  tuple or dict literal, the container a method such as `append` changed, each `{{ }}` output)
-  is measured as it would print, shared parts counted each time, and refused past
-  `MAX_RESULT_CHARS`; so is the whole output, piece by piece as it grows, and every buffer a
-  macro, a `{% set %}` block or a filter block joins;
+* values cannot be changed in place (the immutable sandbox: no `append`, `update`, …), and
+  every value a template makes (a call's or a filter's result, an operator's, a `~`, a list,
+  tuple or dict literal, each `{{ }}` output) is measured as it would print, shared parts
+  counted each time, and refused past `MAX_RESULT_CHARS`; so is the whole output, piece by
+  piece as it grows, and every buffer a macro, a `{% set %}` block or a filter block joins;
 * macros and recursive loops may nest `MAX_CALL_DEPTH` deep;
 * before a call that would build one huge value in a single C step, its arguments are checked:
   numbers over `MAX_RESULT_CHARS` (`'x'.ljust(10**9)`, `|center(10**9)`, a huge format width),
@@ -29,16 +29,17 @@ from __future__ import annotations
 
 import functools
 import re
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from jinja2 import Template, nodes, pass_eval_context
 from jinja2.exceptions import SecurityError
 from jinja2.nodes import EvalContext
 from jinja2.runtime import LoopContext, Macro, markup_join, str_join
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.visitor import NodeTransformer
 
 from blocks.limits import LimitExceeded, charge, measure, within
@@ -47,6 +48,7 @@ MAX_RESULT_CHARS = 1_000_000
 MAX_EXPONENT = 1000
 MAX_LOOP_STEPS = 100_000
 MAX_CALL_DEPTH = 60
+REMEMBERED = 32
 # Python prints no integer of more than 4,300 digits; this bounds arithmetic on bigger ones.
 MAX_INT_BITS = 100_000
 # Filters whose work per input character is high enough that a million characters would hold a
@@ -57,13 +59,38 @@ _WIDE = re.compile(r"\d{7,}")  # a width or precision of a million or more in a 
 
 @dataclass(slots=True)
 class _Render:
-    """What one render has done so far."""
+    """What one render has done so far, and the sizes of the last containers it measured."""
 
     loops: int = 0
     depth: int = 0
+    sizes: OrderedDict[int, tuple[Any, int]] = field(default_factory=OrderedDict)
 
 
 _RENDER: ContextVar[_Render | None] = ContextVar("mantle_template_render", default=None)
+
+
+def _size(value: Any, limit: int, what: str) -> int:
+    """`measure(value)`, remembered for the render's last `REMEMBERED` containers: a loop that
+    passes one big list to a filter at every step measures it once. Sound because values cannot
+    change in this sandbox (it is immutable), except namespaces, never remembered; the entries
+    hold their values, so no id is reused while remembered."""
+    render = _RENDER.get()
+    if render is None or type(value) not in (list, dict, tuple):
+        return measure(value, limit, what=what)
+    hit = render.sizes.get(id(value))
+    if hit is not None and hit[0] is value:
+        render.sizes.move_to_end(id(value))
+        size = hit[1]
+    else:
+        mutable: list[Any] = []
+        size = measure(value, max(limit, 2 * MAX_RESULT_CHARS), what=what, mutable=mutable)
+        if not mutable:
+            render.sizes[id(value)] = (value, size)
+            if len(render.sizes) > REMEMBERED:
+                render.sizes.popitem(last=False)
+    if size > limit:
+        raise LimitExceeded(f"{what} would print as more than {limit:,} characters")
+    return size
 
 
 def _check_numbers(values: Iterable[Any]) -> None:
@@ -91,7 +118,7 @@ def _check_numbers(values: Iterable[Any]) -> None:
                     raise SecurityError(f"the number {item} is larger than {MAX_RESULT_CHARS}")
             if isinstance(value, str | list | tuple | dict):
                 sizes.append(len(value))
-            total += measure(value, 2 * MAX_RESULT_CHARS, what="an argument")
+            total += _size(value, 2 * MAX_RESULT_CHARS, "an argument")
         if total > 2 * MAX_RESULT_CHARS:
             raise LimitExceeded(f"the arguments of one call together print to more than "
                                 f"{2 * MAX_RESULT_CHARS:,} characters")
@@ -102,7 +129,7 @@ def _check_numbers(values: Iterable[Any]) -> None:
 
 def _sized(value: Any, what: str = "a value") -> Any:
     """`value`, once measured within `MAX_RESULT_CHARS`."""
-    measure(value, MAX_RESULT_CHARS, what=what)
+    _size(value, MAX_RESULT_CHARS, what)
     return value
 
 
@@ -138,7 +165,7 @@ def _concat(eval_ctx: EvalContext, *values: Any) -> str:
     charge()
     total = 0
     for value in values:
-        total += len(value) if isinstance(value, str) else measure(value, what="an operand of ~")
+        total += len(value) if isinstance(value, str) else _size(value, MAX_RESULT_CHARS, "an operand of ~")
         if total > MAX_RESULT_CHARS:
             raise LimitExceeded(f"`~` would build a text longer than {MAX_RESULT_CHARS:,} characters")
     return markup_join(values) if eval_ctx.autoescape else str_join(values)
@@ -154,7 +181,8 @@ def _checked_filter(fn: Callable[..., Any]) -> Callable[..., Any]:
         _check_numbers([*args, *kwargs.values()])
         if fn.__name__ == "do_format" and args and isinstance(args[0], str) and _WIDE.search(args[0]):
             raise SecurityError("a format width or precision is larger than the limit")
-        if slow_limit is not None and any(measure(a, 2 * MAX_RESULT_CHARS) > slow_limit for a in args):
+        if slow_limit is not None and any(_size(a, 2 * MAX_RESULT_CHARS, "an argument") > slow_limit
+                                          for a in args):
             raise LimitExceeded(f"`{name}` takes at most {slow_limit:,} characters")
         return _sized(fn(*args, **kwargs), f"the result of `{name}`")
 
@@ -213,7 +241,7 @@ class _Bounds(NodeTransformer):
         return nodes.Filter(node, "_mantle_sized", [], [], None, None, lineno=node.lineno)
 
 
-class BoundedSandbox(SandboxedEnvironment):
+class BoundedSandbox(ImmutableSandboxedEnvironment):
     """The Jinja2 sandbox with the bounds in this module's docstring."""
 
     intercepted_binops = frozenset({"*", "**", "%", "+", "-", "/", "//"})
@@ -269,8 +297,6 @@ class BoundedSandbox(SandboxedEnvironment):
             if nested:
                 assert render is not None
                 render.depth -= 1
-        if isinstance(owner, list | dict | set):  # `append`, `extend`, `update` grew it in place
-            _sized(owner)
         return _sized(result, "the result of a call")
 
     def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
