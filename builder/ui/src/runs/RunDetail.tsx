@@ -77,6 +77,23 @@ function Again({ appId, run }: { appId: string; run: RunRead }) {
   );
 }
 
+/** The run's outputs or error, once it has ended. */
+function RunEnd() {
+  const live = useRun((s) => s.live);
+  const status = useRun((s) => s.status);
+  const outputs = useRun((s) => s.outputs);
+  const error = useRun((s) => s.error);
+  if (live || !ENDED.has(status)) return null;
+  return (
+    <>
+      {error && <p className="error"><strong>Error:</strong> {error}</p>}
+      {outputs !== undefined && outputs !== null && (
+        <div data-testid={T.runOutputs}><h3>Outputs</h3><Json value={outputs} label="The run's outputs" /></div>
+      )}
+    </>
+  );
+}
+
 export function RunDetail({ appId, runId }: { appId: string; runId: string }) {
   const { loaded, error } = useRunDetail(runId);
   const trace = useRun((s) => (s.runId === runId ? s.trace : null));
@@ -93,7 +110,7 @@ export function RunDetail({ appId, runId }: { appId: string; runId: string }) {
     <section className="run-detail" aria-labelledby="run-title" data-testid={T.runDetail} data-run-id={run.id}>
       <div className="run-head">
         <h2 id="run-title">{kindLabel(run)} {shortId(run.id)}</h2>
-        <RunOutcome />
+        <RunOutcome details={false} />
         <p className="muted">
           {run.version_number ? `Version ${run.version_number}` : "Draft"} · started {when(run.started_at ?? run.created_at)}
           {run.finished_at && ` · took ${duration(elapsedMs(run.started_at, run.finished_at))}`}
@@ -107,6 +124,7 @@ export function RunDetail({ appId, runId }: { appId: string; runId: string }) {
         <aside className="run-side" aria-label="Inputs and trace">
           <h3>Inputs</h3>
           <Json value={run.inputs} label="The run's inputs" />
+          <RunEnd />
           <TracePanel trace={(trace ?? run).trace} selected={selected} onSelect={setSelected} />
         </aside>
       </div>

@@ -4,13 +4,14 @@ import { T } from "../testids";
 import { Json } from "./NodeTraceView";
 import { RUN_ICONS, runLabel } from "./status";
 
-export function RunOutcome({ outputsLabel = "Outputs" }: { outputsLabel?: string }) {
+/** `details`: the outputs or error too, once the run ends (else only the status). */
+export function RunOutcome({ outputsLabel = "Outputs", details = true }: { outputsLabel?: string; details?: boolean }) {
   const status = useRun((s) => s.status);
   const live = useRun((s) => s.live);
   const outputs = useRun((s) => s.outputs);
   const error = useRun((s) => s.error);
   const problem = useRun((s) => s.problem);
-  const ended = !live && ["succeeded", "failed", "blocked", "cancelled"].includes(status);
+  const ended = details && !live && ["succeeded", "failed", "blocked", "cancelled"].includes(status);
   return (
     <div className="run-outcome">
       <p className={`run-status run-${status}`} role="status" data-testid={T.runStatus} data-status={status}>
