@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import httpx
 from playwright.sync_api import Locator, Page, expect
@@ -39,6 +40,7 @@ class Mantle:
     url: str
     key: str
     client: httpx.Client
+    org: str = "acme"  # the organization's name, which the builder's header shows
 
     def create_app(self, name: str, graph: dict[str, Any] | None = None) -> str:
         """A new app (with `graph` as its draft), made through the public API."""
@@ -59,6 +61,16 @@ class Mantle:
 
 
 @contextmanager
+def serving(settings: Settings, key: str, port: int | None = None) -> Iterator[Mantle]:
+    """Serve the API with `settings` over HTTP (on `port`, or any free one) until the block ends."""
+    with serve(create_app(settings), port=port) as server, httpx.Client(
+            base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as client:
+        org = client.get("/v1/org")
+        assert org.status_code == 200, org.text
+        yield Mantle(url=server.url, key=key, client=client, org=org.json()["name"])
+
+
+@contextmanager
 def running_mantle(data_dir: Path) -> Iterator[Mantle]:
     """Serve the API on a fresh database in `data_dir` until the block ends."""
     url = f"sqlite:///{data_dir / 'mantle.db'}"
@@ -69,9 +81,8 @@ def running_mantle(data_dir: Path) -> Iterator[Mantle]:
         session.commit()
     settings = Settings(data_dir=data_dir, database_url=url, secret_key="test-secret",
                         twilio_verify_numbers=False)
-    with serve(create_app(settings)) as server, httpx.Client(
-            base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as client:
-        yield Mantle(url=server.url, key=key, client=client)
+    with serving(settings, key) as mantle:
+        yield mantle
 
 
 def wait_for(check: Callable[[], T | None], what: str, timeout_s: float = WAIT_MS / 1000) -> T:
@@ -89,9 +100,19 @@ def wait_for(check: Callable[[], T | None], what: str, timeout_s: float = WAIT_M
 def sign_in(page: Page, mantle: Mantle, path: str = "/builder/") -> None:
     """Open the builder at `path` and sign in by typing the API key, as a person would."""
     page.goto(f"{mantle.url}{path}")
+    page.get_by_role("button", name="Use an API key instead").click()
     page.get_by_label("API key").fill(mantle.key)
     page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_test_id("app-header")).to_contain_text("acme")
+    expect(page.get_by_test_id("app-header")).to_contain_text(mantle.org)
+
+
+def sign_in_by_link(page: Page, mantle: Mantle) -> None:
+    """Open a one-time sign-in link (as `mantle up` prints one): one click, and the apps screen shows."""
+    link = mantle.client.post("/v1/session/links")
+    assert link.status_code == 201, link.text
+    parts = urlsplit(link.json()["url"])
+    page.goto(f"{mantle.url}{parts.path}?{parts.query}")
+    expect(page.get_by_test_id("app-header")).to_contain_text(mantle.org)
 
 
 def open_editor(page: Page, mantle: Mantle, app_id: str) -> None:
@@ -113,6 +134,27 @@ def node(page: Page, node_id: str) -> Locator:
 def handle(page: Page, node_id: str, port: str, side: str) -> Locator:
     """A port's handle; `side` is "source" (an output) or "target" (an input)."""
     return page.locator(f'.react-flow__handle.{side}[data-nodeid="{node_id}"][data-handleid="{port}"]')
+
+
+def select_node(page: Page, node_id: str) -> Locator:
+    """Click a node's title: it becomes the selection and the side panel shows its config form."""
+    node(page, node_id).locator(".block-head").click()
+    panel = page.get_by_test_id("config-panel")
+    expect(panel).to_contain_text(node_id)
+    return panel
+
+
+def node_status(page: Page, node_id: str) -> Locator:
+    """The status line a node shows during and after a run (icon and words)."""
+    return node(page, node_id).get_by_test_id("node-run-status")
+
+
+def publish(page: Page, note: str) -> None:
+    """Publish the draft from the editor's toolbar with a note (the caller checks the version shown)."""
+    page.get_by_test_id("publish").click()
+    dialog = page.get_by_test_id("publish-dialog")
+    dialog.get_by_label("Note (what changed)").fill(note)
+    dialog.get_by_role("button", name="Publish").click()
 
 
 def add_block(page: Page, block_type: str, x: float, y: float, node_id: str) -> Locator:
