@@ -29,7 +29,6 @@ from tests.builder_ui import (
     running_mantle,
     screenshot,
     serious_violations,
-    sign_in,
 )
 from tests.conftest import IN_CI, free_port, serve
 from tests.engine.conftest import running_stack
@@ -91,12 +90,12 @@ def path_of(url: str) -> str:
     return "/" + url.split("/", 3)[3]
 
 
-def sign_in_anywhere(page: Page, mantle: Mantle, path: str) -> None:
-    """Sign in by typing the key, whatever the organization is called (the stack names its own)."""
-    page.goto(f"{mantle.url}{path}")
-    page.get_by_label("API key").fill(mantle.key)
-    page.get_by_role("button", name="Sign in").click()
+def open_signed_in(page: Page, mantle: Mantle, path: str) -> None:
+    """Sign in with a one-time link from `POST /v1/session/links`, then open `path` in the builder."""
+    link = ok(mantle.client.post("/v1/session/links"), 201)["url"]
+    page.goto(mantle.url + path_of(link))
     expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+    page.goto(f"{mantle.url}{path}")
 
 
 def ok(response: httpx.Response, status: int = 200) -> Any:
@@ -125,7 +124,7 @@ def two_versions(mantle: Mantle) -> str:
 
 def test_versions_show_the_diff_and_restore_into_the_draft(mantle: Mantle, page: Page) -> None:
     app_id = two_versions(mantle)
-    sign_in(page, mantle, f"/builder/apps/{app_id}/versions")
+    open_signed_in(page, mantle, f"/builder/apps/{app_id}/versions")
 
     rows = page.get_by_test_id("version-row")
     expect(rows).to_have_count(2)
@@ -189,7 +188,7 @@ def test_a_share_link_with_an_access_code_runs_without_a_key_until_revoked(
     mantle = stack_mantle
     app_id = mantle.create_app("Greeter", webapp_graph("Hi {{ name }}"))
     publish(mantle, app_id, "First")
-    sign_in_anywhere(page, mantle, f"/builder/apps/{app_id}/deploy")
+    open_signed_in(page, mantle, f"/builder/apps/{app_id}/deploy")
     form = page.get_by_test_id("share-form")
     form.get_by_label("Label (only you see it)").fill("Newsletter")
 
@@ -248,7 +247,7 @@ def test_sms_route_webhook_schedule_and_policies(mantle: Mantle, page: Page) -> 
     publish(mantle, app_id, "SMS")
     ok(mantle.client.post("/v1/policies", json={"name": "No PII", "description": "Redacts personal data.",
                                                 "rules": {"pii": {"action": "redact"}}}), 201)
-    sign_in(page, mantle, f"/builder/apps/{app_id}/deploy")
+    open_signed_in(page, mantle, f"/builder/apps/{app_id}/deploy")
 
     sms = page.get_by_test_id("sms-section")
     expect(sms).to_contain_text("No Twilio credentials are stored")
@@ -305,7 +304,7 @@ def test_a_schedule_is_set_in_the_draft_and_its_next_run_shown(mantle: Mantle, p
     graph = {"nodes": [say, {"id": "out", "type": "output", "config": {}}],
              "edges": [edge("say", "text", "out", "text")]}
     app_id = mantle.create_app("Clock", graph)
-    sign_in(page, mantle, f"/builder/apps/{app_id}/deploy")
+    open_signed_in(page, mantle, f"/builder/apps/{app_id}/deploy")
     section = page.get_by_test_id("schedule-section")
     expect(section).to_contain_text("The published version is not started by a schedule.")
     section.get_by_label("Cron expression").fill("0 9 * *")
@@ -328,10 +327,13 @@ def test_a_schedule_is_set_in_the_draft_and_its_next_run_shown(mantle: Mantle, p
     page.reload()
     expect(section).to_contain_text("Version 1 runs on 0 9 * * 1-5 in Europe/Paris.")
     next_run = ok(mantle.client.get(f"/v1/apps/{app_id}/schedule"))["published"]["next_at"]
-    # The page shows it in the browser's own time zone, as the browser writes times.
+    # The page shows it in the browser's own time zone and in the schedule's, as the browser writes times.
     utc = next_run if next_run.endswith("Z") or "+" in next_run else f"{next_run}Z"
-    shown = page.evaluate("(iso) => new Date(iso).toLocaleString()", utc)
-    expect(section.locator("[data-next-run]")).to_have_text(f"Next run: {shown}.")
+    here, paris = page.evaluate("(iso) => [new Date(iso).toLocaleString(), "
+                                "new Date(iso).toLocaleString(undefined, {timeZone: 'Europe/Paris'})]", utc)
+    both = here if here == paris else f"{here} ({paris} in Europe/Paris)"
+    expect(section.locator("[data-next-run]")).to_have_text(f"Next run: {both}.")
+    section.scroll_into_view_if_needed()
     screenshot(page, "builder-deploy-schedule")
     section.get_by_role("button", name="Stop schedule").click()
     page.get_by_role("dialog").get_by_role("button", name="Stop schedule").click()
@@ -349,7 +351,7 @@ def test_no_serious_accessibility_violations_on_versions_and_deploy(mantle: Mant
     context = new_context(browser, bypass_csp=True)  # axe's script is injected, which the CSP forbids
     try:
         page = context.new_page()
-        sign_in(page, mantle, f"/builder/apps/{app_id}/versions")
+        open_signed_in(page, mantle, f"/builder/apps/{app_id}/versions")
         expect(page.get_by_test_id("diff-canvas").locator(".react-flow__node")).to_have_count(4)
         assert serious_violations(page) == [], "versions tab"
         page.get_by_role("link", name="Deploy").click()

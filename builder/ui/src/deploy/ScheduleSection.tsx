@@ -5,7 +5,7 @@ import { errorMessage } from "../api/errors";
 import { ConfirmButton } from "../common/ConfirmButton";
 import { describedBy, FormField, useFocusOnErrors } from "../common/FormField";
 import { type FormErrors, formErrors, NO_ERRORS } from "../common/fieldErrors";
-import { localTime } from "../versions/format";
+import { localTime, timeInBoth } from "../versions/format";
 import { T } from "../testids";
 import type { Schedule } from "./types";
 
@@ -20,7 +20,7 @@ function Published({ schedule, onStop }: { schedule: Schedule; onStop: () => Pro
   return (
     <div className="published-schedule">
       <p>Version {p.version} runs on <code>{p.cron}</code> in {p.timezone}.{" "}
-        {p.active && p.next_at ? <strong data-next-run>Next run: {localTime(p.next_at)}.</strong>
+        {p.active && p.next_at ? <strong data-next-run>Next run: {timeInBoth(p.next_at, p.timezone)}.</strong>
           : <strong>Stopped: publishing a version starts its schedule again.</strong>}</p>
       {p.last_tick_at && <p className="muted">Last run: {localTime(p.last_tick_at)}.</p>}
       {p.active && (
@@ -74,7 +74,7 @@ export function ScheduleSection({ appId }: { appId: string }) {
     return "";
   }
 
-  const draftNext = schedule?.draft?.next_at;
+  const draft = schedule?.draft;
   return (
     <section className="deploy-section" aria-labelledby="schedule-title" data-testid={T.scheduleSection}>
       <h2 id="schedule-title">Schedule</h2>
@@ -97,7 +97,9 @@ export function ScheduleSection({ appId }: { appId: string }) {
           {errors.form && <p role="alert" className="error">{errors.form}</p>}
           <button type="submit" className="primary" disabled={!cron.trim()}>Save schedule to the draft</button>
           <p role="status" className="said">{said}</p>
-          {draftNext && <p>In the draft: would run next at <strong data-draft-next-run>{localTime(draftNext)}</strong>.</p>}
+          {draft?.next_at && (
+            <p>In the draft: would run next at <strong data-draft-next-run>{timeInBoth(draft.next_at, draft.timezone)}</strong>.</p>
+          )}
         </form>
       )}
     </section>
