@@ -24,6 +24,13 @@ The contract, in plain words:
   after a crash never repeats the effect.
 * Exactly one node of an app is a trigger (`trigger = True`): it turns the run's inputs
   (an API call, a form, an SMS) into its output ports.
+* Every execution has a work budget and a time limit (`blocks/limits.py`). A `pure` block (no
+  effect outside its outputs) may run inside the engine's step transaction, for a short slice,
+  and is finished outside it when slower. A block that evaluates something a builder wrote (a
+  template, an expression) charges the budget as it goes and says `bounded = True`; any other
+  block is given up on from a watchdog thread when its time is up.
+* A deferred block that only waits for time returns `Suspend(..., resume_after_s=…, result=…)`:
+  the due time is stored with the node, so no message has to survive a crash.
 
 One block type per file; `blocks.registry` knows them all.
 """
