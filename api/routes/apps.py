@@ -51,7 +51,7 @@ def create_app(body: AppCreate, principal: Builder, session: SessionDep) -> AppR
 
 
 @router.get("/apps/{app_id}", response_model=AppRead)
-def get_app(app_id: uuid.UUID, principal: CurrentKey, session: SessionDep) -> AppRead:
+def get_app(app_id: uuid.UUID, principal: Builder, session: SessionDep) -> AppRead:
     """One app with its draft and versions."""
     return AppRead.model_validate(app_store.get_app(session, org_id=principal.org_id, app_id=app_id))
 
@@ -83,7 +83,7 @@ def delete_app(app_id: uuid.UUID, principal: Builder, session: SessionDep) -> Re
 
 # exclude_unset: the graphs come out as saved, without defaults, so an import gives equal graphs.
 @router.get("/apps/{app_id}/export", response_model=ExportDocument, response_model_exclude_unset=True)
-def export_app(app_id: uuid.UUID, principal: CurrentKey, session: SessionDep) -> ExportDocument:
+def export_app(app_id: uuid.UUID, principal: Builder, session: SessionDep) -> ExportDocument:
     """The app as one JSON document: draft and every published version."""
     app = app_store.get_app(session, org_id=principal.org_id, app_id=app_id)
     return ExportDocument.model_validate({

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from api.deps import CurrentKey, LimitsDep, RegistryDep
+from api.deps import Builder, CurrentKey, LimitsDep, RegistryDep
 from api.schemas import BlockList, BlockRead, ValidationReport
 from blocks.registry import Registry, UnknownBlockType
 from builder.graph import Graph
@@ -51,7 +51,7 @@ def get_block(block_type: str, _: CurrentKey, registry: RegistryDep) -> BlockRea
 
 
 @router.post("/graphs/validate", response_model=ValidationReport)
-def validate_graph(graph: Graph, _: CurrentKey, registry: RegistryDep, limits: LimitsDep
+def validate_graph(graph: Graph, _: Builder, registry: RegistryDep, limits: LimitsDep
                    ) -> ValidationReport:
     """Validate a graph that is not saved anywhere (the builder's live check)."""
     return report(graph, registry, limits)

@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel, Field
 
-from api.deps import Admin, CurrentKey, SessionDep
+from api.deps import Admin, Builder, SessionDep
 from api.schemas import Read
 from api.schemas import Request as RequestBody
 from core.crypto import cipher_for
@@ -79,14 +79,14 @@ def create_credential(body: CredentialCreate, request: Request, principal: Admin
 
 
 @router.get("/credentials", response_model=CredentialList)
-def list_credentials(principal: CurrentKey, session: SessionDep) -> CredentialList:
+def list_credentials(principal: Builder, session: SessionDep) -> CredentialList:
     """The organization's credentials, without secrets."""
     rows = store.list_credentials(session, org_id=principal.org_id)
     return CredentialList(items=[CredentialRead.model_validate(r) for r in rows])
 
 
 @router.get("/credentials/{credential_id}", response_model=CredentialRead)
-def get_credential(credential_id: uuid.UUID, principal: CurrentKey, session: SessionDep) -> CredentialRead:
+def get_credential(credential_id: uuid.UUID, principal: Builder, session: SessionDep) -> CredentialRead:
     """One credential, without secrets."""
     return CredentialRead.model_validate(
         store.get_credential(session, org_id=principal.org_id, credential_id=credential_id))

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, status
 from fastapi.responses import JSONResponse
 
-from api.deps import Builder, CurrentKey, LimitsDep, PageDep, RegistryDep, SessionDep
+from api.deps import Builder, LimitsDep, PageDep, RegistryDep, SessionDep
 from api.routes.blocks import report, report_data
 from api.schemas import DraftRead, PageOf, PublishRequest, ValidationReport, VersionRead, VersionSummary
 from builder.graph import Graph
@@ -41,7 +41,7 @@ def _revision(if_match: str | None) -> int | None:
 
 
 @router.get("/apps/{app_id}/draft", response_model=DraftRead)
-def get_draft(app_id: uuid.UUID, principal: CurrentKey, session: SessionDep, registry: RegistryDep,
+def get_draft(app_id: uuid.UUID, principal: Builder, session: SessionDep, registry: RegistryDep,
               limits: LimitsDep) -> JSONResponse:
     """The draft graph with its revision, problems and each node's ports."""
     app = app_store.get_app(session, org_id=principal.org_id, app_id=app_id)
@@ -63,7 +63,7 @@ def put_draft(
 
 
 @router.post("/apps/{app_id}/validate", response_model=ValidationReport)
-def validate_draft(app_id: uuid.UUID, principal: CurrentKey, session: SessionDep,
+def validate_draft(app_id: uuid.UUID, principal: Builder, session: SessionDep,
                    registry: RegistryDep, limits: LimitsDep) -> ValidationReport:
     """Every problem of the saved draft at once."""
     app = app_store.get_app(session, org_id=principal.org_id, app_id=app_id)
@@ -88,7 +88,7 @@ def publish(app_id: uuid.UUID, principal: Builder, session: SessionDep, registry
 
 
 @router.get("/apps/{app_id}/versions", response_model=PageOf[VersionSummary])
-def list_versions(app_id: uuid.UUID, principal: CurrentKey, session: SessionDep, page: PageDep
+def list_versions(app_id: uuid.UUID, principal: Builder, session: SessionDep, page: PageDep
                   ) -> PageOf[VersionSummary]:
     """The app's published versions, newest first."""
     app = app_store.get_app(session, org_id=principal.org_id, app_id=app_id)
@@ -98,7 +98,7 @@ def list_versions(app_id: uuid.UUID, principal: CurrentKey, session: SessionDep,
 
 
 @router.get("/apps/{app_id}/versions/{number}", response_model=VersionRead)
-def get_version(app_id: uuid.UUID, number: int, principal: CurrentKey, session: SessionDep
+def get_version(app_id: uuid.UUID, number: int, principal: Builder, session: SessionDep
                 ) -> VersionRead:
     """One published version with its frozen graph."""
     app = app_store.get_app(session, org_id=principal.org_id, app_id=app_id)

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Response, status
 from pydantic import BaseModel, Field, ValidationError
 
-from api.deps import Admin, CurrentKey, SessionDep, SettingsDep
+from api.deps import Admin, Builder, SessionDep, SettingsDep
 from api.schemas import Request as RequestBody
 from core.errors import Conflict, InvalidInputs
 from core.settings import Settings
@@ -98,7 +98,7 @@ def _not_settings(name: str, settings: Settings) -> None:
 
 
 @router.get("/models", response_model=ModelList)
-def list_models(principal: CurrentKey, session: SessionDep, settings: SettingsDep) -> ModelList:
+def list_models(principal: Builder, session: SessionDep, settings: SettingsDep) -> ModelList:
     """Deployments from settings, then the organization's own."""
     items = [_read(d, settings) for d in configured(settings).values()]
     for row in store.list_deployments(session, org_id=principal.org_id):
@@ -108,7 +108,7 @@ def list_models(principal: CurrentKey, session: SessionDep, settings: SettingsDe
 
 
 @router.get("/models/{name}", response_model=ModelRead)
-def get_model(name: str, principal: CurrentKey, session: SessionDep, settings: SettingsDep) -> ModelRead:
+def get_model(name: str, principal: Builder, session: SessionDep, settings: SettingsDep) -> ModelRead:
     """One deployment by name."""
     found = configured(settings).get(name)
     if found is not None:

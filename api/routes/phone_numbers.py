@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request, Response, status
 from pydantic import BaseModel, Field
 
-from api.deps import Builder, CurrentKey, PageDep, SessionDep
+from api.deps import Builder, PageDep, SessionDep
 from api.schemas import PageOf, Read
 from api.schemas import Request as RequestBody
 from api.twilio_numbers import verify_number
@@ -142,7 +142,7 @@ def route_number(app_id: uuid.UUID, body: NumberRoute, request: Request, respons
 
 
 @router.get("/apps/{app_id}/phone-numbers", response_model=NumberList)
-def list_numbers(app_id: uuid.UUID, request: Request, principal: CurrentKey,
+def list_numbers(app_id: uuid.UUID, request: Request, principal: Builder,
                  session: SessionDep) -> NumberList:
     """The numbers routed to the app."""
     app_store.get_app(session, org_id=principal.org_id, app_id=app_id)
@@ -162,7 +162,7 @@ def remove_number(app_id: uuid.UUID, route_id: uuid.UUID, principal: Builder,
 
 
 @router.get("/apps/{app_id}/conversations", response_model=PageOf[ConversationSummary])
-def list_conversations(app_id: uuid.UUID, principal: CurrentKey, session: SessionDep,
+def list_conversations(app_id: uuid.UUID, principal: Builder, session: SessionDep,
                        page: PageDep) -> PageOf[ConversationSummary]:
     """The phones the app has exchanged messages with, most recent first."""
     app_store.get_app(session, org_id=principal.org_id, app_id=app_id)
@@ -174,7 +174,7 @@ def list_conversations(app_id: uuid.UUID, principal: CurrentKey, session: Sessio
 
 @router.get("/apps/{app_id}/conversations/{phone}", response_model=ConversationRead)
 def get_conversation(app_id: uuid.UUID, phone: Annotated[str, Path(min_length=1, max_length=64)],
-                     principal: CurrentKey, session: SessionDep, page: PageDep) -> ConversationRead:
+                     principal: Builder, session: SessionDep, page: PageDep) -> ConversationRead:
     """Inbound and outbound messages with one phone, in order, each with its run."""
     app_store.get_app(session, org_id=principal.org_id, app_id=app_id)
     items, total = conversation(session, org_id=principal.org_id, app_id=app_id, phone=phone,

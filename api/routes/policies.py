@@ -16,7 +16,7 @@ from typing import Any
 from fastapi import APIRouter, Response, status
 from pydantic import BaseModel, Field
 
-from api.deps import Builder, CurrentKey, PageDep, SessionDep
+from api.deps import Builder, PageDep, SessionDep
 from api.schemas import PageOf, Read
 from api.schemas import Request as RequestBody
 from governance.rules import PolicyRules
@@ -131,7 +131,7 @@ def create_policy(body: PolicyCreate, principal: Builder, session: SessionDep) -
 
 
 @router.get("/policies", response_model=PageOf[PolicyRead])
-def list_policies(principal: CurrentKey, session: SessionDep, page: PageDep) -> PageOf[PolicyRead]:
+def list_policies(principal: Builder, session: SessionDep, page: PageDep) -> PageOf[PolicyRead]:
     """The organization's policies, by name."""
     items, total = store.list_policies(session, org_id=principal.org_id, limit=page.limit, offset=page.offset)
     return PageOf[PolicyRead](items=[_read(session, p) for p in items], total=total, limit=page.limit,
@@ -139,7 +139,7 @@ def list_policies(principal: CurrentKey, session: SessionDep, page: PageDep) -> 
 
 
 @router.get("/policies/{policy_id}", response_model=PolicyRead)
-def get_policy(policy_id: uuid.UUID, principal: CurrentKey, session: SessionDep) -> PolicyRead:
+def get_policy(policy_id: uuid.UUID, principal: Builder, session: SessionDep) -> PolicyRead:
     """One policy with its latest rules."""
     return _read(session, store.get_policy(session, org_id=principal.org_id, policy_id=policy_id))
 
@@ -168,7 +168,7 @@ def delete_policy(policy_id: uuid.UUID, principal: Builder, session: SessionDep)
 
 
 @router.get("/policies/{policy_id}/versions", response_model=list[PolicyVersionRead])
-def list_versions(policy_id: uuid.UUID, principal: CurrentKey, session: SessionDep
+def list_versions(policy_id: uuid.UUID, principal: Builder, session: SessionDep
                   ) -> list[PolicyVersionRead]:
     """Every version of the policy, newest first."""
     policy = store.get_policy(session, org_id=principal.org_id, policy_id=policy_id)
@@ -176,7 +176,7 @@ def list_versions(policy_id: uuid.UUID, principal: CurrentKey, session: SessionD
 
 
 @router.get("/policies/{policy_id}/versions/{number}", response_model=PolicyVersionRead)
-def get_version(policy_id: uuid.UUID, number: int, principal: CurrentKey, session: SessionDep
+def get_version(policy_id: uuid.UUID, number: int, principal: Builder, session: SessionDep
                 ) -> PolicyVersionRead:
     """One version of the policy."""
     policy = store.get_policy(session, org_id=principal.org_id, policy_id=policy_id)
@@ -184,7 +184,7 @@ def get_version(policy_id: uuid.UUID, number: int, principal: CurrentKey, sessio
 
 
 @router.post("/policies/{policy_id}/test", response_model=PolicyTestResult)
-def test_policy(policy_id: uuid.UUID, body: PolicyTest, principal: CurrentKey, session: SessionDep
+def test_policy(policy_id: uuid.UUID, body: PolicyTest, principal: Builder, session: SessionDep
                 ) -> PolicyTestResult:
     """Evaluate a text with the policy and return the decision, as a run would make it."""
     from governance.evaluate import evaluate  # loads the rules' models on first use only
@@ -204,7 +204,7 @@ def test_policy(policy_id: uuid.UUID, body: PolicyTest, principal: CurrentKey, s
 
 
 @router.get("/apps/{app_id}/policies", response_model=AttachedList)
-def app_policies(app_id: uuid.UUID, principal: CurrentKey, session: SessionDep) -> AttachedList:
+def app_policies(app_id: uuid.UUID, principal: Builder, session: SessionDep) -> AttachedList:
     """The policies attached to the app now (what draft runs and the next publish apply)."""
     app = app_store.get_app(session, org_id=principal.org_id, app_id=app_id)
     return AttachedList(items=[AttachedPolicy(policy_id=p.id, name=p.name, version=p.latest_version)
@@ -224,7 +224,7 @@ def attach_policies(app_id: uuid.UUID, body: AttachRequest, principal: Builder, 
 
 
 @router.get("/apps/{app_id}/versions/{number}/policies", response_model=AttachedList)
-def version_policies(app_id: uuid.UUID, number: int, principal: CurrentKey, session: SessionDep
+def version_policies(app_id: uuid.UUID, number: int, principal: Builder, session: SessionDep
                      ) -> AttachedList:
     """The policy versions a published version was pinned to when it was published."""
     app = app_store.get_app(session, org_id=principal.org_id, app_id=app_id)

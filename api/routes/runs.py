@@ -13,7 +13,7 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import Builder, CurrentKey, PageDep, Principal, SessionDep
+from api.deps import Builder, PageDep, Principal, SessionDep
 from api.schemas import NodeTestStart, PageOf, RunGraph, RunRead, RunStart, RunSummary
 from api.streams import Batch, Message, follow_run, wait_until_ended
 from api.trace import run_read
@@ -90,7 +90,7 @@ async def _answer(request: Request, response: Response, principal: Principal, ma
 @router.post("/apps/{app_id}/runs", response_model=RunRead, status_code=status.HTTP_202_ACCEPTED,
              responses={200: {"model": RunRead, "description": "The run finished within `wait`"}})
 async def start_run(app_id: uuid.UUID, body: RunStart, request: Request, response: Response,
-                    principal: CurrentKey, wait: Wait = 0, idempotency_key: IdempotencyKey = None) -> RunRead:
+                    principal: Builder, wait: Wait = 0, idempotency_key: IdempotencyKey = None) -> RunRead:
     """Run the latest published version (or `version`): 202 at once, or 200 when it ends within `wait`."""
     return await _start(request, response, principal, app_id, body, wait, idempotency_key, draft=False)
 
@@ -107,14 +107,14 @@ async def start_draft_run(app_id: uuid.UUID, body: RunStart, request: Request, r
 
 
 @router.get("/runs/{run_id}", response_model=RunRead)
-async def get_run(run_id: uuid.UUID, request: Request, principal: CurrentKey) -> RunRead:
+async def get_run(run_id: uuid.UUID, request: Request, principal: Builder) -> RunRead:
     """A run: status, inputs, outputs, error, timings and the trace of every node."""
     # Polled by clients: one trip through the threadpool, on a read session.
     return await run_in_threadpool(_read, request, principal.org_id, run_id)
 
 
 @router.get("/runs/{run_id}/graph", response_model=RunGraph)
-def get_run_graph(run_id: uuid.UUID, principal: CurrentKey, session: SessionDep) -> RunGraph:
+def get_run_graph(run_id: uuid.UUID, principal: Builder, session: SessionDep) -> RunGraph:
     """The graph the run executed: the published version's, or the draft as it was when the run
     started (a node test's is the tested node fed by a `trigger.api` node named `inputs`). A builder
     draws the run on it, each node beside its trace entry."""
@@ -128,7 +128,7 @@ def get_run_graph(run_id: uuid.UUID, principal: CurrentKey, session: SessionDep)
 
 
 @router.get("/apps/{app_id}/runs", response_model=PageOf[RunSummary])
-def list_runs(app_id: uuid.UUID, principal: CurrentKey, session: SessionDep, page: PageDep,
+def list_runs(app_id: uuid.UUID, principal: Builder, session: SessionDep, page: PageDep,
               status_filter: Annotated[RunStatus | None, Query(alias="status")] = None,
               kind: Annotated[RunKind | Literal["all"], Query(description=(
                   "`run` (the default: the app's runs), `node_test` (the builder's tests of one node) "
@@ -235,7 +235,7 @@ def _events(request: Request, run_id: uuid.UUID, after: int) -> Batch:
 @router.get("/runs/{run_id}/events", response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {}},
                              "description": "Server-Sent Events until the run ends"}})
-def run_events(run_id: uuid.UUID, request: Request, principal: CurrentKey, session: SessionDep,
+def run_events(run_id: uuid.UUID, request: Request, principal: Builder, session: SessionDep,
                last_event_id: Annotated[int | None, Header(ge=0)] = None) -> StreamingResponse:
     """The run's events as they happen; a late client first gets what already happened."""
     run_store.get_run(session, org_id=principal.org_id, run_id=run_id)

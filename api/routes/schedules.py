@@ -18,7 +18,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy.exc import IntegrityError
 
-from api.deps import Builder, CurrentKey, RegistryDep, SessionDep
+from api.deps import Builder, RegistryDep, SessionDep
 from api.schemas import Request as RequestBody
 from blocks.registry import Registry, UnknownBlockType
 from blocks.trigger_schedule import ScheduleConfig, ScheduleTriggerBlock, next_tick
@@ -140,7 +140,7 @@ def _checked(body: ScheduleSet) -> ScheduleConfig:
 
 
 @router.get("/apps/{app_id}/schedule", response_model=ScheduleRead)
-def get_schedule(app_id: uuid.UUID, request: Request, principal: CurrentKey,
+def get_schedule(app_id: uuid.UUID, request: Request, principal: Builder,
                  session: SessionDep) -> ScheduleRead:
     """The app's schedule: the published one with its next and last run, and the draft's."""
     app = app_store.get_app(session, org_id=principal.org_id, app_id=app_id)

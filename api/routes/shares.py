@@ -12,7 +12,7 @@ from fastapi import APIRouter, Request, status
 from pydantic import AwareDatetime, BaseModel, Field, field_validator
 from sqlalchemy.orm import Session
 
-from api.deps import Builder, CurrentKey, PageDep, SessionDep, SettingsDep
+from api.deps import Builder, PageDep, SessionDep, SettingsDep
 from api.public.service import form_of
 from api.schemas import PageOf
 from api.schemas import Request as Body
@@ -146,7 +146,7 @@ def create_share(app_id: uuid.UUID, body: ShareCreate, request: Request, princip
 
 
 @router.get("/apps/{app_id}/shares", response_model=PageOf[ShareRead])
-def list_shares(app_id: uuid.UUID, principal: CurrentKey, session: SessionDep, page: PageDep,
+def list_shares(app_id: uuid.UUID, principal: Builder, session: SessionDep, page: PageDep,
                 settings: SettingsDep) -> PageOf[ShareRead]:
     """The app's share links, newest first (revoked and expired ones too)."""
     app = app_store.get_app(session, org_id=principal.org_id, app_id=app_id)
@@ -157,7 +157,7 @@ def list_shares(app_id: uuid.UUID, principal: CurrentKey, session: SessionDep, p
 
 
 @router.get("/apps/{app_id}/shares/{share_id}", response_model=ShareRead)
-def get_share(app_id: uuid.UUID, share_id: uuid.UUID, principal: CurrentKey, session: SessionDep,
+def get_share(app_id: uuid.UUID, share_id: uuid.UUID, principal: Builder, session: SessionDep,
               settings: SettingsDep) -> ShareRead:
     """One share link."""
     app = app_store.get_app(session, org_id=principal.org_id, app_id=app_id)

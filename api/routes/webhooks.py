@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import Builder, CurrentKey, SessionDep
+from api.deps import Builder, SessionDep
 from api.errors import ErrorBody
 from api.schemas import Read
 from api.streams import wait_until_ended
@@ -88,7 +88,7 @@ def rotate_webhook(app_id: uuid.UUID, request: Request, principal: Builder,
 
 
 @router.get("/apps/{app_id}/webhook", response_model=WebhookRead)
-def get_webhook(app_id: uuid.UUID, request: Request, principal: CurrentKey,
+def get_webhook(app_id: uuid.UUID, request: Request, principal: Builder,
                 session: SessionDep) -> WebhookRead:
     """The app's webhook (without the token: it was shown when made)."""
     return _shown(request, store.get_for_app(session, org_id=principal.org_id, app_id=app_id))

@@ -139,6 +139,6 @@ def test_stopping_needs_a_published_schedule_and_a_builder(tenant: Tenant, sessi
         _, secret = create_key(s, org_id=tenant.org_id, name="reviewer", role=Role.reviewer)
         s.commit()
     reviewer = TestClient(api.app, headers={"Authorization": f"Bearer {secret}"})
-    assert reviewer.get(f"/v1/apps/{own}/schedule").status_code == 200
+    assert reviewer.get(f"/v1/apps/{own}/schedule").status_code == 403  # reviewing needs no schedule
     assert reviewer.put(f"/v1/apps/{own}/schedule", json={"cron": "@daily"}).status_code == 403
     assert reviewer.delete(f"/v1/apps/{own}/schedule").status_code == 403
