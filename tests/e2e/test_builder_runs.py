@@ -11,14 +11,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Page, expect
 
-from api.main import create_app
-from tests.builder_ui import WAIT_MS, block, node, screenshot, serious_violations
-from tests.conftest import LiveServer, free_port, serve
+from tests.builder_ui import WAIT_MS, Mantle, block, node, screenshot, serious_violations, sign_in_by_link
+from tests.builder_ui import node_status as status_of
+from tests.builder_ui import serving as serving_builder
+from tests.conftest import free_port
 from tests.engine.conftest import REPO, Stack, running_stack
 from tests.http_server import LocalServer, serving
 from worker.inference.tiny import save_tiny
@@ -41,9 +41,10 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
 
 
 @pytest.fixture(scope="module")
-def server(stack: Stack) -> Iterator[LiveServer]:
+def server(stack: Stack) -> Iterator[Mantle]:
     """The API and the builder over real HTTP, on the stack's database and broker."""
-    with serve(create_app(stack.settings)) as live:
+    key = str(stack.client.headers["authorization"]).removeprefix("Bearer ")
+    with serving_builder(stack.settings, key) as live:
         yield live
 
 
@@ -81,13 +82,9 @@ def axe_page(browser: Any) -> Iterator[Page]:
     context.close()
 
 
-def open_app(page: Page, stack: Stack, server: LiveServer, app_id: str, tab: str = "") -> None:
+def open_app(page: Page, server: Mantle, app_id: str, tab: str = "") -> None:
     """Sign in with a one-time link (as `mantle up` prints one), then open the app's `tab`."""
-    link = stack.client.post("/v1/session/links")
-    assert link.status_code == 201, link.text
-    parts = urlsplit(link.json()["url"])
-    page.goto(f"{server.url}{parts.path}?{parts.query}")
-    expect(page.get_by_test_id("app-header")).to_be_visible()
+    sign_in_by_link(page, server)
     page.goto(f"{server.url}/builder/apps/{app_id}{'/' + tab if tab else ''}")
 
 
@@ -104,11 +101,6 @@ def seed_app(stack: Stack, name: str, nodes: list[dict[str, Any]], edges: list[W
     return app_id
 
 
-def status_of(page: Page, node_id: str) -> Locator:
-    """The status line a node shows during and after a run (icon and words)."""
-    return node(page, node_id).get_by_test_id("node-run-status")
-
-
 def greeter(stack: Stack) -> str:
     """in (a name) -> greet (template) -> gen (the tiny model) -> out."""
     return seed_app(stack, "Greeter", [
@@ -120,10 +112,10 @@ def greeter(stack: Stack) -> str:
     ], [("in", "name", "greet", "name"), ("greet", "text", "gen", "text"), ("gen", "text", "out", "reply")])
 
 
-def test_the_draft_is_tested_in_place_and_its_nodes_light_up(stack: Stack, server: LiveServer,
+def test_the_draft_is_tested_in_place_and_its_nodes_light_up(stack: Stack, server: Mantle,
                                                               page: Page) -> None:
     app_id = greeter(stack)
-    open_app(page, stack, server, app_id)
+    open_app(page, server, app_id)
     page.get_by_test_id("test-draft").click()
     panel = page.get_by_test_id("test-panel")
     panel.get_by_label("Your name").fill("Ada")
@@ -156,7 +148,7 @@ def test_the_draft_is_tested_in_place_and_its_nodes_light_up(stack: Stack, serve
 
 
 def test_one_node_is_tested_alone_and_side_effects_need_consent(
-        stack: Stack, server: LiveServer, service: LocalServer, page: Page) -> None:
+        stack: Stack, server: Mantle, service: LocalServer, page: Page) -> None:
     app_id = seed_app(stack, "Poster", [
         block("in", "trigger.api", 0, 0),
         block("greet", "text.template", 300, 0, template="Hi {{ text }}, you are {{ age }}"),
@@ -164,7 +156,7 @@ def test_one_node_is_tested_alone_and_side_effects_need_consent(
               body={"message": "{{ text }}"}, retries=0),
         block("out", "output", 900, 0),
     ], [("in", "text", "greet", "text"), ("greet", "text", "post", "text"), ("post", "text", "out", "text")])
-    open_app(page, stack, server, app_id)
+    open_app(page, server, app_id)
 
     node(page, "greet").click()
     page.get_by_test_id("config-panel").get_by_role("button", name="Test this node").click()
@@ -200,7 +192,7 @@ def test_one_node_is_tested_alone_and_side_effects_need_consent(
 
 
 def test_a_failed_run_is_retried_from_its_failed_node_then_run_again(
-        stack: Stack, server: LiveServer, axe_page: Page) -> None:
+        stack: Stack, server: Mantle, axe_page: Page) -> None:
     page = axe_page
     port = free_port()  # nothing listens here yet: the lookup is refused
     app_id = seed_app(stack, "Weather", [
@@ -215,7 +207,7 @@ def test_a_failed_run_is_retried_from_its_failed_node_then_run_again(
     failed = stack.wait_run(stack.run(app_id, {"city": "Lyon"})["id"])
     assert failed["status"] == "failed", failed
 
-    open_app(page, stack, server, app_id, "runs")
+    open_app(page, server, app_id, "runs")
     row = page.get_by_test_id("run-row").filter(has_text=failed["id"][:8])
     expect(row).to_contain_text("Failed")
     expect(row).to_contain_text("Version 1")
@@ -266,14 +258,14 @@ def test_a_failed_run_is_retried_from_its_failed_node_then_run_again(
 
 
 def test_a_run_waiting_for_review_holds_the_canvas_and_is_counted(
-        stack: Stack, server: LiveServer, axe_page: Page) -> None:
+        stack: Stack, server: Mantle, axe_page: Page) -> None:
     page = axe_page
     app_id = seed_app(stack, "Careful", [
         block("in", "trigger.api", 0, 0),
         block("check", "human.review", 300, 0, instructions="Is this polite?"),
         block("out", "output", 600, 0),
     ], [("in", "text", "check", "text"), ("check", "text", "out", "text")])
-    open_app(page, stack, server, app_id)
+    open_app(page, server, app_id)
     page.get_by_test_id("test-draft").click()
     panel = page.get_by_test_id("test-panel")
     panel.get_by_label("text").fill("Hello there")
