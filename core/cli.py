@@ -12,7 +12,7 @@ import click
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.logging import configure_logging
-from core.settings import Settings, get_settings
+from core.settings import SECRET_KEY_FILE, Settings, get_settings
 from twilio_sim.cli import twilio_sim
 
 
@@ -44,6 +44,10 @@ def up(host: str, port: int) -> None:
     _setup()
     settings = get_settings()
     click.echo(f"• database: {settings.resolved_database_url}", err=True)
+    key_file = settings.data_dir / SECRET_KEY_FILE
+    if key_file.exists() and key_file.read_text().strip() == settings.secret_key:
+        click.echo(f"• secret key: {key_file.resolve()} (made on first start; keep it with the database)",
+                   err=True)
     upgrade(settings.resolved_database_url)
     _pull_default(settings)
     seeded = seed_local(session_factory(settings.resolved_database_url), settings.data_dir)

@@ -1,11 +1,16 @@
 """Mantle's settings: one class, read from `MANTLE_*` environment variables and `.env`.
 
 Unset means the embedded default: a SQLite file and a filesystem broker under
-`MANTLE_DATA_DIR`, so a fresh machine runs with no service at all.
+`MANTLE_DATA_DIR`, so a fresh machine runs with no service at all. An unset (or placeholder)
+`MANTLE_SECRET_KEY` means a random key kept in `MANTLE_DATA_DIR/secret_key`, made on first
+start: a key anyone can read in the source would let anyone forge the tokens it signs (a share's
+run tokens, say). In production the key must be set.
 """
 
 from __future__ import annotations
 
+import os
+import secrets
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -14,6 +19,29 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = {"", "change-me", "changeme", "secret"}
+SECRET_KEY_FILE = "secret_key"
+
+
+def local_secret_key(data_dir: Path) -> str:
+    """The key kept in `data_dir/secret_key`: made on first use (256 random bits, readable by its
+    owner only) and the same for every process that shares the folder, even when they start together."""
+    path = data_dir / SECRET_KEY_FILE
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        draft = data_dir / f".{SECRET_KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
+        with os.fdopen(os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
+            out.write(secrets.token_urlsafe(32) + "\n")
+        try:
+            os.link(draft, path)  # atomic, and never replaces the key of a process that came first
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
+    key = path.read_text().strip()
+    if len(key) < 32:
+        raise ValueError(f"{path} holds no usable key (fewer than 32 characters): set MANTLE_SECRET_KEY, "
+                         "or remove the file to have a new one made")
+    return key
 
 
 class Settings(BaseSettings):
@@ -25,7 +53,8 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".mantle")
     database_url: str = ""
     broker_url: str = ""
-    secret_key: str = "change-me"
+    secret_key: str = Field(default="", description="Signs tokens and encrypts stored credentials; unset: "
+                            "a random key kept in DATA_DIR/secret_key (refused in production).")
     public_base_url: str = "http://127.0.0.1:8000"
     log_format: Literal["json", "console"] = "json"
     log_level: str = "INFO"
@@ -135,8 +164,14 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_placeholder_secret(self) -> Settings:
-        if self.env == "production" and self.secret_key.strip().lower() in PLACEHOLDER_SECRETS:
+        configured = self.secret_key.strip()
+        if configured.lower() not in PLACEHOLDER_SECRETS:
+            return self
+        if self.env == "production":
             raise ValueError("MANTLE_SECRET_KEY must be set to a real secret when MANTLE_ENV=production")
+        self.secret_key = local_secret_key(self.data_dir)
+        if configured:  # credentials stored while the placeholder was the key stay readable (decrypt only)
+            self.secret_key_fallbacks = [*self.secret_key_fallbacks, configured]
         return self
 
     @property
