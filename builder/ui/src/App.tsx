@@ -4,9 +4,14 @@ import { Route, Router, Switch } from "wouter";
 import { api, errorMessage } from "./api/client";
 import { AppView } from "./apps/AppView";
 import { AppsPage } from "./apps/AppsPage";
+import { AcceptLink } from "./auth/AcceptLink";
 import { Header } from "./auth/Header";
 import { SignIn } from "./auth/SignIn";
 import { useSession } from "./auth/session";
+import { PeoplePage } from "./people/PeoplePage";
+
+/** The pages of one-time links: they work signed in or not (accepting signs this browser in). */
+const LINK_PAGES = { "/builder/invite": "invite", "/builder/reset-password": "reset" } as const;
 
 export function App() {
   const session = useSession((s) => s.session);
@@ -19,6 +24,8 @@ export function App() {
     }).catch((e: unknown) => setFailure(errorMessage(e, "The server could not be reached.")));
   }, []);
 
+  const link = LINK_PAGES[window.location.pathname.replace(/\/$/, "") as keyof typeof LINK_PAGES];
+  if (link) return <AcceptLink kind={link} />;
   if (failure) return <main className="notice"><p role="alert">{failure} Reload the page to try again.</p></main>;
   if (session === undefined) return <main className="notice"><p role="status">Loading…</p></main>;
   if (session === null) return <SignIn />;
@@ -27,6 +34,7 @@ export function App() {
       <Header />
       <Switch>
         <Route path="/" component={AppsPage} />
+        <Route path="/people" component={PeoplePage} />
         <Route path="/apps/:id/:tab?">{(params) => <AppView appId={params.id} tab={params.tab ?? "editor"} />}</Route>
         <Route><main className="notice"><h1>Not found</h1><p>There is no page at this address.</p></main></Route>
       </Switch>

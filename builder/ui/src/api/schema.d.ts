@@ -345,7 +345,7 @@ export interface paths {
         };
         /**
          * Get Draft
-         * @description The draft graph with its revision and problems.
+         * @description The draft graph with its revision, problems and each node's ports.
          */
         get: operations["get_draft_v1_apps__app_id__draft_get"];
         /**
@@ -863,7 +863,7 @@ export interface paths {
         /**
          * Create Credential
          * @description Store a credential (twilio, bearer_token, basic_auth, api_key_header, webhook_secret); 409 if the
-         *     type and name exist.
+         *     type and name exist. `allowed_urls` binds it to the hosts `http.request` may send it to.
          */
         post: operations["create_credential_v1_credentials_post"];
         delete?: never;
@@ -886,7 +886,7 @@ export interface paths {
         get: operations["get_credential_v1_credentials__credential_id__get"];
         /**
          * Replace Credential
-         * @description Replace a credential's fields (a new auth token, say).
+         * @description Replace a credential's fields (a new auth token, say) and, when given, its allowed URLs.
          */
         put: operations["replace_credential_v1_credentials__credential_id__put"];
         post?: never;
@@ -920,6 +920,75 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/invitations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Invitations
+         * @description Invitations not yet accepted nor withdrawn (expired ones too), newest first.
+         */
+        get: operations["list_invitations_v1_invitations_get"];
+        put?: never;
+        /**
+         * Invite
+         * @description Invite an email with a role; the answer's `url` is the one-time link to give them (7 days).
+         */
+        post: operations["invite_v1_invitations_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/invitations/accept": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Invitation Info
+         * @description What an invitation link offers (no session needed: the token is the capability).
+         */
+        get: operations["invitation_info_v1_invitations_accept_get"];
+        put?: never;
+        /**
+         * Accept Invitation
+         * @description Accept an invitation and sign in: a new account chooses its password here; an existing
+         *     account gives its own (counted like a sign-in).
+         */
+        post: operations["accept_invitation_v1_invitations_accept_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/invitations/{invitation_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Withdraw
+         * @description Withdraw an invitation: its link stops working.
+         */
+        delete: operations["withdraw_v1_invitations__invitation_id__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/keys": {
         parameters: {
             query?: never;
@@ -929,13 +998,15 @@ export interface paths {
         };
         /**
          * Get Keys
-         * @description Every API key of the organization (never their secrets).
+         * @description The organization's API keys (never their secrets): every key for an admin, a person's own
+         *     keys for anyone else signed in.
          */
         get: operations["get_keys_v1_keys_get"];
         put?: never;
         /**
          * New Key
-         * @description Mint a key; its secret is in this response only.
+         * @description Mint a key; its secret is in this response only. Admins mint any role; a person signed in
+         *     mints keys of their own role for themselves (they end when the person leaves).
          */
         post: operations["new_key_v1_keys_post"];
         delete?: never;
@@ -956,9 +1027,73 @@ export interface paths {
         post?: never;
         /**
          * Delete Key
-         * @description Revoke a key at once; revoking twice is harmless.
+         * @description Revoke a key at once (an admin any key, a person their own); revoking twice is harmless.
          */
         delete: operations["delete_key_v1_keys__key_id__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/members": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Members
+         * @description The organization's members, by email, with their roles and live sessions.
+         */
+        get: operations["list_members_v1_members_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/members/{user_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Remove Member
+         * @description Take someone out of the organization: their sessions here and the keys they made here end.
+         */
+        delete: operations["remove_member_v1_members__user_id__delete"];
+        options?: never;
+        head?: never;
+        /**
+         * Change Role
+         * @description Give a member another role (their open sessions get it at once); the last admin stays one.
+         */
+        patch: operations["change_role_v1_members__user_id__patch"];
+        trace?: never;
+    };
+    "/v1/members/{user_id}/sessions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Revoke Member Sessions
+         * @description Sign a member out of every browser where they use this organization.
+         */
+        delete: operations["revoke_member_sessions_v1_members__user_id__sessions_delete"];
         options?: never;
         head?: never;
         patch?: never;
@@ -1025,11 +1160,35 @@ export interface paths {
         };
         /**
          * Whoami
-         * @description The organization and key making this call.
+         * @description The organization and key (or person) making this call.
          */
         get: operations["whoami_v1_org_get"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/password-reset": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Password Link Info
+         * @description Which account a set-password link is for.
+         */
+        get: operations["password_link_info_v1_password_reset_get"];
+        put?: never;
+        /**
+         * Reset Password
+         * @description Set an account's password through a one-time link, then sign in to its first organization.
+         */
+        post: operations["reset_password_v1_password_reset_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1367,15 +1526,15 @@ export interface paths {
         };
         /**
          * Read Session
-         * @description The caller (a browser session or a key) and, for a browser, its CSRF token.
+         * @description The caller (a person, a browser session of a key, or a key) and, for a browser, its CSRF token.
          */
         get: operations["read_session_v1_session_get"];
         put?: never;
         /**
-         * Sign In
-         * @description Sign this browser in as an API key: the key is checked once and never kept in the browser.
+         * Sign In Browser
+         * @description Sign this browser in with an email and password (or an API key, checked once and never kept).
          */
-        post: operations["sign_in_v1_session_post"];
+        post: operations["sign_in_browser_v1_session_post"];
         /**
          * Sign Out
          * @description End this browser's session everywhere at once (the cookie alone is worth nothing after).
@@ -1401,6 +1560,66 @@ export interface paths {
          */
         post: operations["create_sign_in_link_v1_session_links_post"];
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/session/org": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Switch Org
+         * @description Act in another of your organizations; the session and its CSRF token stay the same.
+         */
+        post: operations["switch_org_v1_session_org_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/sessions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Sessions
+         * @description Live browser sessions in the organization (people's and keys'), newest first.
+         */
+        get: operations["list_sessions_v1_sessions_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/sessions/{session_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Revoke Session
+         * @description End one browser session of the organization at once (revoking twice is harmless).
+         */
+        delete: operations["revoke_session_v1_sessions__session_id__delete"];
         options?: never;
         head?: never;
         patch?: never;
@@ -1704,10 +1923,18 @@ export interface components {
          */
         CredentialCreate: {
             /**
+             * Allowed Urls
+             * @description Where `http.request` may send this credential: host names (`api.example.com`: https on port 443, any path) or URL prefixes (`https://api.example.com/v2/`: that scheme, host and port, paths under it). Any other URL, a redirect included, is refused before anything is sent, and the node's error says so. Empty: the credential is sent nowhere. Only admins set it.
+             * @example [
+             *       "api.example.com",
+             *       "https://hooks.example.org/v1/"
+             *     ]
+             */
+            allowed_urls?: string[];
+            /**
              * Data
              * @example {
-             *       "account_sid": "AC…",
-             *       "auth_token": "…"
+             *       "token": "…"
              *     }
              */
             data: {
@@ -1720,7 +1947,7 @@ export interface components {
             name: string;
             /**
              * Type
-             * @example twilio
+             * @example bearer_token
              */
             type: string;
         };
@@ -1737,6 +1964,11 @@ export interface components {
          * @description A credential without its secrets: `secret_fields` names what is stored encrypted.
          */
         CredentialRead: {
+            /**
+             * Allowed Urls
+             * @description Where `http.request` may send this credential: host names (`api.example.com`: https on port 443, any path) or URL prefixes (`https://api.example.com/v2/`: that scheme, host and port, paths under it). Any other URL, a redirect included, is refused before anything is sent, and the node's error says so. Empty: the credential is sent nowhere. Only admins set it.
+             */
+            allowed_urls: string[];
             /**
              * Created At
              * Format: date-time
@@ -1768,6 +2000,11 @@ export interface components {
          * @description Every field of the credential again (secrets are write-only, so they cannot be kept implicitly).
          */
         CredentialReplace: {
+            /**
+             * Allowed Urls
+             * @description Where `http.request` may send this credential: host names (`api.example.com`: https on port 443, any path) or URL prefixes (`https://api.example.com/v2/`: that scheme, host and port, paths under it). Any other URL, a redirect included, is refused before anything is sent, and the node's error says so. Empty: the credential is sent nowhere. Only admins set it. Left out: unchanged.
+             */
+            allowed_urls?: string[] | null;
             /** Data */
             data: {
                 [key: string]: unknown;
@@ -1861,7 +2098,7 @@ export interface components {
             queue: string;
             /**
              * Revision
-             * @description Hub revision (branch or commit).
+             * @description Hub revision (branch, tag or commit).
              */
             revision?: string | null;
             /**
@@ -2048,6 +2285,91 @@ export interface components {
             threshold: number;
         };
         /**
+         * InvitationCreate
+         * @description Whom to invite, with which role.
+         */
+        InvitationCreate: {
+            /** Email */
+            email: string;
+            /** @default builder */
+            role: components["schemas"]["Role"];
+        };
+        /**
+         * InvitationCreated
+         * @description A new invitation and its one-time link: give it to the person (there is no mail server).
+         */
+        InvitationCreated: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Email */
+            email: string;
+            /**
+             * Expires At
+             * Format: date-time
+             */
+            expires_at: string;
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /** Invited By */
+            invited_by: string;
+            role: components["schemas"]["Role"];
+            /** Url */
+            url: string;
+        };
+        /**
+         * InvitationInfo
+         * @description What an invitation link offers, for the page that accepts it.
+         */
+        InvitationInfo: {
+            /** Email */
+            email: string;
+            /**
+             * Expires At
+             * Format: date-time
+             */
+            expires_at: string;
+            /**
+             * Has Account
+             * @description The email already has an account: accepting needs its password; otherwise accepting chooses one.
+             */
+            has_account: boolean;
+            /** Org Name */
+            org_name: string;
+            role: components["schemas"]["Role"];
+        };
+        /**
+         * InvitationRead
+         * @description An invitation not yet accepted (its link is shown once, when it is made).
+         */
+        InvitationRead: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Email */
+            email: string;
+            /**
+             * Expires At
+             * Format: date-time
+             */
+            expires_at: string;
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /** Invited By */
+            invited_by: string;
+            role: components["schemas"]["Role"];
+        };
+        /**
          * KeyCreate
          * @description A new API key.
          */
@@ -2068,6 +2390,11 @@ export interface components {
              */
             created_at: string;
             /**
+             * Created By
+             * @description Who made it: `user:<id>:<email>`, `key:<id>:<name>` or `cli` (null for keys made before this was recorded).
+             */
+            created_by: string | null;
+            /**
              * Id
              * Format: uuid
              */
@@ -2083,6 +2410,11 @@ export interface components {
             /** Revoked At */
             revoked_at: string | null;
             role: components["schemas"]["Role"];
+            /**
+             * User Id
+             * @description The person whose own key it is (it ends when they leave the organization), or null.
+             */
+            user_id: string | null;
         };
         /**
          * KeyRead
@@ -2094,6 +2426,11 @@ export interface components {
              * Format: date-time
              */
             created_at: string;
+            /**
+             * Created By
+             * @description Who made it: `user:<id>:<email>`, `key:<id>:<name>` or `cli` (null for keys made before this was recorded).
+             */
+            created_by: string | null;
             /**
              * Id
              * Format: uuid
@@ -2108,6 +2445,11 @@ export interface components {
             /** Revoked At */
             revoked_at: string | null;
             role: components["schemas"]["Role"];
+            /**
+             * User Id
+             * @description The person whose own key it is (it ends when they leave the organization), or null.
+             */
+            user_id: string | null;
         };
         /**
          * LengthRule
@@ -2127,6 +2469,37 @@ export interface components {
              * @description Model tokens, estimated (see `governance.length`).
              */
             max_tokens?: number | null;
+        };
+        /**
+         * MemberRead
+         * @description A member of the organization: the person and their role.
+         */
+        MemberRead: {
+            /** Email */
+            email: string;
+            /**
+             * Joined At
+             * Format: date-time
+             */
+            joined_at: string;
+            role: components["schemas"]["Role"];
+            /**
+             * Sessions
+             * @description Their live browser sessions in this organization.
+             */
+            sessions: number;
+            /**
+             * User Id
+             * Format: uuid
+             */
+            user_id: string;
+        };
+        /**
+         * MemberUpdate
+         * @description A member's new role.
+         */
+        MemberUpdate: {
+            role: components["schemas"]["Role"];
         };
         /**
          * MessageRead
@@ -2257,7 +2630,7 @@ export interface components {
             queue: string;
             /**
              * Revision
-             * @description Hub revision (branch or commit).
+             * @description Hub revision (branch, tag or commit).
              */
             revision?: string | null;
             /**
@@ -2483,18 +2856,47 @@ export interface components {
             number: string;
         };
         /**
+         * OrgChoice
+         * @description One of a person's organizations, with their role in it.
+         */
+        OrgChoice: {
+            /** Id */
+            id: string;
+            /** Name */
+            name: string;
+            /** Role */
+            role: string;
+        };
+        /**
          * OrgRead
-         * @description The caller's organization and key.
+         * @description The caller's organization, and its key or the person signed in.
          */
         OrgRead: {
+            /**
+             * Actor
+             * @description Who the audit log says acted: `user:<id>:<email>` or `key:<id>:<name>`.
+             */
+            actor: string;
             /**
              * Id
              * Format: uuid
              */
             id: string;
-            key: components["schemas"]["KeyRead"];
+            /** @description The calling key (null when a person signed in calls). */
+            key: components["schemas"]["KeyRead"] | null;
             /** Name */
             name: string;
+        };
+        /**
+         * OrgSwitch
+         * @description The organization a person's session should act in.
+         */
+        OrgSwitch: {
+            /**
+             * Org Id
+             * Format: uuid
+             */
+            org_id: string;
         };
         /** PageOf[AppSummary] */
         PageOf_AppSummary_: {
@@ -2572,6 +2974,19 @@ export interface components {
             offset: number;
             /** Total */
             total: number;
+        };
+        /**
+         * PasswordLinkInfo
+         * @description What a set-password link is for.
+         */
+        PasswordLinkInfo: {
+            /** Email */
+            email: string;
+            /**
+             * Expires At
+             * Format: date-time
+             */
+            expires_at: string;
         };
         /**
          * PiiRule
@@ -3019,6 +3434,14 @@ export interface components {
             status: "pending" | "decided" | "expired" | "cancelled";
         };
         /**
+         * Revoked
+         * @description How many sessions were ended.
+         */
+        Revoked: {
+            /** Revoked */
+            revoked: number;
+        };
+        /**
          * Role
          * @description What a key may do: admins manage keys, builders edit apps, reviewers decide reviews.
          * @enum {string}
@@ -3266,6 +3689,40 @@ export interface components {
             timezone: string;
         };
         /**
+         * SessionInfo
+         * @description A live browser session in the organization: who, how it signed in, until when.
+         */
+        SessionInfo: {
+            /** Actor */
+            actor: string;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Current
+             * @description The session making this request.
+             */
+            current: boolean;
+            /** Email */
+            email: string | null;
+            /**
+             * Expires At
+             * Format: date-time
+             */
+            expires_at: string;
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /** Key Name */
+            key_name: string | null;
+            /** Via */
+            via: string;
+        };
+        /**
          * SessionRead
          * @description Who this browser is signed in as, and the token its writes must echo.
          */
@@ -3277,12 +3734,24 @@ export interface components {
              * @description Send it as `X-CSRF-Token` on every write (null when the caller used a bearer key, which needs none).
              */
             csrf_token: string | null;
+            /** Email */
+            email?: string | null;
             /** Org Id */
             org_id: string;
             /** Org Name */
             org_name: string;
+            /**
+             * Orgs
+             * @description A person's organizations, to switch between at POST /v1/session/org (empty for a key).
+             */
+            orgs?: components["schemas"]["OrgChoice"][];
             /** Role */
             role: string;
+            /**
+             * User Id
+             * @description The person signed in (null for a key).
+             */
+            user_id?: string | null;
         };
         /**
          * ShareCreate
@@ -3442,14 +3911,23 @@ export interface components {
         };
         /**
          * SignIn
-         * @description What a browser sends to sign in.
+         * @description What a browser sends to sign in: an email and a password, or an API key.
          */
         SignIn: {
             /**
              * Api Key
              * @description An API key (`mk_...`).
              */
-            api_key: string;
+            api_key?: string | null;
+            /** Email */
+            email?: string | null;
+            /**
+             * Org Id
+             * @description With a password: which of your organizations to open (default: the one you joined first).
+             */
+            org_id?: string | null;
+            /** Password */
+            password?: string | null;
         };
         /**
          * SignInLinkRead
@@ -3463,6 +3941,16 @@ export interface components {
             expires_at: string;
             /** Url */
             url: string;
+        };
+        /**
+         * TokenPassword
+         * @description A one-time link's token and a password (a new one, or an existing account's).
+         */
+        TokenPassword: {
+            /** Password */
+            password: string;
+            /** Token */
+            token: string;
         };
         /**
          * ToxicityRule
@@ -8213,6 +8701,394 @@ export interface operations {
             };
         };
     };
+    list_invitations_v1_invitations_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvitationRead"][];
+                };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The key's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found (or not in your organization) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    invite_v1_invitations_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["InvitationCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvitationCreated"];
+                };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The key's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found (or not in your organization) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    invitation_info_v1_invitations_accept_get: {
+        parameters: {
+            query: {
+                /** @description The link's token. */
+                token: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvitationInfo"];
+                };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The key's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found (or not in your organization) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    accept_invitation_v1_invitations_accept_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TokenPassword"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionRead"];
+                };
+            };
+            /** @description The account exists and this is not its password. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The key's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found (or not in your organization) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many attempts; see Retry-After. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    withdraw_v1_invitations__invitation_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                invitation_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvitationRead"];
+                };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The key's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found (or not in your organization) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     get_keys_v1_keys_get: {
         parameters: {
             query?: never;
@@ -8383,6 +9259,310 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["KeyRead"];
+                };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The key's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found (or not in your organization) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_members_v1_members_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MemberRead"][];
+                };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The key's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found (or not in your organization) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    remove_member_v1_members__user_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The key's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found (or not in your organization) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    change_role_v1_members__user_id__patch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MemberUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MemberRead"];
+                };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The key's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found (or not in your organization) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    revoke_member_sessions_v1_members__user_id__sessions_delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Revoked"];
                 };
             };
             /** @description Missing or invalid API key */
@@ -8839,6 +10019,161 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["OrgRead"];
+                };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The key's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found (or not in your organization) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    password_link_info_v1_password_reset_get: {
+        parameters: {
+            query: {
+                /** @description The link's token. */
+                token: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PasswordLinkInfo"];
+                };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The key's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found (or not in your organization) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    reset_password_v1_password_reset_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TokenPassword"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionRead"];
                 };
             };
             /** @description Missing or invalid API key */
@@ -10388,7 +11723,7 @@ export interface operations {
             };
         };
     };
-    sign_in_v1_session_post: {
+    sign_in_browser_v1_session_post: {
         parameters: {
             query?: never;
             header?: never;
@@ -10410,14 +11745,12 @@ export interface operations {
                     "application/json": components["schemas"]["SessionRead"];
                 };
             };
-            /** @description Missing or invalid API key */
+            /** @description Wrong key, or wrong email or password (the same answer). */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
+                content?: never;
             };
             /** @description The key's role does not allow this */
             403: {
@@ -10463,6 +11796,13 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
+            };
+            /** @description Too many attempts; see Retry-After. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };
@@ -10555,6 +11895,232 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["SignInLinkRead"];
                 };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The key's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found (or not in your organization) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    switch_org_v1_session_org_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["OrgSwitch"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionRead"];
+                };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The key's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found (or not in your organization) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_sessions_v1_sessions_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionInfo"][];
+                };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The key's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found (or not in your organization) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    revoke_session_v1_sessions__session_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                session_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description Missing or invalid API key */
             401: {

@@ -1,7 +1,8 @@
-/** The top bar: where you are, who you are signed in as, and signing out. */
+/** The top bar: where you are, who you are signed in as (and where), and signing out. */
 import { Link } from "wouter";
 import { api } from "../api/client";
 import { T } from "../testids";
+import { OrgSwitcher } from "./OrgSwitcher";
 import { useSession } from "./session";
 
 export function Header() {
@@ -17,9 +18,13 @@ export function Header() {
   return (
     <header className="app-header" data-testid={T.header}>
       <Link href="/" className="brand">Mantle builder</Link>
-      <nav aria-label="Main"><Link href="/">Apps</Link></nav>
+      <nav aria-label="Main">
+        <Link href="/">Apps</Link>
+        {session.role === "admin" && <> · <Link href="/people" data-testid={T.peopleLink}>People</Link></>}
+      </nav>
       <p className="who">
-        <span className="org">{session.org_name}</span>
+        {session.email && <span className="email">{session.email}</span>}
+        {(session.orgs ?? []).length > 1 ? <OrgSwitcher /> : <span className="org">{session.org_name}</span>}
         <span className="role" title="Your role in this organization">{session.role}</span>
       </p>
       <button type="button" onClick={signOut} data-testid={T.signOut}>Sign out</button>
