@@ -9,16 +9,19 @@ from models.apps import App, AppVersion
 from models.audit import AuditEntry
 from models.base import Base
 from models.browser_sessions import BrowserSession, SignInLink
+from models.completions import Completion
 from models.credentials import Credential
 from models.deployments import ModelDeployment
 from models.orgs import ApiKey, Organization
 from models.policies import AppPolicy, PinnedPolicy, Policy, PolicyVersion
+from models.quotas import OrgQuota, QuotaCounter
 from models.reviews import ReviewItem
 from models.runs import NodeRun, Run, RunEvent
 from models.schedules import AppSchedule
 from models.shares import Share, ShareUsage
 from models.sign_in_attempts import SignInAttempt
 from models.sms import SmsInbound, SmsNumber, SmsOptOut, SmsOutbound
+from models.usage import ModelUsage
 from models.webhooks import WebhookEndpoint
 
 __all__ = [
@@ -28,4 +31,5 @@ __all__ = [
     "AppPolicy", "PinnedPolicy", "Policy", "PolicyVersion",
     "AppSchedule", "WebhookEndpoint", "BrowserSession", "SignInLink",
     "Invitation", "Membership", "PasswordLink", "SignInAttempt", "User",
+    "Completion", "ModelUsage", "OrgQuota", "QuotaCounter",
 ]
