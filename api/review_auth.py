@@ -48,7 +48,7 @@ def open_page_session(sessions: sessionmaker[Session], secret: str) -> str:
             raise LoginRefused("This key is unknown or revoked.")
         if key.role not in PAGE_ROLES:
             raise LoginRefused(f"A {key.role.value} key cannot review; use a reviewer or admin key.")
-        browser, cookie = store.open_session(session, key=key)
+        browser, cookie = store.open_session(session, key=key, via="review page")
         audit.record(session, org_id=key.org_id, actor=f"key:{key.id}:{key.name}", action="session.open",
                      target_type="browser_session", target_id=browser.id, details={"via": "review page"})
         return cookie

@@ -80,7 +80,7 @@ def _redeem(request: Request, token: str) -> str | None:
         key = store.redeem_link(session, secret=token)
         if key is None:
             return None
-        browser, secret = store.open_session(session, key=key)
+        browser, secret = store.open_session(session, key=key, via="link")
         audit.record(session, org_id=key.org_id, actor=f"key:{key.id}:{key.name}", action="session.open",
                      target_type="browser_session", target_id=browser.id, details={"via": "link"})
         return secret
