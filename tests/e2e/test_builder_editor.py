@@ -334,7 +334,7 @@ def test_main_screens_have_no_serious_accessibility_violations(mantle: Mantle, b
     page = context.new_page()
     try:
         page.goto(f"{mantle.url}/builder/")
-        expect(page.get_by_label("API key")).to_be_visible()
+        expect(page.get_by_label("Email")).to_be_visible()
         assert serious_violations(page) == [], "sign-in screen"
         sign_in(page, mantle)
         expect(page.get_by_test_id("app-row").first).to_be_visible()
