@@ -13,7 +13,8 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
-from tests.builder_ui import WAIT_MS, Mantle, running_mantle, sign_in
+from tests.builder_ui import AXE, WAIT_MS, Mantle, running_mantle, serious_violations, sign_in
+from tests.conftest import IN_CI
 
 BEA, RITA = "bea@example.com", "rita@example.com"
 PASSWORDS = {BEA: "saffron-kettle-204", RITA: "orchid-ledger-918"}
@@ -135,3 +136,29 @@ def test_invited_people_sign_in_build_and_review_within_their_roles(
     expect(bea_row).to_contain_text("none")
     bea.reload()
     expect(bea.get_by_test_id("sign-in-form")).to_be_visible()
+
+
+def test_the_people_screen_and_the_invitation_page_have_no_serious_accessibility_violations(
+        mantle: Mantle, browser: Any) -> None:
+    if not AXE.exists():
+        if IN_CI:
+            pytest.fail(f"axe-core is missing at {AXE}: run `make ui` (npm ci) first")
+        pytest.skip(f"axe-core missing at {AXE} (npm ci in builder/ui installs it)")
+    # Only this check bypasses the pages' CSP, to inject axe-core's source.
+    context = browser.new_context(viewport={"width": 1400, "height": 900}, bypass_csp=True)
+    context.set_default_timeout(WAIT_MS)
+    try:
+        page = context.new_page()
+        sign_in(page, mantle, "/builder/people")
+        url = invite(page, BEA, "builder")
+        expect(page.get_by_test_id("invitation-row")).to_have_count(1)
+        assert serious_violations(page) == [], "people screen"
+        guest = browser.new_context(bypass_csp=True)  # the invitee: another browser profile
+        other = guest.new_page()
+        parts = urlsplit(url)
+        other.goto(f"{mantle.url}{parts.path}?{parts.query}")
+        expect(other.get_by_test_id("accept-link-form")).to_contain_text(BEA)
+        assert serious_violations(other) == [], "invitation page"
+        guest.close()
+    finally:
+        context.close()
