@@ -138,6 +138,15 @@ def find_credential(session: Session, *, org_id: uuid.UUID, type_: str,
                                                    Credential.name == name))
 
 
+def find_by_public_field(session: Session, *, type_: str, field: str, value: str, limit: int = 20
+                         ) -> list[Credential]:
+    """Default credentials of `type_`, any organization, whose public `field` is `value` (a Twilio
+    account SID, say): for a signed callback that names its account but no organization."""
+    stmt = select(Credential).where(Credential.type == type_, Credential.name == DEFAULT_NAME,
+                                    Credential.public[field].as_string() == value)
+    return list(session.scalars(stmt.order_by(Credential.created_at).limit(limit)))
+
+
 def list_credentials(session: Session, *, org_id: uuid.UUID) -> list[Credential]:
     """Every credential of the organization, by type and name."""
     stmt = select(Credential).where(Credential.org_id == org_id).order_by(Credential.type, Credential.name)

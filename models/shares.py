@@ -43,7 +43,7 @@ class Share(Base):
     visitor_per_minute: Mapped[int | None]
     link_per_minute: Mapped[int | None]
     daily_quota: Mapped[int | None]
-    embed_origins: Mapped[list[str]] = mapped_column(JSONType, default=lambda: ["*"])
+    embed_origins: Mapped[list[str]] = mapped_column(JSONType, default=list)  # none: no site may frame it
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_by: Mapped[str] = mapped_column(String(200), default="")
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

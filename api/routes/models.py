@@ -1,5 +1,8 @@
 """Model deployments: those in settings (read-only here) and an organization's own (admin keys).
 
+An organization's deployment is loaded on demand and evicted when room is needed; only the
+operator pins (preloads, never evicts) a model, in settings, since it takes every worker's memory.
+
 `llm.prompt` names one of them; an app naming anything else has a validation problem. Whether a
 deployment's weights are already on this machine is reported, never loaded: the API process
 holds no model.
@@ -88,6 +91,10 @@ def _checked(spec: dict[str, Any]) -> Deployment:
     problem = check_api_source(deployment)
     if problem:
         raise InvalidInputs([{"loc": ["body", "source"], "msg": problem, "type": "value_error"}])
+    if deployment.pinned:  # a pinned model stays loaded in every inference worker, for everyone
+        raise InvalidInputs([{"loc": ["body", "pinned"], "type": "operator_setting",
+                              "msg": "pinning is the operator's setting (MANTLE_MODEL_DEPLOYMENTS): a pinned "
+                                     "model is preloaded by every inference worker and never evicted"}])
     return deployment
 
 

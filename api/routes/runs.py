@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import Builder, PageDep, Principal, SessionDep
+from api.idempotency import NOT_BLANK
 from api.schemas import NodeTestStart, PageOf, RunGraph, RunRead, RunStart, RunSummary
 from api.streams import Batch, Message, follow_run, wait_until_ended
 from api.trace import run_read
@@ -28,7 +29,8 @@ from worker.submit import Submitter
 router = APIRouter(tags=["runs"])
 
 IdempotencyKey = Annotated[str | None, Header(max_length=255, description="Retries with the same key "
-                                              "return the first request's run instead of starting another.")]
+                                              "return the first request's run instead of starting another."),
+                           NOT_BLANK]
 Wait = Annotated[float, Query(ge=0, le=30, description="Seconds to wait for the run to finish.")]
 
 

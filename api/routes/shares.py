@@ -45,9 +45,10 @@ class ShareFields(Body):
     daily_quota: int | None = Field(default=DEFAULT_LIMITS["daily_quota"], ge=1, le=10_000_000,
                                     description="Runs per UTC day.")
     embed_origins: list[str] = Field(
-        default_factory=lambda: ["*"], max_length=20,
+        default_factory=list, max_length=20,
         description="Sites that may show `?embed=1` in a frame: origins like https://example.com, "
-                    "or `*` for any; empty forbids framing.")
+                    "or `*` for any. Empty (the default) forbids framing: a page another site frames "
+                    "can be clicked through in disguise.")
 
     @field_validator("embed_origins")
     @classmethod

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 from twilio.twiml.messaging_response import MessagingResponse
 
-from api.sms_inbound import Received, receive
+from api.sms_inbound import SID, Received, receive
 from api.streams import wait_until_ended
 from api.twilio_auth import SIGNATURE_HEADER, check_signature, public_url
 from core.crypto import cipher_for
@@ -94,6 +94,39 @@ async def inbound_sms(target: Annotated[str, Path(max_length=64, description="Ro
     return twiml(await run_in_threadpool(_answer, request, received.inbound_id))
 
 
+def _verified(session: Session, request: Request, row: SmsOutbound | None, form: Any, url: str,
+              signature: str | None) -> None:
+    """Check the callback's signature before anything is read or written (403, logged, otherwise).
+
+    A known message is checked with its organization's token; an unknown one with the tokens of the
+    organizations holding the account the callback names (`AccountSid`): a genuine callback for a
+    message no longer stored passes, and an unsigned or forged post learns nothing either way.
+    """
+    if not signature:
+        log.warning("twilio_signature_missing", url=url, what="status")
+        raise Forbidden("missing X-Twilio-Signature header", loc=["header", "X-Twilio-Signature"])
+    cipher = cipher_for(request.app.state.settings)
+    account = str(form.get("AccountSid") or "")
+    if row is not None:
+        stored = [c for c in [credentials.find_credential(session, org_id=row.org_id, type_="twilio")] if c]
+    elif SID.match(account):
+        stored = credentials.find_by_public_field(session, type_="twilio", field="account_sid", value=account)
+    else:
+        stored = []
+    refusal = Forbidden("X-Twilio-Signature does not match this request",
+                        loc=["header", "X-Twilio-Signature"])
+    for credential in stored:
+        token = str(credentials.reveal(credential, cipher)["auth_token"])
+        try:
+            check_signature(url=url, form=form, signature=signature, auth_token=token, what="status")
+            return
+        except Forbidden as exc:
+            refusal = exc
+    if not stored:
+        log.warning("twilio_signature_invalid", url=url, what="status")
+    raise refusal
+
+
 def _status(request: Request, outbound_id: uuid.UUID | None, form: Any, url: str,
             signature: str | None) -> None:
     sid = str(form.get("MessageSid") or "")
@@ -102,16 +135,10 @@ def _status(request: Request, outbound_id: uuid.UUID | None, form: Any, url: str
             row = session.get(SmsOutbound, outbound_id)
         else:
             row = session.scalar(select(SmsOutbound).where(SmsOutbound.message_sid == sid)) if sid else None
+        _verified(session, request, row, form, url, signature)
         if row is None:
             log.warning("twilio_status_unknown_message", outbound_id=str(outbound_id), sid=sid[:64])
             return
-        twilio = credentials.load(session, org_id=row.org_id, type_="twilio",
-                                  cipher=cipher_for(request.app.state.settings))
-        if twilio is None:
-            raise Forbidden("no Twilio credentials are stored to verify this callback",
-                            loc=["header", "X-Twilio-Signature"])
-        check_signature(url=url, form=form, signature=signature, auth_token=str(twilio["auth_token"]),
-                        what="status")
         status = str(form.get("MessageStatus") or form.get("SmsStatus") or "")
         if not status:
             raise InvalidInputs([{"loc": ["body", "MessageStatus"], "msg": "field required",

@@ -22,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import Builder, SessionDep
 from api.errors import ErrorBody
+from api.idempotency import NOT_BLANK
 from api.schemas import Read
 from api.streams import wait_until_ended
 from api.webhook_inbound import Target, check_signature, find_target, parse_body, read_body
@@ -150,7 +151,8 @@ HOOK_RESPONSES: dict[int | str, dict[str, Any]] = {
 async def receive_webhook(
     token: Annotated[str, Path(max_length=100)], request: Request,
     idempotency_key: Annotated[str | None, Header(max_length=200, description="A retry with the same key "
-                                                  "gets the first post's run instead of a new one.")] = None,
+                                                  "gets the first post's run instead of a new one."),
+                               NOT_BLANK] = None,
 ) -> JSONResponse:
     """Start a run of the app from a JSON or form post (signed, when the trigger asks for it)."""
     settings = request.app.state.settings

@@ -1,4 +1,5 @@
-"""security: phone numbers unique per organization, not across organizations; webhook nonces
+"""security: phone numbers unique per organization, not across organizations; webhook nonces;
+organizations' model deployments unpinned (pinning is the operator's)
 
 Revision ID: 0014
 Revises: 0010
@@ -35,6 +36,15 @@ def upgrade() -> None:
                                 name=op.f("fk_webhook_nonces_endpoint_id_webhook_endpoints")),
         sa.PrimaryKeyConstraint("endpoint_id", "signature", name=op.f("pk_webhook_nonces")),
     )
+
+    # Pinning became the operator's setting: no organization's deployment stays pinned.
+    deployments = sa.table("model_deployments", sa.column("id", sa.Uuid()),
+                           sa.column("spec", models.base.JSONType))
+    conn = op.get_bind()
+    for row_id, spec in conn.execute(sa.select(deployments.c.id, deployments.c.spec)).all():
+        if isinstance(spec, dict) and spec.get("pinned"):
+            unpinned = deployments.update().where(deployments.c.id == row_id)
+            conn.execute(unpinned.values(spec={**spec, "pinned": False}))
 
 
 def downgrade() -> None:

@@ -129,15 +129,21 @@ def test_waiting_for_review_then_the_decision(stack: Stack, server: LiveServer, 
 
 
 def test_only_the_embed_variant_shows_in_a_frame(stack: Stack, server: LiveServer, page: Page) -> None:
-    _, shared = _shared(stack, webapp_graph("Hi {{ name }}"))
-    url = f"{server.url}/s/{shared['slug']}"
-    # Another site (another origin) frames both variants.
-    blog = f'<iframe id="embed" src="{url}?embed=1"></iframe><iframe id="plain" src="{url}"></iframe>'
-    with serve(Starlette(routes=[Route("/", lambda _: HTMLResponse(blog))])) as other_site:
-        page.goto(other_site.url.replace("127.0.0.1", "localhost"))
+    blogs: dict[str, str] = {}
+    # Another site (another origin) frames both variants of a share that lists it, and the embed
+    # variant of a share that lists no site (the default).
+    with serve(Starlette(routes=[Route("/", lambda _: HTMLResponse(blogs["page"]))])) as other_site:
+        origin = other_site.url.replace("127.0.0.1", "localhost")
+        _, shared = _shared(stack, webapp_graph("Hi {{ name }}"), embed_origins=[origin])
+        _, unlisted = _shared(stack, webapp_graph("Hi {{ name }}"))
+        url, other = f"{server.url}/s/{shared['slug']}", f"{server.url}/s/{unlisted['slug']}"
+        blogs["page"] = (f'<iframe id="embed" src="{url}?embed=1"></iframe><iframe id="plain" src="{url}">'
+                         f'</iframe><iframe id="unlisted" src="{other}?embed=1"></iframe>')
+        page.goto(origin)
         embedded = page.frame_locator("#embed")
         embedded.locator("#f-name").fill("Ada")
         embedded.locator("#mantle-submit").click()
         expect(embedded.locator("[data-output=greeting]")).to_have_text("Hi Ada", timeout=WAIT_MS)
-        plain = page.locator("#plain").element_handle().content_frame()
-        assert plain is not None and plain.url.startswith("chrome-error://")  # refused by frame-ancestors
+        for refused in ("#plain", "#unlisted"):
+            frame = page.locator(refused).element_handle().content_frame()
+            assert frame is not None and frame.url.startswith("chrome-error://"), refused  # frame-ancestors

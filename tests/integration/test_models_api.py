@@ -45,8 +45,9 @@ def test_admins_define_update_and_delete_their_own_deployments(
     assert created.json()["origin"] == "organization" and created.json()["available"] is False
     assert "mistral-7b" in [m["name"] for m in tenant.client.get("/v1/models").json()["items"]]
     assert tenant.client.post("/v1/models", json=spec).status_code == 409
-    changed = tenant.client.patch("/v1/models/mistral-7b", json={"pinned": True, "max_wait_ms": 2})
-    assert changed.status_code == 200 and changed.json()["pinned"] and changed.json()["max_batch_size"] == 24
+    changed = tenant.client.patch("/v1/models/mistral-7b", json={"max_wait_ms": 2})
+    assert changed.status_code == 200 and changed.json()["max_wait_ms"] == 2
+    assert changed.json()["max_batch_size"] == 24 and changed.json()["pinned"] is False
 
     assert other_tenant.client.get("/v1/models/mistral-7b").status_code == 404
     builder = make_tenant(sessions, tenant.client, "acme-builders", role=Role.builder)

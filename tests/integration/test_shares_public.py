@@ -43,7 +43,13 @@ def test_page_shows_the_form_with_security_headers(api: TestClient, tenant: Tena
 
 def test_embed_variant_may_be_framed_by_the_listed_sites(api: TestClient, tenant: Tenant) -> None:
     app_id = publish(tenant.client, webapp_graph())
-    anywhere = share(tenant.client, app_id)
+    default = share(tenant.client, app_id)
+    assert default["embed_origins"] == []
+    for path in (f"/s/{default['slug']}", f"/s/{default['slug']}?embed=1"):  # no site may frame it
+        framed = api.get(path)
+        assert "frame-ancestors 'none'" in framed.headers["content-security-policy"]
+        assert framed.headers["x-frame-options"] == "DENY"
+    anywhere = share(tenant.client, app_id, embed_origins=["*"])  # the owner's explicit choice
     embedded = api.get(f"/s/{anywhere['slug']}", params={"embed": 1})
     assert "frame-ancestors *" in embedded.headers["content-security-policy"]
     assert "x-frame-options" not in embedded.headers and 'class="embed"' in embedded.text
