@@ -3771,7 +3771,7 @@ export interface components {
             daily_quota: number | null;
             /**
              * Embed Origins
-             * @description Sites that may show `?embed=1` in a frame: origins like https://example.com, or `*` for any; empty forbids framing.
+             * @description Sites that may show `?embed=1` in a frame: origins like https://example.com, or `*` for any. Empty (the default) forbids framing: a page another site frames can be clicked through in disguise.
              */
             embed_origins?: string[];
             /**
@@ -3877,7 +3877,7 @@ export interface components {
             daily_quota: number | null;
             /**
              * Embed Origins
-             * @description Sites that may show `?embed=1` in a frame: origins like https://example.com, or `*` for any; empty forbids framing.
+             * @description Sites that may show `?embed=1` in a frame: origins like https://example.com, or `*` for any. Empty (the default) forbids framing: a page another site frames can be clicked through in disguise.
              */
             embed_origins?: string[];
             /**
