@@ -31,6 +31,7 @@ from api.routes import (
     session,
     shares,
     twilio,
+    usage,
     webhooks,
 )
 from api.watch import RunWatcher
@@ -80,7 +81,7 @@ def create_app(
     app.state.submitter = Submitter(app.state.registry, settings)
     errors.install(app)
     for module in (blocks, apps, drafts, runs, org, reviews, shares, credentials, phone_numbers, models,
-                   policies, webhooks, schedules, session, people):
+                   policies, webhooks, schedules, session, people, usage):
         app.include_router(module.router, prefix="/v1")
     app.include_router(health.router)
     app.include_router(twilio.router)  # public: Twilio signs these requests

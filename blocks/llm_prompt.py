@@ -1,4 +1,5 @@
-"""`llm.prompt`: generate text with a language model served by Mantle's inference workers (deferred).
+"""`llm.prompt`: generate text with a language model served by Mantle's inference workers (deferred):
+a model Mantle hosts, or a provider's (an OpenAI-compatible API) called by those workers.
 
 Its template (Jinja2, sandboxed) is rendered with the node's inputs, one input port per
 variable; in chat mode the text becomes the user's turn of the model's chat template, after an
@@ -9,6 +10,7 @@ payload; an inference worker generates and records `{"text", "finish_reason", "p
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -21,6 +23,7 @@ from core.errors import MantleError
 
 SUSPEND_KIND = "inference"
 DEFAULT_MODEL = "smollm2-135m-instruct"
+MODEL_NAME = r"^[a-z0-9][a-z0-9._-]{0,99}$"
 
 
 class PromptConfig(BaseModel):
@@ -28,7 +31,7 @@ class PromptConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    model: str = Field(default=DEFAULT_MODEL, pattern=r"^[a-z0-9][a-z0-9._-]{0,99}$",
+    model: str = Field(default=DEFAULT_MODEL, pattern=MODEL_NAME,
                        description="A model deployment name (see GET /v1/models).")
     template: str = Field(
         default="{{ text }}", max_length=32_000,
@@ -47,6 +50,9 @@ class PromptConfig(BaseModel):
     on_overflow: Literal["truncate", "reject"] = Field(
         default="truncate",
         description="A prompt longer than the model's context: drop its beginning, or fail.")
+    fallbacks: list[str] = Field(default_factory=list, max_length=4, description=(
+        "Deployments tried in order when `model` fails in a way its own retries cannot fix (a refused "
+        "key, an unknown model, a prompt too long, rate limited, down); the trace names who answered."))
 
     @field_validator("template")
     @classmethod
@@ -71,6 +77,15 @@ class PromptConfig(BaseModel):
         if known is not None and value not in known:
             names = ", ".join(sorted(known)) or "none"
             raise ValueError(f"unknown model deployment {value!r}; known: {names}")
+        return value
+
+    @field_validator("fallbacks")
+    @classmethod
+    def _known_fallbacks(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        for name in value:
+            if not re.fullmatch(MODEL_NAME, name):
+                raise ValueError(f"{name!r} is not a deployment name")
+            cls._known(name, info)
         return value
 
 

@@ -370,7 +370,9 @@ class Executor:
             result = dict((node.waiting_for or {}).get("result") or {})
         if result is not None:
             if "error" in result:
-                emit(self._failed(state, node_id, MantleError(str(result["error"]))))
+                failure = MantleError(str(result["error"]))
+                failure.type = str(result.get("error_type") or failure.type)  # what the sender named it
+                emit(self._failed(state, node_id, failure))
                 return
             try:
                 outputs = dict(self.block(node_id).resume(node.inputs or {}, result,

@@ -120,15 +120,16 @@ def cancel(session: Session, *, completion_id: uuid.UUID) -> None:
                     .values(status=CompletionStatus.cancelled.value, finished_at=utcnow()))
 
 
-def quiet(session: Session, *, stale_before: datetime, limit: int = 200) -> list[tuple[uuid.UUID, str]]:
-    """Requests not finished whose worker (or message) was lost: (id, deployment)."""
-    rows = session.execute(select(Completion.id, Completion.deployment).where(
+def quiet(session: Session, *, stale_before: datetime,
+          limit: int = 200) -> list[tuple[uuid.UUID, uuid.UUID, str]]:
+    """Requests not finished whose worker (or message) was lost: (id, organization, deployment)."""
+    rows = session.execute(select(Completion.id, Completion.org_id, Completion.deployment).where(
         Completion.status.in_((CompletionStatus.queued.value, CompletionStatus.running.value)),
         Completion.heartbeat_at < stale_before).limit(limit)).all()
     if rows:  # one resend per quiet period
         session.execute(update(Completion).where(Completion.id.in_([r[0] for r in rows]))
                         .values(heartbeat_at=utcnow()))
-    return [(r[0], r[1]) for r in rows]
+    return [(r[0], r[1], r[2]) for r in rows]
 
 
 def prune(session: Session, *, ended_before: datetime) -> int:

@@ -378,8 +378,10 @@ class RunEngine:
             stop.set()
             thread.join()
 
-    def record_result(self, run_id: uuid.UUID, node_id: str, result: dict[str, Any]) -> bool:
-        """Store a deferred node's result and enqueue the run; False if it was not waiting for one."""
+    def record_result(self, run_id: uuid.UUID, node_id: str, result: dict[str, Any],
+                      also: Callable[[Session, Run], None] | None = None) -> bool:
+        """Store a deferred node's result and enqueue the run; False if it was not waiting for one.
+        `also` writes what belongs with the result (a model call's usage) in the same transaction."""
         with session_scope(self.sessions) as session:
             run = session.scalar(select(Run).where(Run.id == run_id).with_for_update())
             row = session.scalar(select(NodeRun).where(NodeRun.run_id == run_id, NodeRun.node_id == node_id))
@@ -392,6 +394,8 @@ class RunEngine:
                 result = {"error": f"the result is {size} bytes; the limit is {limit}"}
             row.result = result
             run.heartbeat_at = utcnow()
+            if also is not None:
+                also(session, run)
         self.enqueue(run_id, None)
         return True
 

@@ -16,6 +16,8 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis import GenerationMode
 
+from models.db import session_scope
+from models.usage import UsageSource, record_usage
 from tests.conftest import Tenant
 from tests.factories import greeter_graph
 from tests.people import accept
@@ -59,8 +61,8 @@ def _created(answer: Any) -> dict[str, Any]:
 def build(tenant: Tenant, runs: RunEngine, *, number: str = NUMBER, label: str = "victim",
           twilio_token: str = AUTH_TOKEN) -> Owned:
     """One of everything for `tenant`: apps, a version, a run, a review, a share, a credential,
-    a phone route with a conversation, a model deployment, a second key, a pending invitation
-    and a member signed in through a browser."""
+    a phone route with a conversation, a model deployment and a call's usage, a second key, a
+    pending invitation and a member signed in through a browser."""
     owned = Owned(tenant, twilio_token=twilio_token)
     client = tenant.client
     app = _created(client.post("/v1/apps", json={"name": f"{label} greeter", "graph": greeter_graph()}))
@@ -86,6 +88,10 @@ def build(tenant: Tenant, runs: RunEngine, *, number: str = NUMBER, label: str =
                                    json={"email": f"{label}@example.com", "role": "reviewer"}))
     person = accept(TestClient(client.app, raise_server_exceptions=False), invited["url"])
     [browser] = [s for s in _listed(client.get("/v1/sessions")) if s["email"] == f"{label}@example.com"]
+    with session_scope(runs.sessions) as session:  # a model call's usage (GET /v1/usage lists it)
+        record_usage(session, org_id=tenant.org_id, source=UsageSource.run, deployment=model["name"],
+                     prompt_tokens=3, completion_tokens=4, latency_s=0.5, cost=None,
+                     app_id=uuid.UUID(app["id"]), run_id=uuid.UUID(run["id"]), node_id="greet")
     owned.share_slug = share["slug"]
     owned.ids = {"app_id": app["id"], "run_id": run["id"], "review_id": review["id"], "share_id": share["id"],
                  "credential_id": credential["id"], "route_id": route["id"], "phone": PHONE,

@@ -9,6 +9,12 @@ Every field that becomes part of a path (`source`, `revision`) is checked here, 
 deployment comes from: hub ids and revisions have the hub's own shapes, no source has a `..`
 part, a backslash or a control character. `worker.inference.sources.inside` then resolves
 each path it builds (symbolic links followed) and refuses one that leaves its folder.
+
+A deployment of backend `provider` holds no weights: it is an OpenAI-compatible Chat Completions
+endpoint (`base_url`, the `provider_model` it knows, and the name of a `bearer_token` credential
+holding the API key), called by an inference worker like any other deployment
+(`worker/inference/provider.py`). Any deployment may carry prices per million input and output
+tokens; usage records their cost.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from core.settings import Settings
 
@@ -35,7 +41,7 @@ HUB_ID = re.compile(rf"^{_HUB_PART}(?:/{_HUB_PART})?$")
 REVISION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*(?:/[A-Za-z0-9][A-Za-z0-9._-]*)*$"
 PACKAGE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
-Backend = Literal["hf", "deepspeed"]
+Backend = Literal["hf", "deepspeed", "provider"]
 DType = Literal["auto", "float32", "float16", "bfloat16"]
 
 
@@ -45,10 +51,11 @@ class Deployment(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(pattern=NAME_PATTERN, description="What `llm.prompt`'s `model` names.")
-    source: str = Field(min_length=1, max_length=500, description=(
+    source: str = Field(default="", max_length=500, description=(
         "A folder of weights (absolute, or relative to the models directory), a `.gguf` file, "
         "`pkg://PACKAGE/FILE.gguf` (a GGUF file shipped inside an installed Python package), or "
-        "`hf://OWNER/NAME` (a hub id, fetched by `mantle models pull` where a hub is reachable)."))
+        "`hf://OWNER/NAME` (a hub id, fetched by `mantle models pull` where a hub is reachable). "
+        "Empty for a `provider`."))
     revision: str | None = Field(default=None, max_length=100, pattern=REVISION_PATTERN,
                                  description="Hub revision (branch, tag or commit).")
     backend: Backend = "hf"
@@ -67,15 +74,44 @@ class Deployment(BaseModel):
     join_running: bool = Field(default=True, description=(
         "Let requests join a batch that is already decoding (at a step boundary) instead of waiting "
         "for it to finish; only where the backend can reshape its cache."))
+    base_url: str | None = Field(default=None, max_length=500, pattern=r"^https?://[^\s]+$", description=(
+        "`provider`: the OpenAI-compatible API's base URL, e.g. `https://api.openai.com/v1` (calls go "
+        "through the SSRF guard: a private address needs `MANTLE_HTTP_ALLOW_HOSTS`)."))
+    provider_model: str | None = Field(default=None, min_length=1, max_length=200, pattern=r"^[^\s]+$",
+                                       description="`provider`: the model name the provider knows.")
+    credential: str | None = Field(default=None, min_length=1, max_length=100, description=(
+        "`provider`: the name of a `bearer_token` credential holding the API key (its `allowed_urls` "
+        "must allow `base_url`); none: the call carries no key."))
+    timeout_s: float = Field(default=60.0, gt=0, le=600,
+                             description="`provider`: seconds for one call, retries included.")
+    max_retries: int = Field(default=2, ge=0, le=10, description=(
+        "`provider`: retries of a call answered 429 or 5xx (or not answered), honouring Retry-After."))
+    input_price: float | None = Field(default=None, ge=0, le=1e6,
+                                      description="Price per million prompt tokens (usage records the cost).")
+    output_price: float | None = Field(default=None, ge=0, le=1e6,
+                                       description="Price per million completion tokens.")
 
     @field_validator("source")
     @classmethod
     def _source_shape(cls, value: str) -> str:
         value = value.strip()
+        if not value:
+            return value  # required unless a provider: see _backend_fields
         problem = source_problem(value)
         if problem:
             raise ValueError(problem)
         return value
+
+    @model_validator(mode="after")
+    def _backend_fields(self) -> Deployment:
+        if self.backend == "provider":
+            if not self.base_url or not self.provider_model:
+                raise ValueError("a provider deployment needs base_url and provider_model")
+            if self.source:
+                raise ValueError("a provider deployment has no source (its model is provider_model)")
+        elif not self.source:
+            raise ValueError("source must not be blank")
+        return self
 
     @field_validator("revision")
     @classmethod
@@ -85,8 +121,10 @@ class Deployment(BaseModel):
         return value
 
     @property
-    def kind(self) -> Literal["hub", "package", "gguf", "folder"]:
-        """What the source names."""
+    def kind(self) -> Literal["hub", "package", "gguf", "folder", "provider"]:
+        """What the source names (a provider has none)."""
+        if self.backend == "provider":
+            return "provider"
         if self.source.startswith(HUB_PREFIX):
             return "hub"
         if self.source.startswith(PACKAGE_PREFIX):
@@ -149,8 +187,9 @@ def models_dir(settings: Settings) -> Path:
 
 def check_api_source(deployment: Deployment) -> str | None:
     """Why an API-defined deployment's source is refused, or None: only hub ids and folders inside
-    the models directory (named relative to it) may be set through the API."""
-    if deployment.kind == "hub":
+    the models directory (named relative to it) may be set through the API (and providers, whose
+    calls the SSRF guard checks)."""
+    if deployment.kind in ("hub", "provider"):
         return None
     if deployment.kind == "package":
         return "package sources are set by the operator in settings"

@@ -26,3 +26,11 @@ BATCH_SIZE = Histogram("mantle_inference_batch_size", "Rows decoded together per
 TOKENS = Counter("mantle_inference_tokens_total", "Tokens generated", ["model"])
 REQUEST_TPS = Histogram("mantle_inference_request_tokens_per_second", "Tokens per second of one request",
                         ["model"], buckets=(1, 5, 10, 20, 50, 100, 200, 500, 1000))
+
+# What organizations' model calls consumed (the numbers of GET /v1/usage), counted when a call's
+# usage is committed: from runs and from the OpenAI-compatible API alike.
+USAGE_REQUESTS = Counter("mantle_model_requests_total", "Model calls answered", ["org", "model"])
+USAGE_TOKENS = Counter("mantle_model_tokens_total", "Tokens of answered model calls",
+                       ["org", "model", "kind"])
+USAGE_COST = Counter("mantle_model_cost_total", "Cost of answered model calls (deployment prices)",
+                     ["org", "model"])

@@ -17,10 +17,12 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import structlog
+from celery import Celery
 from sqlalchemy import select
 
 from blocks.llm_prompt import SUSPEND_KIND
 from core.settings import Settings, get_settings
+from models import completions
 from models.base import utcnow
 from models.db import session_factory, session_scope
 from models.deployments import find_deployment
@@ -48,10 +50,16 @@ def queue_for(settings: Settings, org_id: uuid.UUID, name: str) -> str:
     return found.queue if found is not None else "inference"
 
 
-def send(settings: Settings, run_id: uuid.UUID, org_id: uuid.UUID, node_id: str, model: str) -> None:
-    """Ask an inference worker to serve the node's request."""
-    celery_app.send_task("inference.generate", args=[str(run_id), node_id, time.time()],
-                         queue=queue_for(settings, org_id, model))
+def send(settings: Settings, run_id: uuid.UUID, org_id: uuid.UUID, node_id: str, model: str,
+         sent_at: float | None = None, countdown: int | None = None) -> None:
+    """Ask an inference worker to serve the node's request (`countdown`: not before that many seconds)."""
+    celery_app.send_task("inference.generate", args=[str(run_id), node_id, sent_at or time.time()],
+                         queue=queue_for(settings, org_id, model), countdown=countdown)
+
+
+def send_completion(celery: Celery, queue: str, completion_id: uuid.UUID) -> None:
+    """Ask an inference worker to serve an OpenAI-compatible request (its row is committed)."""
+    celery.send_task("inference.complete", args=[str(completion_id)], queue=queue)
 
 
 @on_wait(SUSPEND_KIND)
@@ -66,8 +74,19 @@ def service() -> InferenceService:
     from worker.inference.service import InferenceService
     from worker.tasks import engine
 
+    settings = get_settings()
     runs = engine()
-    return InferenceService(get_settings(), runs.sessions, runs.record_result)
+
+    def resend_later(run_id: uuid.UUID, node_id: str, sent_at: float, countdown: int) -> None:
+        with session_factory(settings.resolved_database_url)() as session:
+            found = session.execute(select(Run.org_id, NodeRun.waiting_for)
+                                    .join(NodeRun, NodeRun.run_id == Run.id)
+                                    .where(Run.id == run_id, NodeRun.node_id == node_id)).one_or_none()
+        if found is not None:
+            model = str(((found[1] or {}).get("payload") or {}).get("model", ""))
+            send(settings, run_id, found[0], node_id, model, sent_at=sent_at, countdown=countdown)
+
+    return InferenceService(settings, runs.sessions, runs.record_result, resend=resend_later)
 
 
 def start_serving() -> None:
@@ -108,12 +127,27 @@ def generate(run_id: str, node_id: str, sent_at: float | None = None) -> str:
         return outcome
 
 
+@celery_app.task(name="inference.complete", acks_late=True, reject_on_worker_lost=True)
+def complete(completion_id: str) -> str:
+    """Answer an OpenAI-compatible request and record its result and usage."""
+    with run_logging(completion_id):  # the id the API returned, on every line of the request
+        outcome = service().complete(uuid.UUID(completion_id))
+        log.info("completion_done", outcome=outcome)
+        return outcome
+
+
 @celery_app.task(name="runs.resend_inference", queue=RUNS_QUEUE)
 def resend() -> int:
-    """Send again the requests nobody is working on (no heartbeat for `inference_resend_after_s`)."""
+    """Send again the requests nobody is working on (no heartbeat for `inference_resend_after_s`),
+    and forget OpenAI-compatible requests that ended a day ago."""
     settings = get_settings()
     stale = utcnow() - timedelta(seconds=settings.inference_resend_after_s)
     found: list[tuple[uuid.UUID, uuid.UUID, str, str]] = []
+    with session_scope(session_factory(settings.resolved_database_url)) as session:
+        requests = completions.quiet(session, stale_before=stale)
+        completions.prune(session, ended_before=utcnow() - timedelta(days=1))
+    for completion_id, org_id, deployment in requests:
+        send_completion(celery_app, queue_for(settings, org_id, deployment), completion_id)
     with session_scope(session_factory(settings.resolved_database_url)) as session:
         rows = session.execute(
             select(Run, NodeRun.node_id, NodeRun.waiting_for, NodeRun.result)
@@ -127,6 +161,6 @@ def resend() -> int:
                 found.append((run.id, run.org_id, node_id, str(waiting_for["payload"].get("model", ""))))
     for run_id, org_id, node_id, model in found:
         send(settings, run_id, org_id, node_id, model)
-    if found:
-        log.info("inference_resent", count=len(found))
-    return len(found)
+    if found or requests:
+        log.info("inference_resent", count=len(found), completions=len(requests))
+    return len(found) + len(requests)

@@ -41,6 +41,14 @@ class Tokenizer:
         text = self.hf.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         return list(self.hf(text, add_special_tokens=False)["input_ids"])
 
+    def messages(self, messages: list[dict[str, str]]) -> list[int]:
+        """Token ids of a whole conversation (system, user and assistant turns), ending where the
+        assistant's next answer begins; without a chat template, the turns' texts one per paragraph."""
+        if not self.has_chat_template:
+            return self.encode("\n\n".join(m["content"] for m in messages))
+        text = self.hf.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return list(self.hf(text, add_special_tokens=False)["input_ids"])
+
     def decode(self, ids: list[int]) -> str:
         """Text of generated ids (special tokens left out)."""
         return str(self.hf.decode(ids, skip_special_tokens=True))
