@@ -85,6 +85,29 @@ def running_mantle(data_dir: Path) -> Iterator[Mantle]:
         yield mantle
 
 
+def new_context(browser: Any, **options: Any) -> Any:
+    """A fresh browser profile (no cookies) with a large viewport and the builder tests' patience."""
+    options.setdefault("viewport", {"width": 1600, "height": 1000})
+    context = browser.new_context(**options)
+    context.set_default_timeout(WAIT_MS)
+    expect.set_options(timeout=WAIT_MS)
+    return context
+
+
+@contextmanager
+def csp_watched_page(browser: Any, **options: Any) -> Iterator[Page]:
+    """One tab in a fresh profile; the test fails if the page did anything its CSP refuses."""
+    context = new_context(browser, **options)
+    tab = context.new_page()
+    refused: list[str] = []
+    tab.on("console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None)
+    try:
+        yield tab
+    finally:
+        context.close()
+    assert refused == [], f"the builder did something its Content-Security-Policy refuses: {refused}"
+
+
 def wait_for(check: Callable[[], T | None], what: str, timeout_s: float = WAIT_MS / 1000) -> T:
     """Poll `check` until it returns something truthy, or fail after the deadline saying `what`."""
     deadline = time.monotonic() + timeout_s

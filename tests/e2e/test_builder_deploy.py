@@ -24,8 +24,9 @@ from api.main import create_app
 from tests.builder_ui import (
     ARTIFACTS,
     AXE,
-    WAIT_MS,
     Mantle,
+    csp_watched_page,
+    new_context,
     running_mantle,
     screenshot,
     serious_violations,
@@ -61,23 +62,11 @@ def stack_mantle(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
             yield Mantle(url=server.url, key=key, client=client)
 
 
-def new_context(browser: Any, **options: Any) -> Any:
-    context = browser.new_context(viewport={"width": 1500, "height": 1000}, **options)
-    context.set_default_timeout(WAIT_MS)
-    expect.set_options(timeout=WAIT_MS)
-    return context
-
-
 @pytest.fixture
 def page(browser: Any) -> Iterator[Page]:
-    """A fresh browser profile (no cookies); the page's CSP must never bite."""
-    context = new_context(browser)
-    tab = context.new_page()
-    refused: list[str] = []
-    tab.on("console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None)
-    yield tab
-    context.close()
-    assert refused == [], "the builder did something its Content-Security-Policy refuses"
+    """A fresh browser profile with one large tab; the page's Content-Security-Policy must never bite."""
+    with csp_watched_page(browser) as tab:
+        yield tab
 
 
 def flow_node(scope: Page | Locator, node_id: str) -> Locator:

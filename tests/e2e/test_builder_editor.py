@@ -22,6 +22,7 @@ from tests.builder_ui import (
     add_block,
     block,
     connect,
+    csp_watched_page,
     handle,
     node,
     open_editor,
@@ -42,16 +43,9 @@ def mantle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mantle]:
 
 @pytest.fixture
 def page(browser: Any) -> Iterator[Page]:
-    """A fresh browser profile (no cookies) with one large tab; the page's CSP must never bite."""
-    context = browser.new_context(viewport={"width": 1600, "height": 1000}, accept_downloads=True)
-    context.set_default_timeout(WAIT_MS)
-    expect.set_options(timeout=WAIT_MS)
-    tab = context.new_page()
-    refused: list[str] = []
-    tab.on("console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None)
-    yield tab
-    context.close()
-    assert refused == [], "the builder did something its Content-Security-Policy refuses"
+    """A fresh browser profile with one large tab; the page's Content-Security-Policy must never bite."""
+    with csp_watched_page(browser, accept_downloads=True) as tab:
+        yield tab
 
 
 def edges(page: Page) -> Any:

@@ -15,7 +15,16 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.builder_ui import WAIT_MS, Mantle, block, node, screenshot, serious_violations, sign_in_by_link
+from tests.builder_ui import (
+    Mantle,
+    block,
+    csp_watched_page,
+    new_context,
+    node,
+    screenshot,
+    serious_violations,
+    sign_in_by_link,
+)
 from tests.builder_ui import node_status as status_of
 from tests.builder_ui import serving as serving_builder
 from tests.conftest import free_port
@@ -55,29 +64,17 @@ def service() -> Iterator[LocalServer]:
         yield running
 
 
-def _context(browser: Any, *, bypass_csp: bool = False) -> Any:
-    context = browser.new_context(viewport={"width": 1600, "height": 1000}, bypass_csp=bypass_csp)
-    context.set_default_timeout(WAIT_MS)
-    expect.set_options(timeout=WAIT_MS)
-    return context
-
-
 @pytest.fixture
 def page(browser: Any) -> Iterator[Page]:
-    """A fresh profile and one large tab; the page's Content-Security-Policy must never bite."""
-    context = _context(browser)
-    tab = context.new_page()
-    refused: list[str] = []
-    tab.on("console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None)
-    yield tab
-    context.close()
-    assert refused == [], "the builder did something its Content-Security-Policy refuses"
+    """A fresh browser profile with one large tab; the page's Content-Security-Policy must never bite."""
+    with csp_watched_page(browser) as tab:
+        yield tab
 
 
 @pytest.fixture
 def axe_page(browser: Any) -> Iterator[Page]:
     """A tab whose context lets axe-core's script in (the page's own policy would refuse it)."""
-    context = _context(browser, bypass_csp=True)
+    context = new_context(browser, bypass_csp=True)
     yield context.new_page()
     context.close()
 

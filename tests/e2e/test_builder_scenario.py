@@ -29,10 +29,10 @@ from playwright.sync_api import Page, expect
 
 from tests.builder_ui import (
     ROOT,
-    WAIT_MS,
     Mantle,
     add_block,
     connect,
+    csp_watched_page,
     node,
     node_status,
     publish,
@@ -120,15 +120,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 @pytest.fixture
 def page(browser: Any) -> Iterator[Page]:
     """A fresh browser profile with one large tab; the page's Content-Security-Policy must never bite."""
-    context = browser.new_context(viewport={"width": 1600, "height": 1000})
-    context.set_default_timeout(WAIT_MS)
-    expect.set_options(timeout=WAIT_MS)
-    tab = context.new_page()
-    refused: list[str] = []
-    tab.on("console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None)
-    yield tab
-    context.close()
-    assert refused == [], "the builder did something its Content-Security-Policy refuses"
+    with csp_watched_page(browser) as tab:
+        yield tab
 
 
 def compose(page: Page) -> None:
