@@ -47,7 +47,9 @@ def mantle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mantle]:
         yield live
 
 
-@pytest.fixture(scope="module", params=["embedded", "production"])
+# The browser tests exercise the builder, not the stack: one stack (PostgreSQL + Redis, which CI
+# has) keeps the suite short; the engine's own tests run on both stacks.
+@pytest.fixture(scope="module", params=["production"])
 def stack_mantle(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
                  ) -> Iterator[Mantle]:
     """The real worker stack (tests/engine/conftest.py) served over HTTP at the public URL its links name."""
