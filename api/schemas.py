@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
+from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field
 
 from builder.graph import Graph
@@ -13,6 +14,12 @@ from models.orgs import Role
 from models.runs import RunKind
 
 T = TypeVar("T")
+
+# A version number, as the database can store it (PostgreSQL's integer): a larger one in a path or
+# a body was a 500 from the driver, not the 422 that names it.
+MAX_VERSION = 2**31 - 1
+VersionNumber = Annotated[int, Field(ge=1, le=MAX_VERSION)]
+VersionInPath = Annotated[int, PathParam(ge=1, le=MAX_VERSION, description="A version number.")]
 
 
 class Request(BaseModel):
@@ -231,7 +238,7 @@ class RunStart(Request):
     """A run's inputs (the trigger's fields) and, optionally, which published version to run."""
 
     inputs: dict[str, Any] = Field(default_factory=dict)
-    version: int | None = Field(default=None, ge=1, description="Default: the latest published version.")
+    version: VersionNumber | None = Field(default=None, description="Default: the latest published version.")
 
 
 class NodeTestStart(Request):

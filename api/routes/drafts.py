@@ -10,7 +10,15 @@ from fastapi.responses import JSONResponse
 
 from api.deps import Builder, LimitsDep, PageDep, RegistryDep, SessionDep
 from api.routes.blocks import report, report_data
-from api.schemas import DraftRead, PageOf, PublishRequest, ValidationReport, VersionRead, VersionSummary
+from api.schemas import (
+    DraftRead,
+    PageOf,
+    PublishRequest,
+    ValidationReport,
+    VersionInPath,
+    VersionRead,
+    VersionSummary,
+)
 from builder.graph import Graph
 from core.errors import GraphInvalid, InvalidRequest
 from models import apps as app_store
@@ -98,7 +106,7 @@ def list_versions(app_id: uuid.UUID, principal: Builder, session: SessionDep, pa
 
 
 @router.get("/apps/{app_id}/versions/{number}", response_model=VersionRead)
-def get_version(app_id: uuid.UUID, number: int, principal: Builder, session: SessionDep
+def get_version(app_id: uuid.UUID, number: VersionInPath, principal: Builder, session: SessionDep
                 ) -> VersionRead:
     """One published version with its frozen graph."""
     app = app_store.get_app(session, org_id=principal.org_id, app_id=app_id)
@@ -106,7 +114,7 @@ def get_version(app_id: uuid.UUID, number: int, principal: Builder, session: Ses
 
 
 @router.post("/apps/{app_id}/versions/{number}/restore", response_model=DraftRead)
-def restore_version(app_id: uuid.UUID, number: int, principal: Builder, session: SessionDep,
+def restore_version(app_id: uuid.UUID, number: VersionInPath, principal: Builder, session: SessionDep,
                     registry: RegistryDep, limits: LimitsDep) -> JSONResponse:
     """Copy a published version into the draft (the versions themselves never change)."""
     app = app_store.get_app(session, org_id=principal.org_id, app_id=app_id, lock=True)

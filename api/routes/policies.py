@@ -17,7 +17,7 @@ from fastapi import APIRouter, Response, status
 from pydantic import BaseModel, Field
 
 from api.deps import Builder, PageDep, SessionDep
-from api.schemas import PageOf, Read
+from api.schemas import PageOf, Read, VersionInPath, VersionNumber
 from api.schemas import Request as RequestBody
 from governance.rules import PolicyRules
 from models import apps as app_store
@@ -69,7 +69,7 @@ class PolicyTest(RequestBody):
     """A text to evaluate, against the latest version unless `version` says otherwise."""
 
     text: str = Field(max_length=100_000)
-    version: int | None = Field(default=None, ge=1)
+    version: VersionNumber | None = None
 
 
 class RuleOutcome(BaseModel):
@@ -176,7 +176,7 @@ def list_versions(policy_id: uuid.UUID, principal: Builder, session: SessionDep
 
 
 @router.get("/policies/{policy_id}/versions/{number}", response_model=PolicyVersionRead)
-def get_version(policy_id: uuid.UUID, number: int, principal: Builder, session: SessionDep
+def get_version(policy_id: uuid.UUID, number: VersionInPath, principal: Builder, session: SessionDep
                 ) -> PolicyVersionRead:
     """One version of the policy."""
     policy = store.get_policy(session, org_id=principal.org_id, policy_id=policy_id)
@@ -224,7 +224,7 @@ def attach_policies(app_id: uuid.UUID, body: AttachRequest, principal: Builder, 
 
 
 @router.get("/apps/{app_id}/versions/{number}/policies", response_model=AttachedList)
-def version_policies(app_id: uuid.UUID, number: int, principal: Builder, session: SessionDep
+def version_policies(app_id: uuid.UUID, number: VersionInPath, principal: Builder, session: SessionDep
                      ) -> AttachedList:
     """The policy versions a published version was pinned to when it was published."""
     app = app_store.get_app(session, org_id=principal.org_id, app_id=app_id)

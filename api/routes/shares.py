@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from api.deps import Builder, PageDep, SessionDep, SettingsDep
 from api.public.service import form_of
-from api.schemas import PageOf
+from api.schemas import PageOf, VersionNumber
 from api.schemas import Request as Body
 from core.errors import Conflict, InvalidRequest, NotFound
 from core.settings import Settings
@@ -62,7 +62,7 @@ class ShareFields(Body):
 class ShareCreate(ShareFields):
     """A new link: to version `version`, or (omitted) always to the latest published version."""
 
-    version: int | None = Field(default=None, ge=1, description="Pin a version; omit for the latest.")
+    version: VersionNumber | None = Field(default=None, description="Pin a version; omit for the latest.")
 
 
 class ShareUpdate(ShareCreate):

@@ -206,3 +206,27 @@ def test_a_graph_nested_past_its_limits_is_saved_readable_and_names_the_limit(te
     assert published.status_code == 422 and "too_deep" in published.text
     checked = tenant.client.post("/v1/graphs/validate", json=graph)
     assert checked.status_code in (200, 422) and "too_deep" in checked.text
+
+
+def test_version_numbers_past_what_the_database_stores_are_422_naming_the_field(
+        tenant: Tenant, world: tuple[Owned, Owned]) -> None:
+    victim, _ = world
+    app_id = victim.ids["app_id"]
+    policy = tenant.client.post("/v1/policies", json={"name": "p", "rules": {"pii": {"action": "redact"}}})
+    assert policy.status_code == 201, policy.text
+    for big in (2**31, 2**70):
+        answers = {
+            ("path", "number"): [tenant.client.get(f"/v1/apps/{app_id}/versions/{big}"),
+                                 tenant.client.post(f"/v1/apps/{app_id}/versions/{big}/restore"),
+                                 tenant.client.get(f"/v1/apps/{app_id}/versions/{big}/policies"),
+                                 tenant.client.get(f"/v1/policies/{policy.json()['id']}/versions/{big}")],
+            ("body", "version"): [tenant.client.post(f"/v1/apps/{app_id}/runs",
+                                                     json={"inputs": {"name": "x"}, "version": big}),
+                                  tenant.client.post(f"/v1/apps/{app_id}/shares", json={"version": big}),
+                                  tenant.client.post(f"/v1/policies/{policy.json()['id']}/test",
+                                                     json={"text": "hi", "version": big})],
+        }
+        for loc, found in answers.items():
+            for answer in found:
+                assert answer.status_code == 422, (loc, answer.status_code, answer.text[:200])
+                assert tuple(answer.json()["detail"][0]["loc"]) == loc
