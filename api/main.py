@@ -12,6 +12,8 @@ from api import errors, public
 from api.json_guard import JsonText
 from api.key_cache import KeyCache
 from api.middleware import BodyLimit, RequestContext
+from api.openai_api import routes as openai_routes
+from api.openai_api.errors import OpenAIErrors
 from api.routes import (
     apps,
     blocks,
@@ -84,6 +86,7 @@ def create_app(
                    policies, webhooks, schedules, session, people, usage):
         app.include_router(module.router, prefix="/v1")
     app.include_router(health.router)
+    app.include_router(openai_routes.router)  # /openai/v1: OpenAI's shapes, a Mantle key
     app.include_router(twilio.router)  # public: Twilio signs these requests
     app.include_router(webhooks.public_router)  # public: the URL's token (and a signature) admit
     app.include_router(review_page.router)
@@ -94,6 +97,7 @@ def create_app(
     app.add_middleware(JsonText)  # inside BodyLimit: it reads only bodies within the limit
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContext)
+    app.add_middleware(OpenAIErrors)  # outermost: rewrites every error under /openai/
     return app
 
 

@@ -43,7 +43,8 @@ class ModelRead(Deployment):
 
     id: uuid.UUID | None = Field(default=None, description="Set for an organization's own deployment.")
     origin: Literal["settings", "organization"]
-    available: bool = Field(description="The weights are local (GGUF sources convert on first use).")
+    available: bool = Field(description="The weights are local (GGUF sources convert on first use; a "
+                                        "provider has none).")
     created_at: datetime | None = None
     updated_at: datetime | None = None
 
@@ -68,14 +69,22 @@ class ModelUpdate(RequestBody):
     pinned: bool | None = None
     queue: str | None = None
     join_running: bool | None = None
+    base_url: str | None = None
+    provider_model: str | None = None
+    credential: str | None = None
+    timeout_s: float | None = None
+    max_retries: int | None = None
+    input_price: float | None = None
+    output_price: float | None = None
 
 
 def _read(deployment: Deployment, settings: Settings, row: store.ModelDeployment | None = None) -> ModelRead:
+    weightless = deployment.kind in ("package", "provider")  # a provider holds no weights here
     try:
-        folder = local_folder(deployment, settings) if deployment.kind != "package" else None
+        folder = local_folder(deployment, settings) if not weightless else None
     except PathRefused:  # says nothing of what lies outside the models directory
         folder = None
-    available = deployment.kind in ("package", "gguf") or (folder is not None and is_ready(folder))
+    available = weightless or deployment.kind == "gguf" or (folder is not None and is_ready(folder))
     return ModelRead(**deployment.model_dump(), id=row.id if row else None,
                      origin="organization" if row else "settings", available=available,
                      created_at=row.created_at if row else None, updated_at=row.updated_at if row else None)

@@ -44,6 +44,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/openai/v1/chat/completions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Chat Completions
+         * @description Generate the assistant's next message with one of the organization's deployments.
+         */
+        post: operations["chat_completions_openai_v1_chat_completions_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/openai/v1/models": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Models
+         * @description The deployments the organization may use, as OpenAI's model list.
+         */
+        get: operations["list_models_openai_v1_models_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/readyz": {
         parameters: {
             query?: never;
@@ -1171,6 +1211,30 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/org/quota": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Quota
+         * @description The organization's model quota and what it used of it.
+         */
+        get: operations["get_quota_v1_org_quota_get"];
+        /**
+         * Put Quota
+         * @description Set the organization's model quota (admins).
+         */
+        put: operations["put_quota_v1_org_quota_put"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/password-reset": {
         parameters: {
             query?: never;
@@ -1625,6 +1689,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Usage
+         * @description The organization's model usage: calls, prompt and completion tokens, cost, mean latency.
+         */
+        get: operations["get_usage_v1_usage_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1767,6 +1851,20 @@ export interface components {
             note: string;
         };
         /**
+         * AssistantMessage
+         * @description The answer.
+         */
+        AssistantMessage: {
+            /** Content */
+            content: string;
+            /**
+             * Role
+             * @default assistant
+             * @constant
+             */
+            role: "assistant";
+        };
+        /**
          * AttachRequest
          * @description The policies to attach to the app, in the order they apply (an empty list detaches all).
          */
@@ -1881,6 +1979,102 @@ export interface components {
             type: string;
             /** Version */
             version: number;
+        };
+        /**
+         * ChatCompletion
+         * @description The answer of a request without `stream` (a stream sends `chat.completion.chunk` events).
+         */
+        ChatCompletion: {
+            /** Choices */
+            choices: components["schemas"]["Choice"][];
+            /** Created */
+            created: number;
+            /** Id */
+            id: string;
+            /** Model */
+            model: string;
+            /**
+             * Object
+             * @default chat.completion
+             * @constant
+             */
+            object: "chat.completion";
+            /** System Fingerprint */
+            system_fingerprint?: string | null;
+            usage: components["schemas"]["Usage"];
+        };
+        /**
+         * ChatRequest
+         * @description `POST /chat/completions`.
+         */
+        ChatRequest: {
+            /**
+             * Max Completion Tokens
+             * @description Wins over max_tokens.
+             */
+            max_completion_tokens?: number | null;
+            /** Max Tokens */
+            max_tokens?: number | null;
+            /** Messages */
+            messages: components["schemas"]["Message"][];
+            /**
+             * Model
+             * @description A deployment name (GET /models).
+             */
+            model: string;
+            /**
+             * N
+             * @description One choice only.
+             * @default 1
+             */
+            n: number;
+            /** Seed */
+            seed?: number | null;
+            /**
+             * Stop
+             * @description Up to 4 sequences; the answer ends before one.
+             */
+            stop?: string | string[] | null;
+            /**
+             * Stream
+             * @default false
+             */
+            stream: boolean;
+            stream_options?: components["schemas"]["StreamOptions"] | null;
+            /**
+             * Temperature
+             * @default 1
+             */
+            temperature: number;
+            /**
+             * Tools
+             * @description Not supported.
+             */
+            tools?: unknown[] | null;
+            /**
+             * Top P
+             * @default 1
+             */
+            top_p: number;
+        };
+        /**
+         * Choice
+         * @description The one choice.
+         */
+        Choice: {
+            /**
+             * Finish Reason
+             * @description `stop` (an end token or a stop sequence) or `length`.
+             */
+            finish_reason: string;
+            /**
+             * Index
+             * @default 0
+             */
+            index: number;
+            /** Logprobs */
+            logprobs?: null;
+            message: components["schemas"]["AssistantMessage"];
         };
         /**
          * ConversationRead
@@ -2042,7 +2236,17 @@ export interface components {
              * @default hf
              * @enum {string}
              */
-            backend: "hf" | "deepspeed";
+            backend: "hf" | "deepspeed" | "provider";
+            /**
+             * Base Url
+             * @description `provider`: the OpenAI-compatible API's base URL, e.g. `https://api.openai.com/v1` (calls go through the SSRF guard: a private address needs `MANTLE_HTTP_ALLOW_HOSTS`).
+             */
+            base_url?: string | null;
+            /**
+             * Credential
+             * @description `provider`: the name of a `bearer_token` credential holding the API key (its `allowed_urls` must allow `base_url`); none: the call carries no key.
+             */
+            credential?: string | null;
             /**
              * Device
              * @default cpu
@@ -2055,6 +2259,11 @@ export interface components {
              * @enum {string}
              */
             dtype: "auto" | "float32" | "float16" | "bfloat16";
+            /**
+             * Input Price
+             * @description Price per million prompt tokens (usage records the cost).
+             */
+            input_price?: number | null;
             /**
              * Join Running
              * @description Let requests join a batch that is already decoding (at a step boundary) instead of waiting for it to finish; only where the backend can reshape its cache.
@@ -2074,6 +2283,12 @@ export interface components {
              */
             max_context: number;
             /**
+             * Max Retries
+             * @description `provider`: retries of a call answered 429 or 5xx (or not answered), honouring Retry-After.
+             * @default 2
+             */
+            max_retries: number;
+            /**
              * Max Wait Ms
              * @description How long a batch collects requests before it starts.
              * @default 5
@@ -2085,11 +2300,21 @@ export interface components {
              */
             name: string;
             /**
+             * Output Price
+             * @description Price per million completion tokens.
+             */
+            output_price?: number | null;
+            /**
              * Pinned
              * @description Loaded when the worker starts and never evicted.
              * @default false
              */
             pinned: boolean;
+            /**
+             * Provider Model
+             * @description `provider`: the model name the provider knows.
+             */
+            provider_model?: string | null;
             /**
              * Queue
              * @description The Celery queue whose workers serve it (one per GPU pool, say).
@@ -2103,9 +2328,16 @@ export interface components {
             revision?: string | null;
             /**
              * Source
-             * @description A folder of weights (absolute, or relative to the models directory), a `.gguf` file, `pkg://PACKAGE/FILE.gguf` (a GGUF file shipped inside an installed Python package), or `hf://OWNER/NAME` (a hub id, fetched by `mantle models pull` where a hub is reachable).
+             * @description A folder of weights (absolute, or relative to the models directory), a `.gguf` file, `pkg://PACKAGE/FILE.gguf` (a GGUF file shipped inside an installed Python package), or `hf://OWNER/NAME` (a hub id, fetched by `mantle models pull` where a hub is reachable). Empty for a `provider`.
+             * @default
              */
             source: string;
+            /**
+             * Timeout S
+             * @description `provider`: seconds for one call, retries included.
+             * @default 60
+             */
+            timeout_s: number;
         };
         /**
          * DraftRead
@@ -2186,12 +2418,18 @@ export interface components {
             text: string;
         };
         /**
-         * ErrorBody
-         * @description The body of every error response.
+         * ErrorDetail
+         * @description What went wrong.
          */
-        ErrorBody: {
-            /** Detail */
-            detail: components["schemas"]["ErrorItem"][];
+        ErrorDetail: {
+            /** Code */
+            code: string | null;
+            /** Message */
+            message: string;
+            /** Param */
+            param: string | null;
+            /** Type */
+            type: string;
         };
         /**
          * ErrorItem
@@ -2266,6 +2504,12 @@ export interface components {
         } & {
             [key: string]: unknown;
         };
+        /**
+         * GroupBy
+         * @description How usage is summed up.
+         * @enum {string}
+         */
+        GroupBy: "day" | "app" | "model";
         /**
          * InjectionRule
          * @description Prompt-injection heuristics (see `governance.injection` for the list).
@@ -2502,6 +2746,24 @@ export interface components {
             role: components["schemas"]["Role"];
         };
         /**
+         * Message
+         * @description One turn of the conversation.
+         */
+        Message: {
+            /**
+             * Content
+             * @description Text, or a list of text parts (no images).
+             */
+            content: string | components["schemas"]["TextPart"][];
+            /** Name */
+            name?: string | null;
+            /**
+             * Role
+             * @enum {string}
+             */
+            role: "system" | "developer" | "user" | "assistant";
+        };
+        /**
          * MessageRead
          * @description One message of a conversation: `inbound` from the phone or `outbound` to it.
          */
@@ -2540,12 +2802,25 @@ export interface components {
             status: string;
         };
         /**
-         * ModelList
-         * @description Every deployment the organization may use.
+         * ModelCard
+         * @description A deployment the organization may use.
          */
-        ModelList: {
-            /** Items */
-            items: components["schemas"]["ModelRead"][];
+        ModelCard: {
+            /** Created */
+            created: number;
+            /** Id */
+            id: string;
+            /**
+             * Object
+             * @default model
+             * @constant
+             */
+            object: "model";
+            /**
+             * Owned By
+             * @description `mantle` (the server's settings) or `organization` (its own).
+             */
+            owned_by: string;
         };
         /**
          * ModelRead
@@ -2554,7 +2829,7 @@ export interface components {
         ModelRead: {
             /**
              * Available
-             * @description The weights are local (GGUF sources convert on first use).
+             * @description The weights are local (GGUF sources convert on first use; a provider has none).
              */
             available: boolean;
             /**
@@ -2562,9 +2837,19 @@ export interface components {
              * @default hf
              * @enum {string}
              */
-            backend: "hf" | "deepspeed";
+            backend: "hf" | "deepspeed" | "provider";
+            /**
+             * Base Url
+             * @description `provider`: the OpenAI-compatible API's base URL, e.g. `https://api.openai.com/v1` (calls go through the SSRF guard: a private address needs `MANTLE_HTTP_ALLOW_HOSTS`).
+             */
+            base_url?: string | null;
             /** Created At */
             created_at?: string | null;
+            /**
+             * Credential
+             * @description `provider`: the name of a `bearer_token` credential holding the API key (its `allowed_urls` must allow `base_url`); none: the call carries no key.
+             */
+            credential?: string | null;
             /**
              * Device
              * @default cpu
@@ -2582,6 +2867,11 @@ export interface components {
              * @description Set for an organization's own deployment.
              */
             id?: string | null;
+            /**
+             * Input Price
+             * @description Price per million prompt tokens (usage records the cost).
+             */
+            input_price?: number | null;
             /**
              * Join Running
              * @description Let requests join a batch that is already decoding (at a step boundary) instead of waiting for it to finish; only where the backend can reshape its cache.
@@ -2601,6 +2891,12 @@ export interface components {
              */
             max_context: number;
             /**
+             * Max Retries
+             * @description `provider`: retries of a call answered 429 or 5xx (or not answered), honouring Retry-After.
+             * @default 2
+             */
+            max_retries: number;
+            /**
              * Max Wait Ms
              * @description How long a batch collects requests before it starts.
              * @default 5
@@ -2617,11 +2913,21 @@ export interface components {
              */
             origin: "settings" | "organization";
             /**
+             * Output Price
+             * @description Price per million completion tokens.
+             */
+            output_price?: number | null;
+            /**
              * Pinned
              * @description Loaded when the worker starts and never evicted.
              * @default false
              */
             pinned: boolean;
+            /**
+             * Provider Model
+             * @description `provider`: the model name the provider knows.
+             */
+            provider_model?: string | null;
             /**
              * Queue
              * @description The Celery queue whose workers serve it (one per GPU pool, say).
@@ -2635,9 +2941,16 @@ export interface components {
             revision?: string | null;
             /**
              * Source
-             * @description A folder of weights (absolute, or relative to the models directory), a `.gguf` file, `pkg://PACKAGE/FILE.gguf` (a GGUF file shipped inside an installed Python package), or `hf://OWNER/NAME` (a hub id, fetched by `mantle models pull` where a hub is reachable).
+             * @description A folder of weights (absolute, or relative to the models directory), a `.gguf` file, `pkg://PACKAGE/FILE.gguf` (a GGUF file shipped inside an installed Python package), or `hf://OWNER/NAME` (a hub id, fetched by `mantle models pull` where a hub is reachable). Empty for a `provider`.
+             * @default
              */
             source: string;
+            /**
+             * Timeout S
+             * @description `provider`: seconds for one call, retries included.
+             * @default 60
+             */
+            timeout_s: number;
             /** Updated At */
             updated_at?: string | null;
         };
@@ -2647,27 +2960,41 @@ export interface components {
          */
         ModelUpdate: {
             /** Backend */
-            backend?: ("hf" | "deepspeed") | null;
+            backend?: ("hf" | "deepspeed" | "provider") | null;
+            /** Base Url */
+            base_url?: string | null;
+            /** Credential */
+            credential?: string | null;
             /** Device */
             device?: string | null;
             /** Dtype */
             dtype?: ("auto" | "float32" | "float16" | "bfloat16") | null;
+            /** Input Price */
+            input_price?: number | null;
             /** Join Running */
             join_running?: boolean | null;
             /** Max Batch Size */
             max_batch_size?: number | null;
             /** Max Context */
             max_context?: number | null;
+            /** Max Retries */
+            max_retries?: number | null;
             /** Max Wait Ms */
             max_wait_ms?: number | null;
+            /** Output Price */
+            output_price?: number | null;
             /** Pinned */
             pinned?: boolean | null;
+            /** Provider Model */
+            provider_model?: string | null;
             /** Queue */
             queue?: string | null;
             /** Revision */
             revision?: string | null;
             /** Source */
             source?: string | null;
+            /** Timeout S */
+            timeout_s?: number | null;
         };
         /**
          * Node
@@ -2855,6 +3182,12 @@ export interface components {
              */
             number: string;
         };
+        /**
+         * OnExceed
+         * @description What a run's model node does over quota (the OpenAI-compatible API always answers 429).
+         * @enum {string}
+         */
+        OnExceed: "fail" | "wait";
         /**
          * OrgChoice
          * @description One of a person's organizations, with their role in it.
@@ -3245,6 +3578,55 @@ export interface components {
             timezone: string;
             /** Version */
             version: number;
+        };
+        /**
+         * QuotaRead
+         * @description The limits and what was counted against them now.
+         */
+        QuotaRead: {
+            /**
+             * @description A run's model node over quota: `fail` with the reason, or `wait` until the window reopens. The OpenAI-compatible API always answers 429 with Retry-After.
+             * @default fail
+             */
+            on_exceed: components["schemas"]["OnExceed"];
+            /**
+             * Requests Per Minute
+             * @description Model calls per minute.
+             */
+            requests_per_minute?: number | null;
+            /** Requests This Minute */
+            requests_this_minute: number;
+            /**
+             * Tokens Per Day
+             * @description Prompt and completion tokens per UTC day.
+             */
+            tokens_per_day?: number | null;
+            /**
+             * Tokens Today
+             * @description Tokens counted against today's (UTC) limit.
+             */
+            tokens_today: number;
+        };
+        /**
+         * QuotaUpdate
+         * @description The organization's limits (null: unlimited) and what a run's model node does over them.
+         */
+        QuotaUpdate: {
+            /**
+             * @description A run's model node over quota: `fail` with the reason, or `wait` until the window reopens. The OpenAI-compatible API always answers 429 with Retry-After.
+             * @default fail
+             */
+            on_exceed: components["schemas"]["OnExceed"];
+            /**
+             * Requests Per Minute
+             * @description Model calls per minute.
+             */
+            requests_per_minute?: number | null;
+            /**
+             * Tokens Per Day
+             * @description Prompt and completion tokens per UTC day.
+             */
+            tokens_per_day?: number | null;
         };
         /**
          * Reject
@@ -3943,6 +4325,31 @@ export interface components {
             url: string;
         };
         /**
+         * StreamOptions
+         * @description Streaming options.
+         */
+        StreamOptions: {
+            /**
+             * Include Usage
+             * @description A last chunk with the usage and no choices.
+             * @default false
+             */
+            include_usage: boolean;
+        };
+        /**
+         * TextPart
+         * @description A text part of a message's content.
+         */
+        TextPart: {
+            /** Text */
+            text: string;
+            /**
+             * Type
+             * @constant
+             */
+            type: "text";
+        };
+        /**
          * TokenPassword
          * @description A one-time link's token and a password (a new one, or an existing account's).
          */
@@ -3969,6 +4376,85 @@ export interface components {
              * @default 0.8
              */
             threshold: number;
+        };
+        /**
+         * Usage
+         * @description Tokens of the request.
+         */
+        Usage: {
+            /** Completion Tokens */
+            completion_tokens: number;
+            /** Prompt Tokens */
+            prompt_tokens: number;
+            /** Total Tokens */
+            total_tokens: number;
+        };
+        /**
+         * UsageGroup
+         * @description One group's sums.
+         */
+        UsageGroup: {
+            /** Completion Tokens */
+            completion_tokens: number;
+            /**
+             * Cost
+             * @description From the deployments' prices; null when none has prices.
+             */
+            cost: number | null;
+            /**
+             * Key
+             * @description The UTC day (YYYY-MM-DD), app id or model name of the group.
+             */
+            key: string | null;
+            /** Mean Latency S */
+            mean_latency_s: number | null;
+            /** Prompt Tokens */
+            prompt_tokens: number;
+            /** Requests */
+            requests: number;
+            /** Total Tokens */
+            total_tokens: number;
+        };
+        /**
+         * UsageReport
+         * @description Usage between `start` (inclusive) and `end` (exclusive), grouped if asked, with totals.
+         */
+        UsageReport: {
+            /**
+             * End
+             * Format: date-time
+             */
+            end: string;
+            group_by: components["schemas"]["GroupBy"] | null;
+            /** Groups */
+            groups: components["schemas"]["UsageGroup"][];
+            /**
+             * Start
+             * Format: date-time
+             */
+            start: string;
+            totals: components["schemas"]["UsageTotals"];
+        };
+        /**
+         * UsageTotals
+         * @description Calls, tokens, cost and mean latency.
+         */
+        UsageTotals: {
+            /** Completion Tokens */
+            completion_tokens: number;
+            /**
+             * Cost
+             * @description From the deployments' prices; null when none has prices.
+             */
+            cost: number | null;
+            /** Mean Latency S */
+            mean_latency_s: number | null;
+            /** Prompt Tokens */
+            prompt_tokens: number;
+            /** Requests */
+            requests: number;
+            /** Total Tokens */
+            total_tokens: number;
         };
         /**
          * ValidationReport
@@ -4075,6 +4561,43 @@ export interface components {
              */
             url?: string | null;
         };
+        /**
+         * ErrorBody
+         * @description The body of every error response.
+         */
+        api__errors__ErrorBody: {
+            /** Detail */
+            detail: components["schemas"]["ErrorItem"][];
+        };
+        /**
+         * ErrorBody
+         * @description OpenAI's error shape.
+         */
+        api__openai_api__schemas__ErrorBody: {
+            error: components["schemas"]["ErrorDetail"];
+        };
+        /**
+         * ModelList
+         * @description `GET /models`.
+         */
+        api__openai_api__schemas__ModelList: {
+            /** Data */
+            data: components["schemas"]["ModelCard"][];
+            /**
+             * Object
+             * @default list
+             * @constant
+             */
+            object: "list";
+        };
+        /**
+         * ModelList
+         * @description Every deployment the organization may use.
+         */
+        api__routes__models__ModelList: {
+            /** Items */
+            items: components["schemas"]["ModelRead"][];
+        };
     };
     responses: never;
     parameters: never;
@@ -4110,7 +4633,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -4119,7 +4642,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -4128,7 +4651,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -4137,7 +4660,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -4146,7 +4669,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -4155,7 +4678,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -4198,7 +4721,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -4207,7 +4730,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -4216,7 +4739,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -4225,7 +4748,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -4234,7 +4757,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Neither JSON nor a urlencoded form */
@@ -4243,7 +4766,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -4252,7 +4775,217 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+        };
+    };
+    chat_completions_openai_v1_chat_completions_post: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A retry with the same key gets the first request's answer: it is generated (and billed) once. */
+                "idempotency-key"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ChatRequest"];
+            };
+        };
+        responses: {
+            /** @description The answer; with `stream`, Server-Sent Events of `chat.completion.chunk` objects ending with `data: [DONE]` */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChatCompletion"];
+                    "text/event-stream": string;
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__openai_api__schemas__ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__openai_api__schemas__ErrorBody"];
+                };
+            };
+            /** @description The key's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__openai_api__schemas__ErrorBody"];
+                };
+            };
+            /** @description No such model (or not in your organization) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__openai_api__schemas__ErrorBody"];
+                };
+            };
+            /** @description The Idempotency-Key was used for another request */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__openai_api__schemas__ErrorBody"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__openai_api__schemas__ErrorBody"];
+                };
+            };
+            /** @description Never sent: invalid requests are 400 */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__openai_api__schemas__ErrorBody"];
+                };
+            };
+            /** @description Over the organization's quota (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__openai_api__schemas__ErrorBody"];
+                };
+            };
+            /** @description The database is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__openai_api__schemas__ErrorBody"];
+                };
+            };
+        };
+    };
+    list_models_openai_v1_models_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__openai_api__schemas__ModelList"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__openai_api__schemas__ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__openai_api__schemas__ErrorBody"];
+                };
+            };
+            /** @description The key's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__openai_api__schemas__ErrorBody"];
+                };
+            };
+            /** @description No such model (or not in your organization) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__openai_api__schemas__ErrorBody"];
+                };
+            };
+            /** @description The Idempotency-Key was used for another request */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__openai_api__schemas__ErrorBody"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__openai_api__schemas__ErrorBody"];
+                };
+            };
+            /** @description Never sent: invalid requests are 400 */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__openai_api__schemas__ErrorBody"];
+                };
+            };
+            /** @description Over the organization's quota (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__openai_api__schemas__ErrorBody"];
+                };
+            };
+            /** @description The database is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__openai_api__schemas__ErrorBody"];
                 };
             };
         };
@@ -4281,7 +5014,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -4290,7 +5023,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -4299,7 +5032,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -4308,7 +5041,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -4317,7 +5050,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -4326,7 +5059,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -4359,7 +5092,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -4368,7 +5101,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -4377,7 +5110,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -4386,7 +5119,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -4395,7 +5128,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -4404,7 +5137,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -4437,7 +5170,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -4446,7 +5179,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -4455,7 +5188,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -4464,7 +5197,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The link expired */
@@ -4480,7 +5213,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -4489,7 +5222,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -4536,7 +5269,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -4545,7 +5278,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -4554,7 +5287,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -4563,7 +5296,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The link expired */
@@ -4579,7 +5312,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -4588,7 +5321,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description A limit was reached */
@@ -4630,7 +5363,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -4639,7 +5372,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -4648,7 +5381,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -4657,7 +5390,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -4666,7 +5399,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -4675,7 +5408,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -4712,7 +5445,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -4721,7 +5454,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -4730,7 +5463,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -4739,7 +5472,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -4748,7 +5481,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -4757,7 +5490,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -4789,7 +5522,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -4798,7 +5531,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -4807,7 +5540,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -4816,7 +5549,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -4825,7 +5558,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -4834,7 +5567,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -4861,7 +5594,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -4870,7 +5603,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -4879,7 +5612,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -4888,7 +5621,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -4897,7 +5630,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -4906,7 +5639,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -4935,7 +5668,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -4944,7 +5677,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -4953,7 +5686,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -4962,7 +5695,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -4971,7 +5704,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -4980,7 +5713,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -5016,7 +5749,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -5025,7 +5758,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -5034,7 +5767,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -5043,7 +5776,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -5052,7 +5785,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -5061,7 +5794,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -5094,7 +5827,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -5103,7 +5836,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -5112,7 +5845,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -5121,7 +5854,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -5130,7 +5863,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -5139,7 +5872,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -5172,7 +5905,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -5181,7 +5914,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -5190,7 +5923,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -5199,7 +5932,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -5208,7 +5941,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -5217,7 +5950,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -5248,7 +5981,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -5257,7 +5990,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -5266,7 +5999,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -5275,7 +6008,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -5284,7 +6017,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -5293,7 +6026,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -5322,7 +6055,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -5331,7 +6064,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -5340,7 +6073,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -5349,7 +6082,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -5358,7 +6091,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -5367,7 +6100,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -5402,7 +6135,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -5411,7 +6144,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -5420,7 +6153,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -5429,7 +6162,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -5438,7 +6171,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -5447,7 +6180,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -5483,7 +6216,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -5492,7 +6225,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -5501,7 +6234,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -5510,7 +6243,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -5519,7 +6252,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -5528,7 +6261,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -5565,7 +6298,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -5574,7 +6307,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -5583,7 +6316,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -5592,7 +6325,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -5601,7 +6334,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -5610,7 +6343,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -5641,7 +6374,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -5650,7 +6383,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -5659,7 +6392,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -5668,7 +6401,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -5677,7 +6410,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -5686,7 +6419,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -5724,7 +6457,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -5733,7 +6466,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -5742,7 +6475,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -5751,7 +6484,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -5760,7 +6493,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -5769,7 +6502,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -5817,7 +6550,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -5826,7 +6559,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description No such app in the caller's organization, or no such node in its draft */
@@ -5842,7 +6575,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The inputs are over the size limit */
@@ -5906,7 +6639,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -5915,7 +6648,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -5924,7 +6657,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -5933,7 +6666,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -5942,7 +6675,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -5951,7 +6684,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -5982,7 +6715,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -5991,7 +6724,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -6000,7 +6733,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -6009,7 +6742,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -6018,7 +6751,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -6027,7 +6760,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -6058,7 +6791,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -6067,7 +6800,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -6076,7 +6809,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -6085,7 +6818,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -6094,7 +6827,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -6103,7 +6836,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -6147,7 +6880,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -6156,7 +6889,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -6165,7 +6898,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Another of the organization's apps has the number */
@@ -6181,7 +6914,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -6190,7 +6923,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Twilio could not be asked whether the account owns it */
@@ -6227,7 +6960,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -6236,7 +6969,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -6245,7 +6978,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -6254,7 +6987,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -6263,7 +6996,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -6272,7 +7005,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -6303,7 +7036,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -6312,7 +7045,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -6321,7 +7054,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -6330,7 +7063,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -6339,7 +7072,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -6348,7 +7081,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -6383,7 +7116,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -6392,7 +7125,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -6401,7 +7134,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -6410,7 +7143,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -6419,7 +7152,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -6428,7 +7161,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -6463,7 +7196,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -6472,7 +7205,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -6481,7 +7214,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -6490,7 +7223,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -6499,7 +7232,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -6508,7 +7241,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -6547,7 +7280,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -6556,7 +7289,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -6565,7 +7298,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -6574,7 +7307,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -6583,7 +7316,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -6592,7 +7325,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -6642,7 +7375,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -6651,7 +7384,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -6660,7 +7393,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -6669,7 +7402,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -6678,7 +7411,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -6687,7 +7420,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -6718,7 +7451,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -6727,7 +7460,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -6736,7 +7469,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -6745,7 +7478,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -6754,7 +7487,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -6763,7 +7496,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -6798,7 +7531,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -6807,7 +7540,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -6816,7 +7549,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -6825,7 +7558,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -6834,7 +7567,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -6843,7 +7576,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -6874,7 +7607,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -6883,7 +7616,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -6892,7 +7625,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -6901,7 +7634,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -6910,7 +7643,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -6919,7 +7652,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -6955,7 +7688,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -6964,7 +7697,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -6973,7 +7706,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -6982,7 +7715,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -6991,7 +7724,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -7000,7 +7733,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -7035,7 +7768,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -7044,7 +7777,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -7053,7 +7786,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -7062,7 +7795,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -7071,7 +7804,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -7080,7 +7813,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -7112,7 +7845,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -7121,7 +7854,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -7130,7 +7863,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -7139,7 +7872,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -7148,7 +7881,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -7157,7 +7890,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -7193,7 +7926,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -7202,7 +7935,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -7211,7 +7944,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -7220,7 +7953,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -7229,7 +7962,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -7238,7 +7971,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -7270,7 +8003,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -7279,7 +8012,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -7288,7 +8021,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -7297,7 +8030,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -7306,7 +8039,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -7315,7 +8048,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -7346,7 +8079,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -7355,7 +8088,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -7364,7 +8097,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -7373,7 +8106,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -7382,7 +8115,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -7391,7 +8124,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -7427,7 +8160,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -7436,7 +8169,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -7445,7 +8178,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -7454,7 +8187,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -7463,7 +8196,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -7472,7 +8205,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -7483,6 +8216,7 @@ export interface operations {
             header?: never;
             path: {
                 app_id: string;
+                /** @description A version number. */
                 number: number;
             };
             cookie?: never;
@@ -7504,7 +8238,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -7513,7 +8247,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -7522,7 +8256,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -7531,7 +8265,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -7540,7 +8274,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -7549,7 +8283,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -7560,6 +8294,7 @@ export interface operations {
             header?: never;
             path: {
                 app_id: string;
+                /** @description A version number. */
                 number: number;
             };
             cookie?: never;
@@ -7581,7 +8316,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -7590,7 +8325,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -7599,7 +8334,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -7608,7 +8343,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -7617,7 +8352,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -7626,7 +8361,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -7637,6 +8372,7 @@ export interface operations {
             header?: never;
             path: {
                 app_id: string;
+                /** @description A version number. */
                 number: number;
             };
             cookie?: never;
@@ -7658,7 +8394,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -7667,7 +8403,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -7676,7 +8412,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -7685,7 +8421,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -7694,7 +8430,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -7703,7 +8439,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -7734,7 +8470,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -7743,7 +8479,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -7752,7 +8488,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -7761,7 +8497,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -7770,7 +8506,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -7779,7 +8515,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -7810,7 +8546,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -7819,7 +8555,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -7828,7 +8564,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -7837,7 +8573,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -7846,7 +8582,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -7855,7 +8591,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -7884,7 +8620,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -7893,7 +8629,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -7902,7 +8638,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -7911,7 +8647,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -7920,7 +8656,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -7929,7 +8665,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -7960,7 +8696,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -7969,7 +8705,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -7978,7 +8714,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -7987,7 +8723,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -7996,7 +8732,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -8005,7 +8741,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -8041,7 +8777,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -8050,7 +8786,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -8059,7 +8795,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -8068,7 +8804,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -8077,7 +8813,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -8086,7 +8822,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -8115,7 +8851,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -8124,7 +8860,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -8133,7 +8869,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -8142,7 +8878,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -8151,7 +8887,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -8160,7 +8896,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -8191,7 +8927,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -8200,7 +8936,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -8209,7 +8945,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -8218,7 +8954,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -8227,7 +8963,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -8236,7 +8972,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -8265,7 +9001,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -8274,7 +9010,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -8283,7 +9019,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -8292,7 +9028,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -8301,7 +9037,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -8310,7 +9046,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -8343,7 +9079,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -8352,7 +9088,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -8361,7 +9097,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -8370,7 +9106,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -8379,7 +9115,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -8388,7 +9124,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -8419,7 +9155,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -8428,7 +9164,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -8437,7 +9173,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -8446,7 +9182,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -8455,7 +9191,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -8464,7 +9200,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -8499,7 +9235,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -8508,7 +9244,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -8517,7 +9253,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -8526,7 +9262,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -8535,7 +9271,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -8544,7 +9280,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -8573,7 +9309,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -8582,7 +9318,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -8591,7 +9327,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -8600,7 +9336,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -8609,7 +9345,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -8618,7 +9354,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -8651,7 +9387,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -8660,7 +9396,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -8669,7 +9405,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -8678,7 +9414,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -8687,7 +9423,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -8696,7 +9432,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -8725,7 +9461,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -8734,7 +9470,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -8743,7 +9479,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -8752,7 +9488,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -8761,7 +9497,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -8770,7 +9506,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -8803,7 +9539,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -8812,7 +9548,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -8821,7 +9557,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -8830,7 +9566,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -8839,7 +9575,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -8848,7 +9584,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -8880,7 +9616,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -8889,7 +9625,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -8898,7 +9634,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -8907,7 +9643,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -8916,7 +9652,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -8925,7 +9661,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -8965,7 +9701,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -8974,7 +9710,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -8983,7 +9719,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -8992,7 +9728,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -9001,7 +9737,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Too many attempts; see Retry-After. */
@@ -9039,7 +9775,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -9048,7 +9784,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -9057,7 +9793,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -9066,7 +9802,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -9075,7 +9811,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -9084,7 +9820,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -9113,7 +9849,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -9122,7 +9858,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -9131,7 +9867,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -9140,7 +9876,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -9149,7 +9885,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -9158,7 +9894,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -9191,7 +9927,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -9200,7 +9936,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -9209,7 +9945,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -9218,7 +9954,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -9227,7 +9963,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -9236,7 +9972,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -9267,7 +10003,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -9276,7 +10012,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -9285,7 +10021,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -9294,7 +10030,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -9303,7 +10039,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -9312,7 +10048,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -9341,7 +10077,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -9350,7 +10086,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -9359,7 +10095,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -9368,7 +10104,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -9377,7 +10113,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -9386,7 +10122,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -9415,7 +10151,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -9424,7 +10160,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -9433,7 +10169,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -9442,7 +10178,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -9451,7 +10187,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -9460,7 +10196,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -9495,7 +10231,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -9504,7 +10240,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -9513,7 +10249,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -9522,7 +10258,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -9531,7 +10267,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -9540,7 +10276,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -9571,7 +10307,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -9580,7 +10316,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -9589,7 +10325,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -9598,7 +10334,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -9607,7 +10343,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -9616,7 +10352,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -9636,7 +10372,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ModelList"];
+                    "application/json": components["schemas"]["api__routes__models__ModelList"];
                 };
             };
             /** @description Missing or invalid API key */
@@ -9645,7 +10381,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -9654,7 +10390,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -9663,7 +10399,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -9672,7 +10408,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -9681,7 +10417,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -9690,7 +10426,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -9723,7 +10459,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -9732,7 +10468,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -9741,7 +10477,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -9750,7 +10486,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -9759,7 +10495,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -9768,7 +10504,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -9799,7 +10535,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -9808,7 +10544,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -9817,7 +10553,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -9826,7 +10562,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -9835,7 +10571,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -9844,7 +10580,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -9873,7 +10609,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -9882,7 +10618,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -9891,7 +10627,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -9900,7 +10636,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -9909,7 +10645,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -9918,7 +10654,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -9953,7 +10689,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -9962,7 +10698,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -9971,7 +10707,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -9980,7 +10716,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -9989,7 +10725,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -9998,7 +10734,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -10027,7 +10763,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -10036,7 +10772,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -10045,7 +10781,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -10054,7 +10790,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -10063,7 +10799,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -10072,7 +10808,159 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+        };
+    };
+    get_quota_v1_org_quota_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["QuotaRead"];
+                };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description The key's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description Not found (or not in your organization) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description Invalid request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+        };
+    };
+    put_quota_v1_org_quota_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["QuotaUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["QuotaRead"];
+                };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description The key's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description Not found (or not in your organization) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description Invalid request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -10104,7 +10992,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -10113,7 +11001,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -10122,7 +11010,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -10131,7 +11019,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -10140,7 +11028,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -10149,7 +11037,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -10182,7 +11070,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -10191,7 +11079,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -10200,7 +11088,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -10209,7 +11097,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -10218,7 +11106,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -10227,7 +11115,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -10261,7 +11149,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -10270,7 +11158,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -10279,7 +11167,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -10288,7 +11176,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -10297,7 +11185,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -10306,7 +11194,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -10339,7 +11227,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -10348,7 +11236,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -10357,7 +11245,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -10366,7 +11254,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -10375,7 +11263,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -10384,7 +11272,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -10415,7 +11303,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -10424,7 +11312,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -10433,7 +11321,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -10442,7 +11330,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -10451,7 +11339,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -10460,7 +11348,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -10489,7 +11377,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -10498,7 +11386,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -10507,7 +11395,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -10516,7 +11404,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -10525,7 +11413,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -10534,7 +11422,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -10569,7 +11457,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -10578,7 +11466,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -10587,7 +11475,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -10596,7 +11484,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -10605,7 +11493,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -10614,7 +11502,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -10649,7 +11537,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -10658,7 +11546,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -10667,7 +11555,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -10676,7 +11564,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -10685,7 +11573,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -10694,7 +11582,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -10725,7 +11613,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -10734,7 +11622,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -10743,7 +11631,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -10752,7 +11640,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -10761,7 +11649,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -10770,7 +11658,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -10781,6 +11669,7 @@ export interface operations {
             header?: never;
             path: {
                 policy_id: string;
+                /** @description A version number. */
                 number: number;
             };
             cookie?: never;
@@ -10802,7 +11691,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -10811,7 +11700,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -10820,7 +11709,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -10829,7 +11718,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -10838,7 +11727,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -10847,7 +11736,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -10887,7 +11776,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -10896,7 +11785,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -10905,7 +11794,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -10914,7 +11803,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -10923,7 +11812,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -10932,7 +11821,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -10963,7 +11852,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -10972,7 +11861,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -10981,7 +11870,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -10990,7 +11879,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -10999,7 +11888,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -11008,7 +11897,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -11039,7 +11928,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -11048,7 +11937,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -11057,7 +11946,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -11066,7 +11955,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -11075,7 +11964,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -11084,7 +11973,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -11119,7 +12008,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -11128,7 +12017,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -11137,7 +12026,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -11146,7 +12035,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -11155,7 +12044,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -11164,7 +12053,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -11195,7 +12084,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -11204,7 +12093,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -11213,7 +12102,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -11222,7 +12111,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -11231,7 +12120,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -11240,7 +12129,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -11271,7 +12160,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -11280,7 +12169,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -11289,7 +12178,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -11298,7 +12187,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -11307,7 +12196,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -11316,7 +12205,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -11349,7 +12238,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -11358,7 +12247,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -11367,7 +12256,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -11376,7 +12265,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -11385,7 +12274,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -11394,7 +12283,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -11425,7 +12314,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -11434,7 +12323,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -11443,7 +12332,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -11452,7 +12341,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -11461,7 +12350,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -11470,7 +12359,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -11516,7 +12405,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -11525,7 +12414,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description No such run in the caller's organization */
@@ -11548,7 +12437,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -11557,7 +12446,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -11603,7 +12492,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -11612,7 +12501,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description No such run in the caller's organization */
@@ -11635,7 +12524,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -11644,7 +12533,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -11673,7 +12562,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -11682,7 +12571,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -11691,7 +12580,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -11700,7 +12589,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -11709,7 +12598,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -11718,7 +12607,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -11758,7 +12647,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -11767,7 +12656,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -11776,7 +12665,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -11785,7 +12674,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -11794,7 +12683,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Too many attempts; see Retry-After. */
@@ -11828,7 +12717,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -11837,7 +12726,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -11846,7 +12735,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -11855,7 +12744,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -11864,7 +12753,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -11873,7 +12762,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -11902,7 +12791,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -11911,7 +12800,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -11920,7 +12809,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -11929,7 +12818,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -11938,7 +12827,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -11947,7 +12836,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -11980,7 +12869,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -11989,7 +12878,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -11998,7 +12887,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -12007,7 +12896,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -12016,7 +12905,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -12025,7 +12914,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -12054,7 +12943,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -12063,7 +12952,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -12072,7 +12961,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -12081,7 +12970,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -12090,7 +12979,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -12099,7 +12988,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
@@ -12128,7 +13017,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description The key's role does not allow this */
@@ -12137,7 +13026,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Not found (or not in your organization) */
@@ -12146,7 +13035,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Conflicts with the current state */
@@ -12155,7 +13044,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Request body too large */
@@ -12164,7 +13053,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
             /** @description Invalid request */
@@ -12173,7 +13062,92 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+        };
+    };
+    get_usage_v1_usage_get: {
+        parameters: {
+            query?: {
+                /** @description Default: 30 days before `to`. */
+                from?: string | null;
+                /** @description Default: now. */
+                to?: string | null;
+                /** @description Only this app's calls. */
+                app_id?: string | null;
+                /** @description Only this deployment's calls. */
+                model?: string | null;
+                /** @description Sum by UTC day, app or model. */
+                group_by?: components["schemas"]["GroupBy"] | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UsageReport"];
+                };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description The key's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description Not found (or not in your organization) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description Invalid request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
         };
