@@ -12,15 +12,17 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 
 from api.main import create_app
 from tests.conftest import serve
 from tests.engine.conftest import Stack, running_stack
 from worker.inference.tiny import save_tiny
 
-HELLO = [{"role": "user", "content": "Say hi to Ada"}]
+HELLO: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Say hi to Ada"}]
 # The tiny random model's answer to this runs past 400 tokens without an end token.
-LONG = [{"role": "user", "content": "A much longer prompt, with many more bytes"}]
+LONG: list[ChatCompletionMessageParam] = [{"role": "user",
+                                           "content": "A much longer prompt, with many more bytes"}]
 
 
 @dataclass
@@ -104,7 +106,7 @@ def test_concurrent_requests_are_all_answered(served: Served) -> None:
     answers: list[str] = []
 
     def ask(n: int) -> None:
-        question = [{"role": "user", "content": f"Question {n}"}]
+        question: list[ChatCompletionMessageParam] = [{"role": "user", "content": f"Question {n}"}]
         found = served.client.chat.completions.create(model="tiny", messages=question, max_tokens=8)
         answers.append(found.choices[0].message.content or "")
 
