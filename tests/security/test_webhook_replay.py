@@ -65,7 +65,8 @@ def test_a_resent_post_with_its_idempotency_key_gets_its_first_run(tenant: Tenan
     assert other.status_code == 403 and len(runs_of(tenant, app_id)) == 1
 
 
-@pytest.mark.parametrize(("offset", "says"), [(-301, "s old"), (-3600 * 24, "s old"), (301, "in the future")])
+# Well outside the 300 s window: the server reads its clock a moment after the test signs.
+@pytest.mark.parametrize(("offset", "says"), [(-330, "s old"), (-3600 * 24, "s old"), (330, "in the future")])
 def test_a_signature_outside_its_window_is_refused_naming_it(tenant: Tenant, api: TestClient, offset: int,
                                                             says: str) -> None:
     app_id, path = signed_app(tenant)
