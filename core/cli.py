@@ -276,6 +276,39 @@ def orgs_create(name: str) -> None:
         raise click.ClickException(exc.message) from None
 
 
+@orgs.command("quota")
+@click.argument("name")
+@click.option("--tokens-per-day", type=click.IntRange(min=0), default=None,
+              help="Model tokens (prompt and completion) per UTC day; omit for no limit.")
+@click.option("--requests-per-minute", type=click.IntRange(min=0), default=None,
+              help="Model calls per minute; omit for no limit.")
+@click.option("--on-exceed", type=click.Choice(["fail", "wait"]), default="fail", show_default=True,
+              help="A run's model node over quota: fail with the reason, or wait for the window.")
+def orgs_quota(name: str, tokens_per_day: int | None, requests_per_minute: int | None,
+               on_exceed: str) -> None:
+    """Set organization NAME's model quota (the options left out are unlimited)."""
+    from core.errors import MantleError
+    from models import audit, quotas
+    from models.db import session_factory, session_scope
+    from models.orgs import get_org_by_name
+
+    try:
+        with session_scope(session_factory(get_settings().resolved_database_url)) as session:
+            org = get_org_by_name(session, name=name)
+            quotas.set_quota(session, org_id=org.id, tokens_per_day=tokens_per_day,
+                             requests_per_minute=requests_per_minute, on_exceed=quotas.OnExceed(on_exceed))
+            audit.record(session, org_id=org.id, actor="cli", action="quota.update",
+                         target_type="organization", target_id=org.id,
+                         details={"tokens_per_day": tokens_per_day, "on_exceed": on_exceed,
+                                  "requests_per_minute": requests_per_minute})
+    except MantleError as exc:
+        raise click.ClickException(exc.message) from None
+    tokens = "unlimited" if tokens_per_day is None else tokens_per_day
+    requests = "unlimited" if requests_per_minute is None else requests_per_minute
+    limits = f"{tokens} tokens per day, {requests} requests per minute"
+    click.echo(f"quota of {name}: {limits}; over it, a run's model node will {on_exceed}")
+
+
 @main.group()
 def keys() -> None:
     """API keys."""

@@ -9,11 +9,14 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.cli import main
+from core.settings import get_settings
 from models import quotas
-from models.orgs import create_org
+from models.orgs import Organization, create_org
 from models.usage import UsageSource, record_usage
 from tests.conftest import Tenant
 
@@ -110,7 +113,7 @@ def committed(engine: Engine) -> Iterator[tuple[sessionmaker[Session], uuid.UUID
         org_id = org.id
     yield factory, org_id
     with factory() as session:
-        session.delete(session.get_one(type(org), org_id))
+        session.delete(session.get_one(Organization, org_id))
         session.commit()
 
 
@@ -167,3 +170,26 @@ def test_concurrent_calls_cannot_both_take_the_last_token_of_the_day(
         assert refusal is not None and "100 model tokens per day" in refusal.message
         tomorrow = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
         assert quotas.admit(session, org_id=org_id, now=tomorrow) is None  # a new day, a new count
+
+
+def test_the_operator_sets_a_quota_from_the_command_line(
+        committed: tuple[sessionmaker[Session], uuid.UUID], database_url: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    factory, org_id = committed
+    with factory() as session:
+        name = session.get_one(Organization, org_id).name
+    monkeypatch.setenv("MANTLE_DATABASE_URL", database_url)
+    get_settings.cache_clear()
+    try:
+        made = CliRunner().invoke(main, ["orgs", "quota", name, "--requests-per-minute", "2",
+                                         "--on-exceed", "wait"])
+        unknown = CliRunner().invoke(main, ["orgs", "quota", "no-such-org", "--tokens-per-day", "5"])
+    finally:
+        get_settings.cache_clear()
+    assert made.exit_code == 0, made.output
+    assert "unlimited tokens per day, 2 requests per minute" in made.output
+    with factory() as session:
+        quota = quotas.get_quota(session, org_id=org_id)
+        assert quota is not None and (quota.requests_per_minute, quota.tokens_per_day, quota.on_exceed) == (
+            2, None, "wait")
+    assert unknown.exit_code != 0 and "no-such-org" in unknown.output
