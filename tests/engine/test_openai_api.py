@@ -12,11 +12,12 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from fastapi.testclient import TestClient
 from openai.types.chat import ChatCompletionMessageParam
 
 from api.main import create_app
 from tests.conftest import serve
-from tests.engine.conftest import Stack, running_stack
+from tests.engine.conftest import Stack, running_stack, wait_until
 from worker.inference.tiny import save_tiny
 
 HELLO: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Say hi to Ada"}]
@@ -252,3 +253,25 @@ def test_the_models_api_lists_provider_deployments_and_refuses_incomplete_ones(p
     assert listed["via-mantle"]["input_price"] == 2.0 and listed["via-mantle"]["credential"] == "mantle"
     incomplete = providers.stack.client.post("/v1/models", json={"name": "p", "backend": "provider"})
     assert incomplete.status_code == 422 and "base_url and provider_model" in incomplete.text
+
+
+def test_a_runs_model_node_over_quota_fails_with_the_reason(served: Served) -> None:
+    key = served.stack.new_org_key()
+    other = TestClient(served.stack.client.app, headers={"Authorization": f"Bearer {key}"})
+    assert other.put("/v1/org/quota", json={"requests_per_minute": 0}).status_code == 200
+    graph = {"nodes": [{"id": "in", "type": "trigger.api", "config": {"fields": [{"name": "name"}]}},
+                       {"id": "gen", "type": "llm.prompt", "config": {"model": "tiny", "max_new_tokens": 4}},
+                       {"id": "out", "type": "output"}],
+             "edges": [{"source": "in", "source_port": "name", "target": "gen", "target_port": "text"},
+                       {"source": "gen", "source_port": "text", "target": "out", "target_port": "text"}]}
+    app_id = other.post("/v1/apps", json={"name": "capped", "graph": graph}).json()["id"]
+    assert other.post(f"/v1/apps/{app_id}/publish").status_code == 201
+    run_id = other.post(f"/v1/apps/{app_id}/runs", json={"inputs": {"name": "Ada"}}).json()["id"]
+
+    def ended() -> dict[str, Any] | None:
+        found: dict[str, Any] = other.get(f"/v1/runs/{run_id}").json()
+        return found if found["status"] in ("succeeded", "failed") else None
+
+    run = wait_until(ended, 30, "the capped run to end")
+    assert run["status"] == "failed" and "0 model requests per minute is used up" in gen_node(run)["error"]
+    assert other.get("/v1/usage").json()["totals"]["requests"] == 0
