@@ -36,19 +36,6 @@ class Committed:
     key: str
     client: TestClient
 
-    def new_key(self, role: Role = Role.admin, org_id: uuid.UUID | None = None) -> str:
-        """A key of `role` in `org_id` (by default the first organization)."""
-        with session_scope(self.sessions) as session:
-            _, key = create_key(session, org_id=org_id or self.org_id, name=f"{role.value} key", role=role)
-        return key
-
-    def new_org(self, name: str) -> tuple[uuid.UUID, str]:
-        """Another organization and an admin key of it."""
-        with session_scope(self.sessions) as session:
-            org = create_org(session, name=name)
-            _, key = create_key(session, org_id=org.id, name="admin", role=Role.admin)
-            return org.id, key
-
 
 @contextmanager
 def committed_api(kind: str, tmp: Path, **settings: Any) -> Iterator[Committed]:
