@@ -25,7 +25,10 @@ from bench.services import free_port
 from migrations.run import upgrade
 from models.db import session_factory, session_scope
 from models.orgs import Role, create_key, create_org
-from twilio_sim.store import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN
+from twilio_sim.store import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, DEFAULT_NUMBERS
+
+# Numbers routed by bench/chaos_sms.py, bench/api_cpu.py, bench/load.py and bench/sms.py.
+SIM_NUMBERS = (*DEFAULT_NUMBERS, "+15550007777", "+15550008888")
 
 REPO = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-m", "core.cli"]
@@ -173,8 +176,10 @@ class Cluster:
         logs = self.data_dir / "logs"
         logs.mkdir(exist_ok=True)
         env = self.env
+        # The simulated account owns the numbers the benchmarks route (routing asks Twilio).
+        owned = [arg for number in SIM_NUMBERS for arg in ("--number", number)]
         self.sim = Proc("twilio-sim", CLI + ["twilio-sim", "--port", str(self.sim_port),
-                                             "--status-delay", "0.02"], env, logs)
+                                             "--status-delay", "0.02", *owned], env, logs)
         self.api = Proc("api", CLI + ["api", "--port", str(self.api_port),
                                       "--workers", str(self.api_workers)], env, logs)
         for n in range(self.run_workers):

@@ -395,18 +395,19 @@ def amplifier(template: str) -> dict[str, Any]:
 
 
 def test_outputs_over_the_value_limit_fail_the_node_and_the_worker_carries_on(stack: Stack) -> None:
-    # 1.2 MB from 4 bytes (the sandbox refuses a single string over 1 MB, not a loop of them).
+    # Under the template's own limit (a million characters) but over the value limit once stored:
+    # 600,000 "é" are 3.6 MB as JSON text (each one escaped as \u00e9).
     template = "{% for _ in range(300) %}{{ text * 1000 }}{% endfor %}"
     app_id = stack.publish(amplifier(template), name="too big")
 
-    failed = start(stack, app_id, {"text": "xxxx"}, params={"wait": 20})
+    failed = start(stack, app_id, {"text": "éé"}, params={"wait": 20})
     fine = start(stack, app_id, {"text": "x"}, params={"wait": 20})
 
     assert failed.status_code == 200, failed.text
     run = failed.json()
     assert run["status"] == "failed" and run["outputs"] is None
     assert run["error"]["type"] == "node_failed" and run["error"]["node_id"] == "big"
-    assert "outputs are 1200011 bytes; the limit is 1048576" in run["error"]["message"]
+    assert "outputs are 3600011 bytes; the limit is 1048576" in run["error"]["message"]
     trace = {n["node_id"]: n for n in run["trace"]}
     assert trace["big"]["status"] == "failed" and trace["big"]["outputs"] is None
     assert "the limit is 1048576" in trace["big"]["error"]
