@@ -275,3 +275,18 @@ def test_a_runs_model_node_over_quota_fails_with_the_reason(served: Served) -> N
     run = wait_until(ended, 30, "the capped run to end")
     assert run["status"] == "failed" and "0 model requests per minute is used up" in gen_node(run)["error"]
     assert other.get("/v1/usage").json()["totals"]["requests"] == 0
+
+
+def test_a_retry_with_its_idempotency_key_gets_the_first_answer_billed_once(served: Served) -> None:
+    key = served.stack.new_org_key()
+    client = served.client_for(key, max_retries=0, timeout=60)
+    first = client.chat.completions.create(model="tiny", messages=LONG, max_tokens=6,
+                                           extra_headers={"Idempotency-Key": "order-42"})
+    again = client.chat.completions.create(model="tiny", messages=LONG, max_tokens=6,
+                                           extra_headers={"Idempotency-Key": "order-42"})
+    assert again.id == first.id and again.choices[0].message.content == first.choices[0].message.content
+    with pytest.raises(openai.ConflictError):
+        client.chat.completions.create(model="tiny", messages=HELLO, max_tokens=6,
+                                       extra_headers={"Idempotency-Key": "order-42"})
+    usage = httpx.get(f"{served.url}/v1/usage", headers={"Authorization": f"Bearer {key}"}).json()
+    assert usage["totals"]["requests"] == 1
