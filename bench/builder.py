@@ -103,9 +103,8 @@ def main() -> None:
                                         args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
             context = browser.new_context(viewport={"width": 1440, "height": 900})
             page = context.new_page()
-            page.goto(f"{server.url}/builder/")
-            page.fill("#api-key", key)
-            page.keyboard.press("Enter")
+            link = api.post("/v1/session/links").json()["url"]  # signs the browser in, as `make up`'s
+            page.goto(link.replace(settings.public_base_url.rstrip("/"), server.url))
             page.wait_for_selector('[data-testid="apps-list"]')
             first = graph["nodes"][0]["id"]
             opens = [_open(page, f"{server.url}/builder/apps/{big}") for _ in range(args.opens)]
