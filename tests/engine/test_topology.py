@@ -146,6 +146,13 @@ def test_the_model_answers_through_the_inference_worker(deployment: Deployed) ->
     tokens = wait_until(lambda: samples(f"{inference.health_url}/metrics", "mantle_inference_tokens_total"),
                         30, "the inference worker's token count")
     assert sum(value for _, value in tokens) > 0
+    # The call's usage, as GET /v1/usage reports it, in the worker's metrics too.
+    with cluster.client(seeded.api_key, timeout=60) as client:
+        usage = client.get("/v1/usage", params={"app_id": ask}).json()["totals"]
+    counted = samples(f"{inference.health_url}/metrics", "mantle_model_tokens_total")
+    ours = {labels["kind"]: value for labels, value in counted if labels.get("org") == deployment.org_id}
+    assert usage["requests"] == 1 and ours == {"prompt": usage["prompt_tokens"],
+                                               "completion": usage["completion_tokens"]}
     lines = run_lines(cluster, {run_id})
     assert lines and all(line.get("run_id") == run_id and line.get("org_id") == deployment.org_id
                          for line in lines), lines[:3]
