@@ -44,6 +44,7 @@ from models import quotas
 from models.completions import ENDED, CompletionStatus, cancel, create_completion, read_completion
 from models.db import session_scope
 from worker.inference.deployments import Deployment, configured, parse_organization
+from worker.inference.provider import HOPS_HEADER, MAX_HOPS
 
 log = structlog.get_logger("mantle.openai")
 router = APIRouter(prefix="/openai/v1", tags=["openai"], responses=RESPONSES)
@@ -59,6 +60,11 @@ FAILURES = {"context_too_long": (400, "context_length_exceeded"),
 IdempotencyKey = Annotated[str | None, Header(max_length=255, description=(
     "A retry with the same key gets the first request's answer: it is generated (and billed) once.")),
     NOT_BLANK]
+# How many Mantle provider calls led to this request (set by Mantle's own provider calls): a
+# provider deployment pointing back at Mantle, at itself, must not loop forever.
+Hops = Annotated[int, Header(alias=HOPS_HEADER, ge=0, le=MAX_HOPS - 1, description=(
+    "Set by Mantle when one of its provider deployments calls this API; past "
+    f"{MAX_HOPS - 1} hops the request is refused."))]
 
 
 class CompletionFailed(MantleError):
@@ -122,13 +128,13 @@ def list_models(principal: Builder, session: SessionDep, settings: SettingsDep) 
     return ModelList(data=cards)
 
 
-def _start(request: Request, principal: Principal, body: ChatRequest, key: str | None) -> Started:
+def _start(request: Request, principal: Principal, body: ChatRequest, key: str | None, hops: int) -> Started:
     """Store the request (admitted against the quota) and send it to its inference queue."""
     state = request.app.state
     with session_scope(state.session_factory) as session:
         deployment = resolve(state.settings, session, principal.org_id, body.model)
         row, new = create_completion(session, org_id=principal.org_id, deployment=body.model,
-                                     request=body.payload(), idempotency_key=key)
+                                     request={**body.payload(), "hops": hops}, idempotency_key=key)
         if new:  # a retry with its key was admitted (and billed) the first time
             refusal = quotas.admit(session, org_id=principal.org_id)
             if refusal is not None:
@@ -191,9 +197,9 @@ async def _changes(request: Request, started: Started) -> AsyncIterator[Snapshot
                                             "`chat.completion.chunk` objects ending with `data: [DONE]`",
     "content": {"text/event-stream": {"schema": {"type": "string"}}}}})
 async def chat_completions(body: ChatRequest, principal: Builder, request: Request,
-                           idempotency_key: IdempotencyKey = None) -> Response:
+                           idempotency_key: IdempotencyKey = None, hops: Hops = 0) -> Response:
     """Generate the assistant's next message with one of the organization's deployments."""
-    started = await run_in_threadpool(_start, request, principal, body, idempotency_key)
+    started = await run_in_threadpool(_start, request, principal, body, idempotency_key, hops)
     if body.stream:
         usage = bool(body.stream_options and body.stream_options.include_usage)
         return StreamingResponse(_stream(request, started, usage), media_type="text/event-stream",

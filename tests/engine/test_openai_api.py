@@ -196,7 +196,8 @@ def gen_node(run: dict[str, Any]) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def providers(served: Served) -> Served:
     """Provider deployments on Mantle's own endpoint: one with the stack's key (allowed there), one
-    with a wrong key, one with a model the endpoint does not know, one on a metadata address."""
+    with a wrong key, one with a model the endpoint does not know, one on a metadata address, one
+    whose model is itself."""
     stack, endpoint = served.stack, f"{served.url}/openai/v1"
     for name, token in (("mantle", served.key), ("wrong", "mk_wrong")):
         made = stack.client.post("/v1/credentials", json={
@@ -207,6 +208,7 @@ def providers(served: Served) -> Served:
     add_provider(stack, "no-such", endpoint, credential="mantle", provider_model="nothing-here",
                  max_retries=0)
     add_provider(stack, "metadata", "http://169.254.169.254/v1", max_retries=0)
+    add_provider(stack, "loop", endpoint, credential="mantle", provider_model="loop", max_retries=0)
     return served
 
 
@@ -245,6 +247,10 @@ def test_fallbacks_answer_when_providers_fail_and_the_trace_says_why(providers: 
     failed = gen_node(lost)
     assert "has no model 'nothing-here'" in failed["error"]
     assert failed["result"]["error_type"] == "unknown_model"
+
+    # A provider deployment calling itself through Mantle ends after a few hops.
+    looped = stack.wait_run(stack.run(provider_app(stack, "loop"), {"name": "Ada"})["id"], timeout=60)
+    assert looped["status"] == "failed" and "X-Mantle-Hops" in gen_node(looped)["error"]
 
 
 def test_the_models_api_lists_provider_deployments_and_refuses_incomplete_ones(providers: Served) -> None:

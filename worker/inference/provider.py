@@ -10,7 +10,9 @@ fails becomes a `CallFailed` with a type a person can act on (`provider_auth`, `
 `context_too_long`, `rate_limited`, ...), never a stack trace. The answer streams: each piece of
 text goes to `on_text` as it comes, and the call stops when `stopped()` says its caller left.
 Calls carry an `Idempotency-Key` (the run and node, or the API request): a provider that honours
-it (Mantle's own OpenAI-compatible API does) answers a resent call without billing it twice.
+it (Mantle's own OpenAI-compatible API does) answers a resent call without billing it twice. They
+also say how many Mantle hops led to them (`X-Mantle-Hops`), so a provider deployment pointing
+back at a Mantle deployment that points at it again ends after a few hops instead of looping.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from core import url_scope
 from worker.inference.deployments import Deployment
 
 MAX_STOPS = 4  # what OpenAI's API accepts
+HOPS_HEADER = "X-Mantle-Hops"  # Mantle's provider calls to a Mantle: how many led to this one
+MAX_HOPS = 4
 CONTEXT_HINTS = ("context_length", "context length", "maximum context", "too many tokens",
                  "prompt is too long")
 
@@ -97,7 +101,9 @@ def call(deployment: Deployment, payload: Mapping[str, Any], *, guard: NetGuard,
         options["stop"] = stops
     if payload.get("seed") is not None:
         options["seed"] = int(payload["seed"])
-    headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+    headers = {HOPS_HEADER: str(int(payload.get("hops") or 0) + 1)}
+    if idempotency_key:
+        headers["Idempotency-Key"] = idempotency_key
     started = time.monotonic()
     first: float | None = None
     parts: list[str] = []

@@ -4786,6 +4786,8 @@ export interface operations {
             header?: {
                 /** @description A retry with the same key gets the first request's answer: it is generated (and billed) once. */
                 "idempotency-key"?: string | null;
+                /** @description Set by Mantle when one of its provider deployments calls this API; past 3 hops the request is refused. */
+                "X-Mantle-Hops"?: number;
             };
             path?: never;
             cookie?: never;
