@@ -10,7 +10,6 @@ same pass which ones stopped running (the caller went away): their generation is
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from typing import cast
 
@@ -21,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from models.base import utcnow
 from models.completions import Completion, CompletionStatus
 from models.db import session_scope
+from worker.inference.reporter import BulkReporter
 
 log = structlog.get_logger("mantle.inference")
 
@@ -37,8 +37,10 @@ def notify(session: Session, completion_id: uuid.UUID) -> None:
         session.execute(text("SELECT pg_notify('mantle_runs', :id)"), {"id": str(completion_id)})
 
 
-class CompletionReporter:
+class CompletionReporter(BulkReporter):
     """Writes the growing text and heartbeats of the requests this process serves, in bulk."""
+
+    failure_event = "completion_reporter_failed"
 
     def __init__(self, sessions: sessionmaker[Session], heartbeat_s: float, every_s: float = 0.1) -> None:
         self.sessions = sessions
@@ -102,23 +104,4 @@ class CompletionReporter:
                             .values(heartbeat_at=utcnow()))
             running = set(session.scalars(select(Completion.id).where(
                 Completion.id.in_(ids), Completion.status == CompletionStatus.running.value)))
-        with self._lock:
-            for completion_id in set(ids) - running:
-                event = self._stopped.get(completion_id)
-                if event is not None:
-                    event.set()
-
-    def _loop(self) -> None:
-        last_beat = time.monotonic()
-        while True:
-            time.sleep(self.every_s)
-            try:
-                self.flush()
-                if time.monotonic() - last_beat >= self.heartbeat_s:
-                    last_beat = time.monotonic()
-                    with self._lock:
-                        watched = list(self._stopped)
-                    if watched:
-                        self._beat(watched)
-            except Exception:  # a missed write is made good by the next pass
-                log.exception("completion_reporter_failed")
+        self._stop_gone(ids, running)

@@ -26,7 +26,50 @@ from models.runs import Run, RunEvent
 log = structlog.get_logger("mantle.inference")
 
 
-class RunReporter:
+class BulkReporter:
+    """What both reporters share: a daemon thread that writes what is pending every `every_s` and
+    beats every `heartbeat_s`; a beat sets the stop event of each request found no longer served."""
+
+    heartbeat_s: float
+    every_s: float
+    failure_event = "reporter_failed"
+    _lock: threading.Lock
+    _stopped: dict[uuid.UUID, threading.Event]
+
+    def flush(self) -> None:
+        """Write what is pending."""
+        raise NotImplementedError
+
+    def _beat(self, ids: list[uuid.UUID]) -> None:
+        raise NotImplementedError
+
+    def _watched_ids(self) -> list[uuid.UUID]:
+        with self._lock:
+            return list(self._stopped)
+
+    def _stop_gone(self, ids: list[uuid.UUID], alive: set[uuid.UUID]) -> None:
+        with self._lock:
+            for gone in set(ids) - alive:
+                event = self._stopped.get(gone)
+                if event is not None:
+                    event.set()
+
+    def _loop(self) -> None:
+        last_beat = time.monotonic()
+        while True:
+            time.sleep(self.every_s)
+            try:
+                self.flush()
+                if time.monotonic() - last_beat >= self.heartbeat_s:
+                    last_beat = time.monotonic()
+                    watched = self._watched_ids()
+                    if watched:
+                        self._beat(watched)
+            except Exception:  # a missed write is made good by the next pass's events or beat
+                log.exception(self.failure_event)
+
+
+class RunReporter(BulkReporter):
     """Batches progress events and heartbeats of the runs this process is serving."""
 
     def __init__(self, sessions: sessionmaker[Session], heartbeat_s: float, every_s: float = 0.2) -> None:
@@ -84,24 +127,8 @@ class RunReporter:
             session.execute(update(Run).where(Run.id.in_(run_ids), Run.status == "waiting")
                             .values(heartbeat_at=utcnow()))
             waiting = set(session.scalars(select(Run.id).where(Run.id.in_(run_ids), Run.status == "waiting")))
-        gone = set(run_ids) - waiting
-        with self._lock:
-            for run_id in gone:
-                event = self._stopped.get(run_id)
-                if event is not None:
-                    event.set()
+        self._stop_gone(run_ids, waiting)
 
-    def _loop(self) -> None:
-        last_beat = time.monotonic()
-        while True:
-            time.sleep(self.every_s)
-            try:
-                self.flush()
-                if time.monotonic() - last_beat >= self.heartbeat_s:
-                    last_beat = time.monotonic()
-                    with self._lock:
-                        watched = list(self._watched)
-                    if watched:
-                        self._beat(watched)
-            except Exception:  # a missed write is retried by the next pass's events or beat
-                log.exception("reporter_failed")
+    def _watched_ids(self) -> list[uuid.UUID]:
+        with self._lock:
+            return list(self._watched)
