@@ -1,6 +1,11 @@
 """A small real HTTP server on loopback for `http.request` tests: JSON, echo, slow answers,
 redirects, 429s and 5xx that clear after a few tries, and oversized bodies (declared, undeclared
-and gzip-compressed). It records every request it receives, headers included."""
+and gzip-compressed). It records every request it receives, headers included, and when.
+
+It also stands in for a rate-limiting provider in front of an OpenAI-compatible model (a gateway
+such as LiteLLM or OpenAI itself under load): `/openai-flaky/{code}/{times}/{retry_after}/{tag}/`
+answers Chat Completions with `code` and `Retry-After` the first `times` times, then streams an
+answer with its usage, as OpenAI streams it."""
 
 from __future__ import annotations
 
@@ -29,6 +34,7 @@ class Seen:
     path: str
     headers: dict[str, str]
     body: bytes
+    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -96,6 +102,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._json(int(query.get("code", "429")), {"error": "try later"}, headers=extra)
             else:
                 self._json(200, {"ok": True, "tries": state.counters[path]})
+        elif path.startswith("/openai-flaky/"):
+            self._openai_flaky(path, body)
         elif path == "/big":
             self._reply(200, b"x" * int(query.get("bytes", "2000000")), "text/plain",
                         length=query.get("declared", "1") == "1")
@@ -107,6 +115,26 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(int(query.get("code", "404")), {"error": "as asked"})
         else:
             self._json(404, {"error": "no such path"})
+
+    def _openai_flaky(self, path: str, body: bytes) -> None:
+        _, _, code, times, retry_after, tag = path.split("/")[:6]
+        state = self.server_state
+        state.counters[tag] += 1
+        if state.counters[tag] <= int(times):
+            self._json(int(code), {"error": {"message": "slow down", "type": "rate_limit_exceeded",
+                                             "code": None, "param": None}},
+                       headers={"Retry-After": retry_after})
+            return
+        model = json.loads(body or b"{}").get("model", "gateway-model")
+        base = {"id": f"chatcmpl-{tag}", "object": "chat.completion.chunk", "created": int(time.time()),
+                "model": model}
+        events = [{**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": piece},
+                                        "finish_reason": None}]} for piece in ("Hello", " from", " the gateway")]
+        events.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+        events.append({**base, "choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": 3,
+                                                        "total_tokens": 10}})
+        stream = "".join(f"data: {json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n"
+        self._reply(200, stream.encode(), "text/event-stream")
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _handle
 

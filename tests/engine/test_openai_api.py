@@ -1,6 +1,8 @@
 """Mantle's OpenAI-compatible API through the official `openai` client, and provider deployments
 that call it: a running Mantle (the API over real HTTP on loopback, a run worker, an inference
-worker serving the tiny model), nothing mocked. Usage and quotas are checked on the way."""
+worker serving the tiny model) on both stacks, nothing of ours mocked. Usage and quotas are
+checked on the way. A stand-in rate-limiting gateway (tests/http_server.py) plays a provider that
+answers 429 and 503 with Retry-After, which Mantle's own endpoint does only at a minute's end."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from openai.types.chat import ChatCompletionMessageParam
 from api.main import create_app
 from tests.conftest import serve
 from tests.engine.conftest import Stack, running_stack, wait_until
+from tests.http_server import LocalServer, serving
 from worker.inference.tiny import save_tiny
 
 HELLO: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Say hi to Ada"}]
@@ -34,27 +37,57 @@ class Served:
     url: str
     key: str
     client: openai.OpenAI
+    waiting: "QuotaWait"
 
     def client_for(self, key: str, **options: Any) -> openai.OpenAI:
         """An `openai` client sending `key`."""
         return openai.OpenAI(base_url=f"{self.url}/openai/v1", api_key=key, **options)
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    """One embedded stack serving `tiny`, its API on a loopback port (open to provider calls)."""
+@dataclass
+class QuotaWait:
+    """Two runs of an organization allowed one model request a minute, whose quota says wait."""
+
+    client: TestClient
+    run_ids: list[str]
+
+
+def start_runs_over_a_waiting_quota(stack: Stack) -> QuotaWait:
+    """Started when the module starts, so that the minute the second run waits for passes while
+    the other tests run; `test_a_run_over_a_waiting_quota_goes_on_when_the_minute_reopens` ends it."""
+    key = stack.new_org_key()
+    client = TestClient(stack.client.app, headers={"Authorization": f"Bearer {key}"})
+    assert client.put("/v1/org/quota", json={"requests_per_minute": 1, "on_exceed": "wait"}).status_code == 200
+    app_id = client.post("/v1/apps", json={"name": "patient", "graph": tiny_graph()}).json()["id"]
+    assert client.post(f"/v1/apps/{app_id}/publish").status_code == 201
+    runs = [client.post(f"/v1/apps/{app_id}/runs", json={"inputs": {"name": name}}).json()["id"]
+            for name in ("Ada", "Grace")]
+    return QuotaWait(client, runs)
+
+
+def tiny_graph() -> dict[str, Any]:
+    return {"nodes": [{"id": "in", "type": "trigger.api", "config": {"fields": [{"name": "name"}]}},
+                      {"id": "gen", "type": "llm.prompt", "config": {"model": "tiny", "max_new_tokens": 4}},
+                      {"id": "out", "type": "output"}],
+            "edges": [{"source": "in", "source_port": "name", "target": "gen", "target_port": "text"},
+                      {"source": "gen", "source_port": "text", "target": "out", "target_port": "text"}]}
+
+
+@pytest.fixture(scope="module", params=["embedded", "production"])
+def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """A stack serving `tiny`, its API on a loopback port (open to provider calls)."""
     tiny = save_tiny(tmp_path_factory.mktemp("tiny") / "model")
     extra = {
         "model_deployments": [{"name": "tiny", "source": str(tiny), "dtype": "float32", "max_batch_size": 8,
                                "max_context": 4096, "pinned": True}],
         "http_allow_hosts": ["127.0.0.1"], "inference_stream_every": 2, "inference_concurrency": 16,
     }
-    with running_stack("embedded", tmp_path_factory.mktemp("openai"), extra) as stack:
+    with running_stack(request.param, tmp_path_factory.mktemp("openai"), extra) as stack:
         stack.start_worker(queues="inference", pool="threads", beat=False, timeout=120)
         key = stack.client.headers["Authorization"].removeprefix("Bearer ")
         with serve(create_app(stack.settings)) as server:
             client = openai.OpenAI(base_url=f"{server.url}/openai/v1", api_key=key, max_retries=0, timeout=60)
-            yield Served(stack, server.url, key, client)
+            yield Served(stack, server.url, key, client, start_runs_over_a_waiting_quota(stack))
 
 
 def usage_rows(stack: Stack, **params: str) -> dict[str, Any]:
@@ -265,12 +298,7 @@ def test_a_runs_model_node_over_quota_fails_with_the_reason(served: Served) -> N
     key = served.stack.new_org_key()
     other = TestClient(served.stack.client.app, headers={"Authorization": f"Bearer {key}"})
     assert other.put("/v1/org/quota", json={"requests_per_minute": 0}).status_code == 200
-    graph = {"nodes": [{"id": "in", "type": "trigger.api", "config": {"fields": [{"name": "name"}]}},
-                       {"id": "gen", "type": "llm.prompt", "config": {"model": "tiny", "max_new_tokens": 4}},
-                       {"id": "out", "type": "output"}],
-             "edges": [{"source": "in", "source_port": "name", "target": "gen", "target_port": "text"},
-                       {"source": "gen", "source_port": "text", "target": "out", "target_port": "text"}]}
-    app_id = other.post("/v1/apps", json={"name": "capped", "graph": graph}).json()["id"]
+    app_id = other.post("/v1/apps", json={"name": "capped", "graph": tiny_graph()}).json()["id"]
     assert other.post(f"/v1/apps/{app_id}/publish").status_code == 201
     run_id = other.post(f"/v1/apps/{app_id}/runs", json={"inputs": {"name": "Ada"}}).json()["id"]
 
@@ -296,3 +324,47 @@ def test_a_retry_with_its_idempotency_key_gets_the_first_answer_billed_once(serv
                                        extra_headers={"Idempotency-Key": "order-42"})
     usage = httpx.get(f"{served.url}/v1/usage", headers={"Authorization": f"Bearer {key}"}).json()
     assert usage["totals"]["requests"] == 1
+
+
+@pytest.fixture(scope="module")
+def gateway() -> Iterator[LocalServer]:
+    """The stand-in rate-limiting gateway, on loopback."""
+    with serving() as server:
+        yield server
+
+
+def test_a_provider_that_rate_limits_is_retried_after_what_it_asks(providers: Served,
+                                                                    gateway: LocalServer) -> None:
+    stack = providers.stack
+    tag = f"busy-{stack.name}"
+    add_provider(stack, tag, f"{gateway.url}/openai-flaky/429/2/2/{tag}", max_retries=2)
+    run = stack.wait_run(stack.run(provider_app(stack, tag), {"name": "Ada"})["id"], timeout=60)
+    assert run["status"] == "succeeded", run
+    assert run["outputs"]["text"] == "Hello from the gateway"
+    calls = [seen for seen in gateway.requests if f"/{tag}/" in seen.path]
+    assert len(calls) == 3  # two 429s, then the answer
+    # Each retry waited the 2 s the gateway asked for (the SDK's own backoff starts at 0.5 s).
+    assert all(later.at - earlier.at >= 1.9 for earlier, later in zip(calls, calls[1:], strict=False))
+    assert gen_node(run)["outputs"]["completion_tokens"] == 3  # the gateway's usage, not a count of ours
+
+    down = f"down-{stack.name}"
+    add_provider(stack, down, f"{gateway.url}/openai-flaky/503/9/1/{down}", max_retries=1)
+    failed = stack.wait_run(stack.run(provider_app(stack, down), {"name": "Ada"})["id"], timeout=60)
+    assert failed["status"] == "failed"
+    assert "failed (503 after 1 retries)" in gen_node(failed)["error"]
+    assert len([seen for seen in gateway.requests if f"/{down}/" in seen.path]) == 2
+
+
+def test_a_run_over_a_waiting_quota_goes_on_when_the_minute_reopens(served: Served) -> None:
+    client = served.waiting.client
+
+    def ended() -> list[dict[str, Any]] | None:
+        runs = [client.get(f"/v1/runs/{run_id}").json() for run_id in served.waiting.run_ids]
+        return runs if all(r["status"] in ("succeeded", "failed") for r in runs) else None
+
+    runs = wait_until(ended, 90, "both runs of the waiting quota to end")
+    assert [r["status"] for r in runs] == ["succeeded", "succeeded"], runs
+    # One model request a minute: the second run's model call waited for the next minute.
+    minutes = sorted(gen_node(r)["finished_at"][:16] for r in runs)
+    assert minutes[0] != minutes[1], minutes
+    assert client.get("/v1/usage").json()["totals"]["requests"] == 2
