@@ -128,8 +128,9 @@ class _Handler(BaseHTTPRequestHandler):
         model = json.loads(body or b"{}").get("model", "gateway-model")
         base = {"id": f"chatcmpl-{tag}", "object": "chat.completion.chunk", "created": int(time.time()),
                 "model": model}
+        pieces = ("Hello", " from", " the gateway")
         events = [{**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": piece},
-                                        "finish_reason": None}]} for piece in ("Hello", " from", " the gateway")]
+                                        "finish_reason": None}]} for piece in pieces]
         events.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
         events.append({**base, "choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": 3,
                                                         "total_tokens": 10}})

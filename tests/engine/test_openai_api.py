@@ -37,7 +37,7 @@ class Served:
     url: str
     key: str
     client: openai.OpenAI
-    waiting: "QuotaWait"
+    waiting: QuotaWait
 
     def client_for(self, key: str, **options: Any) -> openai.OpenAI:
         """An `openai` client sending `key`."""
@@ -57,7 +57,8 @@ def start_runs_over_a_waiting_quota(stack: Stack) -> QuotaWait:
     the other tests run; `test_a_run_over_a_waiting_quota_goes_on_when_the_minute_reopens` ends it."""
     key = stack.new_org_key()
     client = TestClient(stack.client.app, headers={"Authorization": f"Bearer {key}"})
-    assert client.put("/v1/org/quota", json={"requests_per_minute": 1, "on_exceed": "wait"}).status_code == 200
+    quota = {"requests_per_minute": 1, "on_exceed": "wait"}
+    assert client.put("/v1/org/quota", json=quota).status_code == 200
     app_id = client.post("/v1/apps", json={"name": "patient", "graph": tiny_graph()}).json()["id"]
     assert client.post(f"/v1/apps/{app_id}/publish").status_code == 201
     runs = [client.post(f"/v1/apps/{app_id}/runs", json={"inputs": {"name": name}}).json()["id"]
