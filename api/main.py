@@ -21,6 +21,7 @@ from api.routes import (
     credentials,
     drafts,
     health,
+    knowledge,
     models,
     org,
     people,
@@ -83,7 +84,7 @@ def create_app(
     app.state.submitter = Submitter(app.state.registry, settings)
     errors.install(app)
     for module in (blocks, apps, drafts, runs, org, reviews, shares, credentials, phone_numbers, models,
-                   policies, webhooks, schedules, session, people, usage):
+                   policies, webhooks, schedules, session, people, usage, knowledge):
         app.include_router(module.router, prefix="/v1")
     app.include_router(health.router)
     app.include_router(openai_routes.router)  # /openai/v1: OpenAI's shapes, a Mantle key
@@ -95,7 +96,8 @@ def create_app(
     watch_queue_depth(app.state.read_sessions)
     health.watch(app)
     app.add_middleware(JsonText)  # inside BodyLimit: it reads only bodies within the limit
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes,
+                       uploads=(knowledge.UPLOAD_PATH, settings.knowledge_max_document_bytes + 64 * 1024))
     app.add_middleware(RequestContext)
     app.add_middleware(OpenAIErrors)  # outermost: rewrites every error under /openai/
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from typing import Any
@@ -24,22 +25,27 @@ class BodyTooLarge(Exception):
 class BodyLimit:
     """Refuse bodies over `max_bytes` with 413, by header or while they stream in."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, uploads: tuple[str, int] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        # (regex, limit): paths that take files (a knowledge base's documents) get their own limit.
+        self.uploads = (re.compile(uploads[0]), uploads[1]) if uploads else None
 
-    def _too_large(self) -> Any:
+    def _too_large(self, limit: int) -> Any:
         return error_response(413, [{"loc": ["body"], "type": "too_large",
-                                     "msg": f"request body is larger than {self.max_bytes} bytes"}])
+                                     "msg": f"request body is larger than {limit} bytes"}])
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.max_bytes
+        if self.uploads is not None and self.uploads[0].fullmatch(scope.get("path", "")):
+            limit = self.uploads[1]
         for name, value in scope["headers"]:
             if name == b"content-length":
-                if not value.isdigit() or int(value) > self.max_bytes:
-                    await self._too_large()(scope, receive, send)
+                if not value.isdigit() or int(value) > limit:
+                    await self._too_large(limit)(scope, receive, send)
                     return
         seen = 0
         exceeded = started = replaced = False
@@ -49,7 +55,7 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
+                if seen > limit:
                     exceeded = True
                     raise BodyTooLarge
             return message
@@ -60,7 +66,7 @@ class BodyLimit:
             if message["type"] == "http.response.start" and exceeded and not started:
                 replaced = True
                 started = True
-                await self._too_large()(scope, receive, send)
+                await self._too_large(limit)(scope, receive, send)
             if replaced:
                 return
             started = started or message["type"] == "http.response.start"
@@ -70,7 +76,7 @@ class BodyLimit:
             await self.app(scope, limited, tracking_send)
         except BodyTooLarge:
             if not started:
-                await self._too_large()(scope, receive, send)
+                await self._too_large(limit)(scope, receive, send)
 
 
 class RequestContext:

@@ -58,6 +58,7 @@ def default_registry() -> Registry:
     from blocks.http_request import HttpRequestBlock
     from blocks.human_review import HumanReviewBlock
     from blocks.json_extract import JsonExtractBlock
+    from blocks.knowledge_retrieve import RetrieveBlock
     from blocks.llm_prompt import PromptBlock
     from blocks.logic_condition import ConditionBlock
     from blocks.output import OutputBlock
@@ -72,7 +73,7 @@ def default_registry() -> Registry:
     return Registry([ApiTriggerBlock, TemplateBlock, ConditionBlock, OutputBlock, WaitBlock,
                      HumanReviewBlock, WebAppInputBlock, SmsInputBlock, SmsOutputBlock, PromptBlock,
                      GovernancePolicyBlock, HttpRequestBlock, JsonExtractBlock, WebhookTriggerBlock,
-                     ScheduleTriggerBlock])
+                     ScheduleTriggerBlock, RetrieveBlock])
 
 
 @lru_cache

@@ -12,6 +12,7 @@ from models.browser_sessions import BrowserSession, SignInLink
 from models.completions import Completion
 from models.credentials import Credential
 from models.deployments import ModelDeployment
+from models.knowledge import KnowledgeBase, KnowledgeChunk, KnowledgeDocument, KnowledgeEvent
 from models.orgs import ApiKey, Organization
 from models.policies import AppPolicy, PinnedPolicy, Policy, PolicyVersion
 from models.quotas import OrgQuota, QuotaCounter
@@ -32,4 +33,5 @@ __all__ = [
     "AppSchedule", "WebhookEndpoint", "BrowserSession", "SignInLink",
     "Invitation", "Membership", "PasswordLink", "SignInAttempt", "User",
     "Completion", "ModelUsage", "OrgQuota", "QuotaCounter",
+    "KnowledgeBase", "KnowledgeChunk", "KnowledgeDocument", "KnowledgeEvent",
 ]

@@ -8,6 +8,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import sqlean
+import sqlean.dbapi2
+import sqlite_vec
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -25,6 +28,9 @@ def make_engine(url: str, *, readonly: bool = False, **kwargs: Any) -> Engine:
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         kwargs.setdefault("connect_args", {"timeout": 30, "check_same_thread": False})
+        # sqlean.py: the same SQLite API, built to allow loadable extensions (sqlite-vec, for the
+        # knowledge bases' vectors), which many CPython builds' own sqlite3 refuses.
+        kwargs.setdefault("module", sqlean.dbapi2)
         engine = create_engine(url, **kwargs)
 
         @event.listens_for(engine, "connect")
@@ -36,6 +42,7 @@ def make_engine(url: str, *, readonly: bool = False, **kwargs: Any) -> Engine:
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
+            _load_sqlite_vec(dbapi_conn)
 
         begin = "BEGIN" if readonly else "BEGIN IMMEDIATE"
 
@@ -48,6 +55,16 @@ def make_engine(url: str, *, readonly: bool = False, **kwargs: Any) -> Engine:
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
     return create_engine(url, **kwargs)
+
+
+def _load_sqlite_vec(dbapi_conn: Any) -> None:
+    """Make sqlite-vec's `vec0` tables and functions available on this connection (when it can be)."""
+    try:
+        dbapi_conn.enable_load_extension(True)
+        sqlite_vec.load(dbapi_conn)
+        dbapi_conn.enable_load_extension(False)
+    except (AttributeError, sqlean.dbapi2.Error):  # a caller's own sqlite3 module: no vectors, said at search
+        pass
 
 
 @lru_cache

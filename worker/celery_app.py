@@ -1,4 +1,5 @@
-"""The Celery app: queues `runs` and `inference`, late acks, and the reaper's schedule.
+"""The Celery app: queues `runs`, `inference` and `knowledge` (documents to ingest), late acks, and the
+reaper's schedule.
 
 Celery is only the transport; PostgreSQL (or SQLite) is the record, so a lost message
 costs latency (the reaper re-enqueues), never a run.
@@ -11,6 +12,7 @@ from kombu.entity import Queue
 
 from core.settings import Settings, get_settings
 from worker import fs_broker, redis_broker
+from worker.knowledge_queue import KNOWLEDGE_QUEUE
 
 RUNS_QUEUE = "runs"
 INFERENCE_QUEUE = "inference"
@@ -20,7 +22,7 @@ def make_celery(settings: Settings) -> Celery:
     """A Celery app on the configured broker (a folder on disk when none is configured)."""
     app = Celery("mantle", broker=settings.resolved_broker_url,
                  include=["worker.tasks", "worker.sms", "worker.inference.tasks", "worker.integrations",
-                          "worker.schedules"])
+                          "worker.schedules", "worker.knowledge"])
     options: dict[str, object] = {}
     if settings.resolved_broker_url.startswith("filesystem"):
         fs_broker.install()
@@ -40,9 +42,10 @@ def make_celery(settings: Settings) -> Celery:
     app.conf.update(
         broker_transport_options=options,
         broker_connection_retry_on_startup=True,
-        task_queues=[Queue(RUNS_QUEUE), Queue(INFERENCE_QUEUE)],
+        task_queues=[Queue(RUNS_QUEUE), Queue(INFERENCE_QUEUE), Queue(KNOWLEDGE_QUEUE)],
         task_default_queue=RUNS_QUEUE,
-        task_routes={"runs.*": {"queue": RUNS_QUEUE}, "inference.*": {"queue": INFERENCE_QUEUE}},
+        task_routes={"runs.*": {"queue": RUNS_QUEUE}, "inference.*": {"queue": INFERENCE_QUEUE},
+                     "knowledge.*": {"queue": KNOWLEDGE_QUEUE}},
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         task_ignore_result=True,

@@ -8,9 +8,12 @@ one error shape; `/metrics` merges the values of every API process of this serve
 from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI, Request, Response
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from api.errors import error_response
+from knowledge.stores import describe
 from worker.celery_app import INFERENCE_QUEUE, RUNS_QUEUE
 from worker.inference.deployments import configured
 from worker.metrics_export import exposition, watch_broker
@@ -35,7 +38,16 @@ async def readyz(request: Request) -> dict[str, str] | Response:
     if down:
         return error_response(503, [{"loc": [name], "msg": reason, "type": "unavailable"}
                                     for name, reason in down.items()])
-    return {"status": "ready", **dict.fromkeys(probes, "ok")}
+    return {"status": "ready", **dict.fromkeys(probes, "ok"),
+            "knowledge": await run_in_threadpool(_knowledge_search, state.session_factory)}
+
+
+def _knowledge_search(sessions: sessionmaker[Session]) -> str:
+    """How knowledge is searched here: `sqlite-vec`, `pgvector`, or `pgvector missing: exact search`."""
+    try:
+        return describe(sessions.kw["bind"])
+    except SQLAlchemyError as exc:  # not migrated yet: ready for everything else
+        return f"unknown ({type(exc).__name__})"
 
 
 @router.get("/metrics", include_in_schema=False)
