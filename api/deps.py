@@ -21,6 +21,7 @@ from core.settings import Settings
 from models.db import session_scope
 from models.deployments import names as deployment_names
 from models.orgs import Role, authenticate, hash_key
+from worker.composition import Directory
 from worker.inference.deployments import known_names
 
 
@@ -165,11 +166,13 @@ RegistryDep = Annotated[Registry, Depends(get_registry)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 
 
-def get_limits(settings: SettingsDep, principal: CurrentKey, session: SessionDep) -> Limits:
-    """Graph limits from settings, and the model deployments the caller's organization may use."""
+def get_limits(request: Request, settings: SettingsDep, principal: CurrentKey, session: SessionDep) -> Limits:
+    """Graph limits from settings, the model deployments the caller's organization may use, and its
+    published apps (for `app.call`)."""
+    apps = Directory(session, principal.org_id, request.app.state.submitter.analyses.get)
     return Limits(max_nodes=settings.max_graph_nodes, max_edges=settings.max_graph_edges,
                   max_config_bytes=settings.max_config_bytes, max_graph_bytes=settings.max_graph_bytes,
-                  models=known_names(settings, deployment_names(session, org_id=principal.org_id)))
+                  models=known_names(settings, deployment_names(session, org_id=principal.org_id)), apps=apps)
 
 
 LimitsDep = Annotated[Limits, Depends(get_limits)]

@@ -256,6 +256,16 @@ class NodeTestStart(Request):
         "`http.request` with a method other than GET or HEAD); without it such a node is refused (422)."))
 
 
+class ChildRun(BaseModel):
+    """A run a node started: an app it called, or one item of a map."""
+
+    id: uuid.UUID
+    app_id: uuid.UUID
+    status: str
+    item_index: int | None = Field(default=None, description="The item's position in the map's list.")
+    attempt: int | None = Field(default=None, description="The node's attempt that started it.")
+
+
 class NodeTrace(BaseModel):
     """One node of a run: what it received, what it emitted, how it went."""
 
@@ -276,6 +286,9 @@ class NodeTrace(BaseModel):
     reused: bool = Field(default=False, description=(
         "Not executed in this run: a retry copied its inputs and outputs from the run it retries, "
         "where it had succeeded."))
+    children: list[ChildRun] | None = Field(default=None, description=(
+        "The child runs of a `flow.map` (one per item and attempt) or `app.call` node: each has its own "
+        "trace at `GET /v1/runs/{id}`."))
 
 
 class RunSummary(Read):
@@ -294,6 +307,11 @@ class RunSummary(Read):
     retry_of: uuid.UUID | None = Field(default=None, description=(
         "The failed run this one retries: the nodes that had succeeded there are reused."))
     rerun_of: uuid.UUID | None = Field(default=None, description="The run this one runs again from the start")
+    parent_run_id: uuid.UUID | None = Field(default=None, description=(
+        "The run whose node started this one: an `app.call` that called this app, or the `flow.map` "
+        "this run is one item of (`kind` `map_item`)."))
+    parent_node_id: str | None = Field(default=None, description="That node's id.")
+    item_index: int | None = Field(default=None, description="The item of the map this run is.")
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None

@@ -13,9 +13,10 @@ from collections import OrderedDict
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.schemas import NodeTrace, RunRead
+from api.schemas import ChildRun, NodeTrace, RunRead
 from blocks.registry import Registry
 from builder.graph import Graph
 from core.nesting import MAX_INPUT_DEPTH, depth
@@ -24,6 +25,7 @@ from models.apps import version_graph
 from models.runs import Run, RunKind, node_runs
 
 NodeList = tuple[tuple[str, str], ...]
+COMPOSED = frozenset({"flow.map", "app.call"})  # nodes that start child runs
 
 
 def graph_nodes(graph: dict[str, Any]) -> NodeList:
@@ -77,6 +79,19 @@ def trim(value: Any, limit: int | None) -> Any:
     return {"_truncated": True, "bytes": len(text), "preview": text[: min(limit or 1000, 1000)]}
 
 
+def _children(session: Session, run_id: uuid.UUID) -> dict[str, list[ChildRun]]:
+    """The child runs of the run's map and call nodes, by node, in item and attempt order."""
+    rows = session.execute(select(Run.id, Run.app_id, Run.status, Run.parent_node_id, Run.item_index,
+                                  Run.parent_attempt).where(Run.parent_run_id == run_id)
+                           .order_by(Run.item_index, Run.parent_attempt))
+    found: dict[str, list[ChildRun]] = {}
+    for row in rows:
+        found.setdefault(row.parent_node_id or "", []).append(ChildRun(
+            id=row.id, app_id=row.app_id, status=row.status, item_index=row.item_index,
+            attempt=row.parent_attempt))
+    return found
+
+
 def _ms(start: datetime | None, end: datetime | None) -> float | None:
     return round((end - start).total_seconds() * 1000, 3) if start and end else None
 
@@ -87,12 +102,13 @@ def run_read(session: Session, run: Run, registry: Registry, settings: Settings,
 
     `fresh`: the run was created in this very transaction, so none of its nodes has run yet.
     """
-    if not run.draft and run.version_id is not None:
+    if not run.draft and run.version_id is not None and run.kind != RunKind.map_item.value:
         nodes = list(VERSION_NODES.get(session, run.version_id))
     else:
         nodes = list(graph_nodes(run.draft_graph or {}))
     rows = {} if fresh else {r.node_id: r for r in node_runs(session, run_id=run.id)}
     limit = settings.trace_value_bytes
+    children = _children(session, run.id) if any(t in COMPOSED for _, t in nodes) and not fresh else {}
     trace = []
     # Nodes the run added to the graph (the organization's policies around each model call).
     listed = {node_id for node_id, _ in nodes}
@@ -109,12 +125,14 @@ def run_read(session: Session, run: Run, registry: Registry, settings: Settings,
             attempts=row.attempts, started_at=row.started_at, finished_at=row.finished_at,
             duration_ms=_ms(row.started_at, row.finished_at),
             waiting_for=(row.waiting_for or {}).get("kind") if row.status == "waiting" else None,
-            result=trim(row.result, limit), reused=row.reused,
+            result=trim(row.result, limit), reused=row.reused, children=children.get(node_id),
         ))
     return RunRead(
         id=run.id, app_id=run.app_id, version_number=run.version_number, draft=run.draft,
         trigger=run.trigger, status=run.status, kind=RunKind(run.kind), test_node_id=run.test_node_id,
-        retry_of=run.retry_of, rerun_of=run.rerun_of, created_at=run.created_at, started_at=run.started_at,
+        retry_of=run.retry_of, rerun_of=run.rerun_of, parent_run_id=run.parent_run_id,
+        parent_node_id=run.parent_node_id, item_index=run.item_index, created_at=run.created_at,
+        started_at=run.started_at,
         finished_at=run.finished_at, inputs=trim(run.inputs, limit), outputs=trim(run.outputs, None),
         error=run.error, duration_ms=_ms(run.created_at, run.finished_at), trace=trace,
     )

@@ -53,6 +53,8 @@ class Registry:
 @lru_cache
 def default_registry() -> Registry:
     """Every block type that ships with Mantle."""
+    from blocks.app_call import AppCallBlock
+    from blocks.flow_map import MapBlock
     from blocks.flow_wait import WaitBlock
     from blocks.governance_policy import GovernancePolicyBlock
     from blocks.http_request import HttpRequestBlock
@@ -73,7 +75,7 @@ def default_registry() -> Registry:
     return Registry([ApiTriggerBlock, TemplateBlock, ConditionBlock, OutputBlock, WaitBlock,
                      HumanReviewBlock, WebAppInputBlock, SmsInputBlock, SmsOutputBlock, PromptBlock,
                      GovernancePolicyBlock, HttpRequestBlock, JsonExtractBlock, WebhookTriggerBlock,
-                     ScheduleTriggerBlock, RetrieveBlock])
+                     ScheduleTriggerBlock, MapBlock, AppCallBlock, RetrieveBlock])
 
 
 @lru_cache

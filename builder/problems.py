@@ -27,6 +27,8 @@ class Code(enum.StrEnum):
     config_too_large = "config_too_large"
     graph_too_large = "graph_too_large"
     too_deep = "too_deep"
+    map_body = "map_body"
+    app_call_chain = "app_call_chain"
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ blocks and topological order it returns.
 
 from __future__ import annotations
 
+import uuid
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,8 +15,10 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import to_json
 
+from blocks.app_call import AppDirectory
 from blocks.base import Block, Port, types_compatible
 from blocks.registry import Registry, UnknownBlockType
+from builder import composition
 from builder.graph import Edge, Graph, NodePolicy, RunSettings
 from builder.problems import Code, Problem
 from core.nesting import MAX_CONFIG_DEPTH, MAX_EXPRESSION_DEPTH, depth, expression_depth, strings
@@ -31,10 +34,19 @@ class Limits:
     max_graph_bytes: int = 2 * 1024 * 1024
     # Model deployment names the graph may use (None: not checked); see `Block.from_config`.
     models: frozenset[str] | None = None
+    # The organization's published apps, for `app.call` ports and chains (None: the ports pinned
+    # in each node's config are trusted, as the run worker does), and the app being validated.
+    apps: AppDirectory | None = None
+    app: tuple[uuid.UUID, str] | None = None
 
     def context(self) -> dict[str, Any] | None:
         """The validation context blocks' configs are checked with."""
-        return None if self.models is None else {"models": self.models}
+        context: dict[str, Any] = {}
+        if self.models is not None:
+            context["models"] = self.models
+        if self.apps is not None:
+            context["apps"] = self.apps
+        return context or None
 
 
 @dataclass(slots=True)
@@ -51,6 +63,9 @@ class Analysis:
     trigger: str | None = None
     policies: dict[str, NodePolicy] = field(default_factory=dict)
     settings: RunSettings = field(default_factory=RunSettings)
+    # Each `flow.map`'s body nodes: they run inside its items, never in the run itself, so they
+    # are left out of `order`.
+    bodies: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def valid(self) -> bool:
@@ -271,7 +286,20 @@ def analyze(graph: Graph, registry: Registry, limits: Limits = Limits()) -> Anal
                                         "connected", node_id, port.name))
 
     _order_and_cycles(analysis, node_ids)
+    _compose(analysis, graph, node_ids, limits)
     return analysis
+
+
+def _compose(analysis: Analysis, graph: Graph, node_ids: list[str], limits: Limits) -> None:
+    """Check map bodies and app.call chains; take body nodes out of the run's order."""
+    kinds = {b.type for b in analysis.blocks.values()}
+    if "flow.map" in kinds:
+        problems, analysis.bodies = composition.check_bodies(analysis.blocks, graph.edges, node_ids)
+        analysis.problems.extend(problems)
+        inside = {member for members in analysis.bodies.values() for member in members}
+        analysis.order = [n for n in analysis.order if n not in inside]
+    if "app.call" in kinds and limits.apps is not None:
+        analysis.problems.extend(composition.call_problems(analysis.blocks, limits.app, limits.apps))
 
 
 def _describe_ports(ports: dict[str, Port]) -> str:

@@ -22,6 +22,7 @@ from sqlalchemy import (
     false,
     func,
     select,
+    update,
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
@@ -37,6 +38,9 @@ class RunKind(enum.StrEnum):
 
     run = "run"
     node_test = "node_test"
+    # One item of a `flow.map`: the map's body run as a child of the run that maps (its graph is
+    # that body, fed by a trigger of the item; see builder/composition.py).
+    map_item = "map_item"
 
 
 class Run(Base):
@@ -47,6 +51,9 @@ class Run(Base):
         UniqueConstraint("org_id", "idempotency_key"),
         Index("ix_runs_app_created", "app_id", "created_at"),
         Index("ix_runs_status_heartbeat", "status", "heartbeat_at"),
+        # A parent's node starts one child per item and attempt: its lock makes this unique already,
+        # the constraint keeps it so, and indexes the parent's look-up of its children.
+        UniqueConstraint("parent_run_id", "parent_node_id", "parent_attempt", "item_index"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
@@ -63,6 +70,12 @@ class Run(Base):
     # The run this one retries from its failed nodes, or runs again from the start.
     retry_of: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
     rerun_of: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
+    # A child run (an `app.call`'s callee, a `flow.map`'s item): the run and node that wait for it,
+    # the node's attempt that started it, and the item's index in the map's list.
+    parent_run_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
+    parent_node_id: Mapped[str | None] = mapped_column(String(64))
+    parent_attempt: Mapped[int | None]
+    item_index: Mapped[int | None]
     status: Mapped[str] = mapped_column(String(20), default="queued")
     inputs: Mapped[dict[str, Any]]
     outputs: Mapped[dict[str, Any] | None]
@@ -193,4 +206,13 @@ def cancel_run(session: Session, *, run: Run, actor: str) -> Run:
     run.status, run.finished_at, run.error, run.wake_at = "cancelled", now, error, None
     session.add(RunEvent(run_id=run.id, type="run_finished", at=now,
                          data={"status": "cancelled", "outputs": None, "error": error}))
+    wake_parent(session, run=run)
     return run
+
+
+def wake_parent(session: Session, *, run: Run) -> None:
+    """A child run ended: make its parent due, so the reaper advances it even if no message does."""
+    if run.parent_run_id is not None:
+        session.execute(update(Run).where(Run.id == run.parent_run_id,
+                                          Run.status.in_(("queued", "running", "waiting")))
+                        .values(wake_at=utcnow()))

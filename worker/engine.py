@@ -56,7 +56,8 @@ from models import policies as policy_store
 from models.apps import AppVersion
 from models.base import Base, new_id, utcnow
 from models.db import session_scope
-from models.runs import NodeRun, Run, RunEvent
+from models.runs import NodeRun, Run, RunEvent, RunKind, wake_parent
+from worker.composition import KINDS, Composer, StepWork
 from worker.hooks import WaitContext, wait_handler
 from worker.observability import StepMetrics, bind_run
 
@@ -167,6 +168,10 @@ class Recorder:
         new.update(values)
         return str(new["block_type"])
 
+    def save_node(self, node_id: str, state: RunState) -> None:
+        """Persist a node's state changed outside an event (a child run's result written to it)."""
+        self._save_node(node_id, state.node(node_id))
+
     def _insert_new_rows(self) -> None:
         """Write the step's new node runs, then its events in the order they happened."""
         if self._new_nodes:
@@ -184,6 +189,7 @@ class Recorder:
         run.status, run.outputs, run.error = state.status.value, state.outputs, state.error
         if state.status in TERMINAL and run.finished_at is None:
             run.finished_at = utcnow()
+            wake_parent(self.session, run=run)  # before the commit: the parent hears of it either way
         run.heartbeat_at = utcnow()
         run.wake_at = wake_at if state.status not in TERMINAL else None
         self._insert_new_rows()
@@ -191,6 +197,11 @@ class Recorder:
             # Delivered at commit, exactly when the change becomes visible (see api/watch.py).
             self.session.execute(text("SELECT pg_notify('mantle_runs', :run)"),
                                  {"run": f"{run.id} {run.status}"})
+
+
+def _kinds(executor: Executor) -> set[str]:
+    """The wait kinds of the graph's composition nodes (`flow.map`, `app.call`)."""
+    return {b.type for b in executor.analysis.blocks.values()} & KINDS
 
 
 def _describe(event: Event) -> tuple[str | None, dict[str, Any]]:
@@ -218,14 +229,23 @@ def _describe(event: Event) -> tuple[str | None, dict[str, Any]]:
 
 
 def run_graph(session: Session, run: Run) -> dict[str, Any]:
-    """The graph a run executes: its draft's or version's, with the policies it runs under."""
+    """The graph a run executes: its draft's or version's (a map item's: its body graph), with the
+    policies it runs under."""
     if run.draft:
         # A draft run applies the policies attached to the app now, at their latest versions.
         return govern(run.draft_graph or {}, policy_store.current_rules(session, app_id=run.app_id))
     version = session.get(AppVersion, run.version_id)
     assert version is not None, "a run's version is never deleted before the run"
     pins = policy_store.pinned(session, version_id=version.id)
-    return govern(version.graph, [(p.name, p.policy_version, p.rules) for p in pins])
+    graph = run.draft_graph or {} if run.kind == RunKind.map_item.value else version.graph
+    return govern(graph, [(p.name, p.policy_version, p.rules) for p in pins])
+
+
+def analysis_key(run: Run) -> object:
+    """What a run's analysis is cached by: its version (a map's items: with the map's node)."""
+    if run.kind == RunKind.map_item.value:
+        return ("item", run.parent_run_id if run.draft else run.version_id, run.parent_node_id)
+    return ("draft", run.id) if run.draft else run.version_id
 
 
 class RunEngine:
@@ -238,11 +258,11 @@ class RunEngine:
         self.enqueue = enqueue
         self.services = services or {}
         self.analyses = AnalysisCache(registry)
+        self.composer = Composer(self.analyses.get, sessions)
 
     def executor_for(self, session: Session, run: Run) -> Executor:
         """The executor of the graph the run was started with."""
-        key = ("draft", run.id) if run.draft else run.version_id
-        analysis = self.analyses.get(key, lambda: run_graph(session, run))
+        analysis = self.analyses.get(analysis_key(run), lambda: run_graph(session, run))
         return Executor(analysis, services=self.services, outputs_of=run.test_node_id,
                         pure_timeout_s=self.settings.pure_timeout_s,
                         start_timeout_s=self.settings.pure_timeout_s)
@@ -273,11 +293,17 @@ class RunEngine:
                 durable = outcome is not None or bool(rows) and any(
                     r.status == NodeStatus.waiting.value for r in rows.values())
                 outcome = None
-                claim = self._plan(executor, state, recorder)
+                work = StepWork()
+                claim = self._plan(executor, state, recorder, work)
                 wake_at = executor.next_wakeup(state)
                 recorder.save_run(state, wake_at)
-                waits = [w for w in recorder.waits if not self._dispatch(run, w, session)]
+                waits = [w for w in recorder.waits
+                         if w.suspend.kind not in KINDS and not self._dispatch(run, w, session)]
                 status = state.status
+                parent_id = run.parent_run_id
+                if status in TERMINAL and any(k in KINDS for k in _kinds(executor)):
+                    work.cancel.extend(self.composer.live_children(session, run_id))
+                durable = durable or work.created or parent_id is not None and status in TERMINAL
                 if not (durable or claim or waits) and session.get_bind().dialect.name == "postgresql":
                     # Only pure blocks ran in this step: if PostgreSQL crashed before flushing it,
                     # the reaper would run them again with the same result. Skipping the wait for
@@ -286,6 +312,7 @@ class RunEngine:
             recorder.metrics.publish()  # committed: count it once
             for wait in waits:
                 self._dispatch(run, wait, None)
+            self._after(status, parent_id, work)
             if claim is None:
                 if wake_at is not None and status not in TERMINAL:
                     self.enqueue(run_id, wake_at)
@@ -296,9 +323,10 @@ class RunEngine:
             with self._heartbeat(run_id):
                 outcome = self._bounded(executor.run_node(state, claim))
 
-    def _plan(self, executor: Executor, state: RunState, recorder: Recorder) -> str | None:
-        """Plan and record; run pure nodes in place; return a claimed node to run outside the
-        transaction, if any: an impure one, or a pure one the step had no time left for."""
+    def _plan(self, executor: Executor, state: RunState, recorder: Recorder, work: StepWork) -> str | None:
+        """Plan and record; run pure nodes in place; start and collect child runs; return a claimed
+        node to run outside the transaction, if any: an impure one, or a pure one the step had no
+        time left for."""
         ends = time.monotonic() + self.settings.pure_step_s
         while True:
             events = executor.plan(state)
@@ -306,7 +334,11 @@ class RunEngine:
                 recorder.record(event, state)
             claimed = next((e.node_id for e in reversed(events) if isinstance(e, NodeStarted)
                             and state.node(e.node_id or "").status is NodeStatus.running), None)
+            settled = self.composer.settle(recorder.session, recorder.run, state, executor,
+                                           lambda node_id: recorder.save_node(node_id, state), work)
             if claimed is None:
+                if settled:  # a map or call node has its result: the executor resumes it
+                    continue
                 return None
             left = ends - time.monotonic()
             if not executor.block(claimed).pure or left <= 0:
@@ -317,6 +349,16 @@ class RunEngine:
                 return claimed
             executor.apply(state, outcome)
             recorder.record(outcome, state)
+
+    def _after(self, status: RunStatus, parent_id: uuid.UUID | None, work: StepWork) -> None:
+        """After a step's commit: enqueue the child runs it started, cancel those no one waits for,
+        tell a parent its child ended."""
+        for child in work.enqueue:
+            self.enqueue(child, None)
+        if work.cancel:
+            self.composer.cancel(work.cancel, "its parent run")
+        if parent_id is not None and status in TERMINAL:
+            self.enqueue(parent_id, None)
 
     def _bounded(self, outcome: Event) -> Event:
         """Refuse outputs over the size limit: the node fails, the worker stays healthy."""
@@ -430,6 +472,9 @@ class RunEngine:
                 .limit(500)
             ).all()
             revived.extend(r for r in due if r not in revived)
+            orphans = self.composer.orphans(session)
+        if orphans:  # child runs whose parent ended while they were busy
+            self.composer.cancel(orphans, "its parent run, which ended")
         for run_id in revived:
             self.enqueue(run_id, None)
         if revived:

@@ -13,11 +13,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from blocks.registry import Registry
+from builder.composition import pin_interfaces
 from builder.executor import TERMINAL, NodeStatus, RunStatus
 from builder.graph import Graph
 from builder.node_test import accept_inputs, find_node, node_test_graph, testable_block
 from builder.retry import reusable
-from builder.validation import Analysis, analyze
+from builder.validation import Analysis, Limits, analyze
 from core.errors import Conflict, GraphInvalid, InvalidInputs, TooLarge
 from core.nesting import MAX_INPUT_DEPTH, depth
 from core.settings import Settings
@@ -35,6 +36,7 @@ from models.runs import (
     node_runs,
 )
 from worker.celery_app import make_celery
+from worker.composition import Directory
 from worker.engine import AnalysisCache, json_size, run_graph
 from worker.tasks import enqueue_advance
 
@@ -73,8 +75,9 @@ class Submitter:
                   idempotency_key=idempotency_key, status="queued")
         if draft:
             app = app_store.get_app(session, org_id=org_id, app_id=app_id)
-            analysis = self._draft_analysis(app)
-            run.draft_graph = app.draft
+            analysis = self._draft_analysis(session, app)
+            # The run keeps the ports each app.call found its callee with, as a version does.
+            run.draft_graph = pin_interfaces(app.draft, analysis.blocks)
         else:
             # The graph is read only when this process has not analysed the version yet.
             ref = published or app_store.find_version(session, org_id=org_id, app_id=app_id, number=version)
@@ -115,8 +118,9 @@ class Submitter:
                 inputs = trigger.accept(inputs)
         return check_replay(earlier, app_id=app_id, inputs=inputs, draft=draft, version=version)
 
-    def _draft_analysis(self, app: App) -> Analysis:
-        analysis = analyze(Graph.model_validate(app.draft), self.registry)
+    def _draft_analysis(self, session: Session, app: App) -> Analysis:
+        limits = Limits(apps=Directory(session, app.org_id, self.analyses.get), app=(app.id, app.name))
+        analysis = analyze(Graph.model_validate(app.draft), self.registry, limits)
         if not analysis.valid:
             raise GraphInvalid([p.as_dict() for p in analysis.problems])
         return analysis

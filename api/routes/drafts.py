@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from typing import Annotated
 
 from fastapi import APIRouter, Header, status
@@ -25,6 +26,7 @@ from models import apps as app_store
 from models import audit
 from models import policies as policy_store
 from models.apps import App
+from worker.composition import pinned_graph
 
 router = APIRouter(tags=["drafts and versions"])
 
@@ -33,7 +35,8 @@ def _draft(app: App, registry: RegistryDep, limits: LimitsDep, graph: Graph | No
     """The draft, its revision (also as the ETag) and its problems and ports, sent as built: the
     body is plain data already shaped as DraftRead, so it skips a second pydantic pass over a
     graph that may have hundreds of nodes (the builder saves it every few seconds)."""
-    body = report_data(graph if graph is not None else Graph.model_validate(app.draft), registry, limits)
+    body = report_data(graph if graph is not None else Graph.model_validate(app.draft), registry,
+                       replace(limits, app=(app.id, app.name)))
     body.update(graph=app.draft, revision=app.draft_revision)
     return JSONResponse(body, headers={"ETag": f'"{app.draft_revision}"'})
 
@@ -75,7 +78,7 @@ def validate_draft(app_id: uuid.UUID, principal: Builder, session: SessionDep,
                    registry: RegistryDep, limits: LimitsDep) -> ValidationReport:
     """Every problem of the saved draft at once."""
     app = app_store.get_app(session, org_id=principal.org_id, app_id=app_id)
-    return report(Graph.model_validate(app.draft), registry, limits)
+    return report(Graph.model_validate(app.draft), registry, replace(limits, app=(app.id, app.name)))
 
 
 @router.post("/apps/{app_id}/publish", response_model=VersionRead, status_code=status.HTTP_201_CREATED)
@@ -83,10 +86,13 @@ def publish(app_id: uuid.UUID, principal: Builder, session: SessionDep, registry
             limits: LimitsDep, body: PublishRequest | None = None) -> VersionRead:
     """Freeze the draft as the next numbered version, if it validates (422 with its problems if not)."""
     app = app_store.get_app(session, org_id=principal.org_id, app_id=app_id, lock=True)
+    limits = replace(limits, app=(app.id, app.name))
     result = report(Graph.model_validate(app.draft), registry, limits)
     if not result.valid:
         raise GraphInvalid([p.model_dump() for p in result.problems])
-    version = app_store.publish(session, app=app, graph=app.draft, note=(body.note if body else ""),
+    # The version keeps the ports each app.call found its callee with (see blocks/app_call.py).
+    graph = pinned_graph(app.draft, registry, limits)
+    version = app_store.publish(session, app=app, graph=graph, note=(body.note if body else ""),
                                 actor=principal.actor)
     policy_store.pin(session, version=version)  # the version keeps the policy versions of today
     audit.record(session, org_id=principal.org_id, actor=principal.actor, action="app.publish",

@@ -121,7 +121,7 @@ def get_run_graph(run_id: uuid.UUID, principal: Builder, session: SessionDep) ->
     started (a node test's is the tested node fed by a `trigger.api` node named `inputs`). A builder
     draws the run on it, each node beside its trace entry."""
     run = run_store.get_run(session, org_id=principal.org_id, run_id=run_id)
-    if run.draft or run.version_id is None:
+    if run.draft or run.version_id is None or run.kind == RunKind.map_item.value:
         graph = run.draft_graph
     else:
         graph = app_store.version_graph(session, version_id=run.version_id)

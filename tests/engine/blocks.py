@@ -48,6 +48,7 @@ class CountConfig(BaseModel):
     hold_file: str = ""
     hold_seconds: float = 30.0
     fail_until_file: str = ""  # fail (after counting) while this file does not exist
+    hold_values: list[Any] = []  # hold (as hold_file says) only for these input values; empty: always
 
 
 class ValueIn(BaseModel):
@@ -74,7 +75,7 @@ class CountBlock(Block):
 
     def run(self, inputs: Mapping[str, Any], ctx: BlockContext) -> Mapping[str, Any]:
         cfg = self.config
-        if cfg.hold_file:
+        if cfg.hold_file and (not cfg.hold_values or inputs.get("value") in cfg.hold_values):
             deadline = time.monotonic() + cfg.hold_seconds
             while not Path(cfg.hold_file).exists():
                 if time.monotonic() > deadline:
