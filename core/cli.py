@@ -5,20 +5,26 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
 import sys
+import threading
+import warnings
+from collections.abc import Iterator
 
 import click
+import structlog
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.logging import configure_logging
+from core.logging import choose_format, configure_logging
 from core.settings import SECRET_KEY_FILE, Settings, get_settings
 from twilio_sim.cli import twilio_sim
+
+log = structlog.get_logger("mantle.cli")
 
 
 def _setup() -> None:
     settings = get_settings()
-    configure_logging(settings.log_level, "console" if sys.stderr.isatty() else settings.log_format)
+    explicit = "log_format" in settings.model_fields_set  # MANTLE_LOG_FORMAT was set
+    configure_logging(settings.log_level, choose_format(settings.log_format, explicit))
 
 
 @click.group()
@@ -30,9 +36,8 @@ def main() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 def up(host: str, port: int) -> None:
-    """Everything on embedded defaults: migrate, seed a local organization, serve the API."""
-    import uvicorn
-
+    """Everything on embedded defaults: migrate, seed a local organization, serve the API and its
+    workers; SIGTERM, SIGHUP or Ctrl-C stops them all, and a worker that dies is started again."""
     from core.seed import seed_local
     from migrations.run import upgrade
     from models.db import session_factory
@@ -43,16 +48,10 @@ def up(host: str, port: int) -> None:
     get_settings.cache_clear()
     _setup()
     settings = get_settings()
-    click.echo(f"• database: {settings.resolved_database_url}", err=True)
-    key_file = settings.data_dir / SECRET_KEY_FILE
-    if key_file.exists() and key_file.read_text().strip() == settings.secret_key:
-        click.echo(f"• secret key: {key_file.resolve()} (made on first start; keep it with the database)",
-                   err=True)
     upgrade(settings.resolved_database_url)
-    _pull_default(settings)
     seeded = seed_local(session_factory(settings.resolved_database_url), settings.data_dir)
     link = _builder_link(session_factory(settings.resolved_database_url), seeded.api_key)
-    click.echo("")
+    # The sign-in link is the first line a person sees; what follows says what runs where.
     click.echo(f"Open the builder: http://{host}:{port}/builder/sign-in?token={link}")
     click.echo("                  (a one-time sign-in link; or open /builder and sign in with the key)")
     click.echo(f"Mantle is starting at http://{host}:{port}  (docs: http://{host}:{port}/docs)")
@@ -60,25 +59,72 @@ def up(host: str, port: int) -> None:
     click.echo(f"API key:      {seeded.api_key}")
     click.echo("Example apps:")
     for app_id, name, version in seeded.apps:
-        click.echo(f"  {name:<20} {app_id}  (published version {version})")
+        click.echo(f"  {name:<22} {app_id}  (published version {version})")
     if seeded.shares:
         click.echo("Shared web apps (open in a browser, no account needed):")
         for name, slug in seeded.shares:
-            click.echo(f"  {name:<20} http://{host}:{port}/s/{slug}")
+            click.echo(f"  {name:<22} http://{host}:{port}/s/{slug}")
     click.echo(f"\nTry: curl -H 'Authorization: Bearer {seeded.api_key}' http://{host}:{port}/v1/apps\n")
-    # Each worker in its own session: Ctrl-C stops uvicorn, then `_stop` ends each worker cleanly.
-    worker = subprocess.Popen([sys.executable, "-m", "core.cli", "worker", "--queues", "runs", "--beat"],
-                              start_new_session=True)
-    click.echo(f"• run worker started (pid {worker.pid})", err=True)
-    # Model serving in its own process: it holds the weights, the API and run worker never do.
-    inference = subprocess.Popen([sys.executable, "-m", "core.cli", "worker", "--queues", "inference"],
-                                 start_new_session=True)
-    click.echo(f"• inference worker started (pid {inference.pid})", err=True)
+    up_log = structlog.get_logger("mantle.up")
+    up_log.info(f"database: {settings.resolved_database_url}")
+    key_file = settings.data_dir / SECRET_KEY_FILE
+    if key_file.exists() and key_file.read_text().strip() == settings.secret_key:
+        up_log.info(f"secret key: {key_file.resolve()} (made on first start; keep it with the database)")
+    if os.geteuid() == 0:  # Celery would warn in each worker; said once here instead
+        up_log.warning("running as root, and so do the workers: outside a sandbox, run mantle as a user")
+    _pull_default(settings)
+    _serve_supervised(host, port, settings)
+
+
+def _serve_supervised(host: str, port: int, settings: Settings) -> None:
+    """Serve the API in this process and the workers beside it until SIGTERM, SIGHUP or SIGINT
+    (see core/supervisor.py); the API's /readyz names a worker that is missing or warming up."""
+    import uvicorn
+
+    from core.supervisor import Child, Supervisor, free_port
+
+    class Server(uvicorn.Server):
+        """uvicorn, without its own signal handling: it would re-raise SIGTERM once shut down,
+        and the default action would end this process before it stops the workers."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
+    worker = [sys.executable, "-m", "core.cli", "worker"]
+    runs_port, inference_port = free_port(), settings.inference_metrics_port or free_port()
+    supervisor = Supervisor([
+        Child("run worker", [*worker, "--queues", "runs", "--beat", "--health-port", str(runs_port)],
+              runs_port),
+        # Model serving in its own process: it holds the weights, the API and run worker never do.
+        Child("inference worker", [*worker, "--queues", "inference", "--health-port", str(inference_port)],
+              inference_port)],
+        on_ready=lambda: log.info(f"Mantle is ready at http://{host}:{port} (the API and both workers)"))
+    servers: list[Server] = []
+    stopped_by: list[int] = []
+
+    def stop(signum: int, _frame: object) -> None:
+        stopped_by.append(signum)
+        for server in servers:
+            if server.should_exit and signum == signal.SIGINT:
+                server.force_exit = True  # a second Ctrl-C: stop waiting for open connections
+            server.should_exit = True
+
+    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):  # before any worker starts
+        signal.signal(signum, stop)
+    supervisor.start()  # the workers warm up while the API loads
     try:
-        uvicorn.run("api.main:create_server_app", factory=True, host=host, port=port, log_config=None)
+        from api.main import create_server_app
+
+        app = create_server_app()
+        app.state.worker_probes = supervisor.probes()
+        servers.append(Server(uvicorn.Config(app, host=host, port=port, log_config=None)))
+        if not stopped_by:
+            servers[0].run()
     finally:
-        _stop(worker)
-        _stop(inference)
+        supervisor.stop()
+    if stopped_by:
+        log.info(f"stopped on {signal.Signals(stopped_by[0]).name}")
 
 
 def _builder_link(sessions: sessionmaker[Session], api_key: str) -> str:
@@ -101,28 +147,11 @@ def _pull_default(settings: Settings) -> None:
     deployment = configured(settings).get(DEFAULT_MODEL)
     if deployment is None or is_ready(local_folder(deployment, settings)):
         return
-    click.echo(f"• preparing the default model {DEFAULT_MODEL} (once)", err=True)
+    log.info(f"preparing the default model {DEFAULT_MODEL} (once)")
     try:
-        ensure_local(deployment, settings, progress=True)
+        ensure_local(deployment, settings, progress=sys.stderr.isatty())
     except ModelUnavailable as exc:  # the app still starts; llm.prompt nodes fail with this message
-        click.echo(f"• default model unavailable: {exc}", err=True)
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """Ask a child process to finish its work and exit; kill its whole group if it will not.
-
-    Workers run in their own process group (a worker's scheduler is a child of its own), so
-    nothing they started outlives `mantle up`.
-    """
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
+        log.error(f"default model unavailable: {exc}")
 
 
 @main.command()
@@ -134,9 +163,17 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 @click.option("--health-port", type=int, default=None,
               help="Serve /healthz, /readyz and /metrics on this port (inference workers default to "
                    "MANTLE_INFERENCE_METRICS_PORT; 0: off).")
+@click.option("--warm-up/--no-warm-up", default=True, show_default=True,
+              help="Build the policy engine (PII analyzer, profanity model) before consuming, so the "
+                   "first governed run does not wait for it.")
 def worker(queues: str, concurrency: int | None, pool: str | None, beat: bool,
-           health_port: int | None) -> None:
+           health_port: int | None, warm_up: bool) -> None:
     """A Celery worker for the run queue, or (`--queues inference`) one that serves models."""
+    from core.supervisor import die_with_supervisor
+
+    if die_with_supervisor():  # started by `mantle up`: never outlive it
+        # `mantle up` said once that it runs as root; Celery would say it again in each worker.
+        warnings.filterwarnings("ignore", message="You're running the worker with superuser privileges")
     from core.metrics_dir import use_private_metrics_dir
 
     use_private_metrics_dir("worker")  # before anything imports prometheus_client
@@ -145,11 +182,17 @@ def worker(queues: str, concurrency: int | None, pool: str | None, beat: bool,
 
     settings = get_settings()
     serves_models = any(q == "inference" or q.startswith("inference.") for q in queues.split(","))
+    warm_up = warm_up and not serves_models  # an inference worker runs no policies
+    warmed = threading.Event()
     if health_port is None:
         health_port = settings.inference_metrics_port if serves_models else 0
     if health_port:
-        _serve_worker_health(health_port, serves_models)
+        _serve_worker_health(health_port, serves_models, warmed if warm_up else None)
+    if warm_up:
+        _warm_up_policies(warmed)
     if serves_models:
+        # A progress bar per model load is noise in a log; `mantle models pull` still shows one.
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         from worker.inference.tasks import start_serving
 
         start_serving()
@@ -163,15 +206,34 @@ def worker(queues: str, concurrency: int | None, pool: str | None, beat: bool,
     # prefork child after it forks.
     signals.worker_ready.connect(lambda **_: freeze_startup_objects(), weak=False)
     signals.worker_process_init.connect(lambda **_: freeze_startup_objects(), weak=False)
-    argv = ["worker", "--queues", queues, "--pool", pool or "prefork", "--loglevel", settings.log_level,
-            "--concurrency", str(concurrency or settings.worker_concurrency), "--without-mingle",
+    pool = pool or "prefork"
+    concurrency = concurrency or settings.worker_concurrency
+    # No banner (--quiet): multi-line text on stdout breaks a log of JSON lines; this line says it.
+    log.info(f"worker starting on queue {queues} ({pool} pool, concurrency {concurrency})", queues=queues,
+             pool=pool, concurrency=concurrency)
+    argv = ["--quiet", "worker", "--queues", queues, "--pool", pool, "--loglevel", settings.log_level,
+            "--concurrency", str(concurrency), "--without-mingle",
             "--without-gossip", "--hostname", f"mantle-{queues.replace(',', '-')}@%h"]
     if beat:
         argv.append("--beat")
     celery_app.worker_main(argv)
 
 
-def _serve_worker_health(port: int, serves_models: bool) -> None:
+def _warm_up_policies(warmed: threading.Event) -> None:
+    """Build the policy engine in the worker's main process before it forks its pool: the first
+    governed run would otherwise wait seconds for it, and prefork children share the pages."""
+    import time
+
+    from governance.evaluate import warm_up
+
+    started = time.perf_counter()
+    warm_up()
+    warmed.set()
+    log.info(f"policy engine ready in {time.perf_counter() - started:.1f} s",
+             seconds=round(time.perf_counter() - started, 2))
+
+
+def _serve_worker_health(port: int, serves_models: bool, warmed: threading.Event | None) -> None:
     """Start the worker's health endpoint before it loads models or connects (see worker/health.py)."""
     from celery import signals
 
@@ -188,6 +250,8 @@ def _serve_worker_health(port: int, serves_models: bool) -> None:
         from worker.inference.tasks import pinned_models_probe
 
         probes["model"] = pinned_models_probe
+    if warmed is not None:
+        probes["policy_engine"] = lambda: None if warmed.is_set() else "warming up the policy engine"
     serve_health(port, probes)
     # A prefork child that exits takes its live gauges with it; its counters stay in the sum.
     signals.worker_process_shutdown.connect(lambda pid=None, **_: mark_process_dead(pid or os.getpid()),

@@ -1,7 +1,8 @@
 """Liveness, readiness and Prometheus metrics of the API.
 
-`/readyz` answers 503 naming every dependency that is down (the database, the broker), in the
-one error shape; `/metrics` merges the values of every API process of this server (see
+`/readyz` answers 503 naming every dependency that is down (the database, the broker, and under
+`mantle up` the workers it supervises: see core/supervisor.py), in the one error shape;
+`/metrics` merges the values of every API process of this server (see
 `worker/metrics_export.py`) and adds the deployment's queue depths, counted when scraped.
 """
 
@@ -30,10 +31,12 @@ def healthz() -> dict[str, str]:
 
 @router.get("/readyz", response_model=None)
 async def readyz(request: Request) -> dict[str, str] | Response:
-    """The process can serve: the database and the broker answer (503 names what does not)."""
+    """The process can serve: the database and the broker answer, and under `mantle up` its
+    workers run and are warm (503 names what does not)."""
     state = request.app.state
     probes = {"database": database_probe(state.session_factory),
-              "broker": broker_probe(state.submitter.celery)}
+              "broker": broker_probe(state.submitter.celery),
+              **getattr(state, "worker_probes", {})}
     down = await run_in_threadpool(run_probes, probes)
     if down:
         return error_response(503, [{"loc": [name], "msg": reason, "type": "unavailable"}

@@ -105,7 +105,9 @@ class Stack:
     def start_worker(self, *, beat: bool = True, queues: str = "runs", pool: str = "solo",
                      timeout: float = 60) -> Worker:
         """Start a worker process and wait until it consumes."""
-        args = [sys.executable, "-m", "core.cli", "worker", "--queues", queues, "--pool", pool]
+        # No policy-engine warm-up: seconds of CPU per worker start, and these tests time nothing.
+        args = [sys.executable, "-m", "core.cli", "worker", "--queues", queues, "--pool", pool,
+                "--no-warm-up"]
         if beat:
             args.append("--beat")
         process = subprocess.Popen(args, cwd=REPO, env=self.env, stdout=subprocess.DEVNULL,

@@ -99,7 +99,8 @@ def test_the_images_commands_start_serve_and_stop_cleanly(deploy_env: dict[str, 
 
         runs = f"http://127.0.0.1:{runs_port}"
         ready = wait_until(lambda: answers(f"{runs}/readyz"), 60, "the run worker's /readyz")
-        assert ready.json() == {"status": "ready", "database": "ok", "broker": "ok"}
+        # It built the policy engine before consuming, so the first governed run does not wait for it.
+        assert ready.json() == {"status": "ready", "database": "ok", "broker": "ok", "policy_engine": "ok"}
         # Its counters appear once it runs something (the topology test counts them).
         scraped = httpx.get(f"{runs}/metrics", timeout=5)
         assert scraped.status_code == 200 and scraped.headers["content-type"].startswith("text/plain")

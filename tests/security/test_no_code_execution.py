@@ -36,7 +36,7 @@ ATTRIBUTE_CALLS = {("os", n) for n in ("system", "popen", "execv", "execvp", "ex
 MODULES = {"pickle", "marshal", "shelve", "dill", "cloudpickle", "ctypes", "jsonpickle", "subprocess"}
 # Reviewed: what each of these runs comes from the operator (command line, settings), never a request.
 ALLOWED = {
-    ("core/cli.py", "subprocess"), ("core/cli.py", "subprocess.Popen"),  # `mantle up` starts the workers
+    ("core/supervisor.py", "subprocess"), ("core/supervisor.py", "subprocess.Popen"),  # `mantle up`'s workers
     ("blocks/registry.py", "importlib.import_module"),  # MANTLE_BLOCK_PLUGINS, set by the operator
     ("api/public/pages.py", "jinja2.Environment"),  # the share pages' own template files
     ("api/routes/review_page.py", "jinja2.Environment"),  # the reviewer pages' own template files
