@@ -105,6 +105,16 @@ def _sms_app_credentials(request: Request, org_id: uuid.UUID, app_id: uuid.UUID)
                                  f"{SMS_TRIGGER}", loc=["app_id"])
         twilio = credential_store.load(session, org_id=org_id, type_="twilio",
                                        cipher=cipher_for(request.app.state.settings))
+        others = [c.name for c in credential_store.list_credentials(session, org_id=org_id)
+                  if c.type == "twilio"]
+    default = credential_store.DEFAULT_NAME
+    if twilio is None and others:
+        # Webhook signatures, delivery callbacks and sending all use the one named `default`.
+        raise InvalidRequest(f"SMS uses the organization's Twilio credential named {default!r}, and its "
+                             f"Twilio credentials are named {', '.join(map(repr, others))}: store the "
+                             f"account's credentials again with \"name\": \"{default}\" "
+                             "(POST /v1/credentials)",
+                             loc=["body", "number"])
     if twilio is None:
         raise InvalidRequest("store the organization's Twilio credentials first (POST /v1/credentials), "
                              "so inbound webhooks can be verified", loc=["body", "number"])

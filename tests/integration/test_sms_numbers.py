@@ -81,6 +81,21 @@ def test_only_a_number_the_account_owns_can_be_routed(tenant: Tenant, sim: LiveS
     assert route(tenant.client, app_id, "+15550009999").status_code == 201
 
 
+def test_a_twilio_credential_not_named_default_is_named_in_the_refusal(tenant: Tenant) -> None:
+    app_id = sms_app_id(tenant.client)
+    assert "Twilio credentials first" in route(tenant.client, app_id, NUMBER).json()["detail"][0]["msg"]
+    data = {"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN}
+    assert tenant.client.post("/v1/credentials", json={"type": "twilio", "name": "prod", "data": data}
+                              ).status_code == 201
+    refused = route(tenant.client, app_id, NUMBER)
+    assert refused.status_code == 422, refused.text
+    [problem] = refused.json()["detail"]
+    assert problem["loc"] == ["body", "number"]
+    assert "named 'default'" in problem["msg"] and "named 'prod'" in problem["msg"], problem
+    store_twilio(tenant.client)  # what the message says to do
+    assert route(tenant.client, app_id, NUMBER).status_code == 201
+
+
 def test_another_tenant_with_the_owners_account_sid_but_not_its_token_is_refused(
         tenant: Tenant, other_tenant: Tenant) -> None:
     store_twilio(tenant.client)
