@@ -50,6 +50,7 @@ def up(host: str, port: int) -> None:
     settings = get_settings()
     upgrade(settings.resolved_database_url)
     seeded = seed_local(session_factory(settings.resolved_database_url), settings.data_dir)
+    _queue_docs(settings, seeded.org_name)
     link = _builder_link(session_factory(settings.resolved_database_url), seeded.api_key)
     # The sign-in link is the first line a person sees; what follows says what runs where.
     click.echo(f"Open the builder: http://{host}:{port}/builder/sign-in?token={link}")
@@ -94,7 +95,9 @@ def _serve_supervised(host: str, port: int, settings: Settings) -> None:
     worker = [sys.executable, "-m", "core.cli", "worker"]
     runs_port, inference_port = free_port(), settings.inference_metrics_port or free_port()
     supervisor = Supervisor([
-        Child("run worker", [*worker, "--queues", "runs", "--beat", "--health-port", str(runs_port)],
+        # The run worker also ingests knowledge documents (queue `knowledge`).
+        Child("run worker", [*worker, "--queues", "runs,knowledge", "--beat", "--health-port",
+                             str(runs_port)],
               runs_port),
         # Model serving in its own process: it holds the weights, the API and run worker never do.
         Child("inference worker", [*worker, "--queues", "inference", "--health-port", str(inference_port)],
@@ -125,6 +128,21 @@ def _serve_supervised(host: str, port: int, settings: Settings) -> None:
         supervisor.stop()
     if stopped_by:
         log.info(f"stopped on {signal.Signals(stopped_by[0]).name}")
+
+
+def _queue_docs(settings: Settings, org_name: str) -> None:
+    """Put the README in the local organization's "Mantle docs" knowledge base, queued for the run
+    worker to ingest (the example "Answer from our docs" searches it)."""
+    from core.seed_docs import seed_docs
+    from models.db import session_factory
+    from worker.celery_app import make_celery
+    from worker.knowledge_queue import send_ingest
+
+    queued = seed_docs(session_factory(settings.resolved_database_url), org_name)
+    if queued:
+        celery = make_celery(settings)
+        for document_id, ingestion in queued:
+            send_ingest(celery, document_id, ingestion)
 
 
 def _builder_link(sessions: sessionmaker[Session], api_key: str) -> str:

@@ -31,6 +31,7 @@ COPY api api
 COPY worker worker
 COPY twilio_sim twilio_sim
 COPY governance governance
+COPY knowledge knowledge
 RUN pip install .
 
 # --- final: CUDA toolkit, Python and the venv; runs as `mantle`. The JIT kernel build also needs

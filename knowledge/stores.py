@@ -2,16 +2,16 @@
 
 * `sqlite-vec` (SQLite): a `vec0` virtual table per knowledge base (`knowledge_vec_<id>`, rowid =
   chunk id, cosine distance) and one FTS5 table (`knowledge_fts`, Porter stemming) for keywords.
-* `pgvector` (PostgreSQL with the extension): a table per knowledge base (`knowledge_vec_<id>`,
-  `vector(n)` with an HNSW index, cosine) and a GIN index on the chunks' `to_tsvector('english')`.
-* `exact` (PostgreSQL without the extension): no vector index; the knowledge base's embeddings are
-  read from the chunk rows once per process and scanned with numpy (re-read when its chunks
-  change). `bench/knowledge.py` measures it beside pgvector. Keywords use PostgreSQL full text.
+* `pgvector` (PostgreSQL with the extension): a table per knowledge base (`knowledge_vec_<id>`)
+  holding each chunk's `vector(n)` (HNSW index, cosine) and `tsvector` (English, GIN index).
+* `exact` (PostgreSQL without the extension): the same table without the vectors; the knowledge
+  base's embeddings are read from the chunk rows once per process and scanned with numpy (re-read
+  when its chunks change). `bench/knowledge.py` measures it beside pgvector.
 
-The vector tables depend on each knowledge base's dimensions, so they are created here when first
-needed rather than by a migration, and are kept out of the ORM's metadata (which the migrations
-must match exactly on both databases). Chunk rows stay the record: every index can be rebuilt
-from them.
+These tables depend on the database and on each knowledge base's dimensions, so they are created
+here when first needed rather than by a migration, and are kept out of the ORM's metadata (which
+the migrations must match exactly on both databases). Chunk rows stay the record: every index can
+be rebuilt from them.
 
 A filtered search (some documents only) scans the embeddings of those documents exactly instead
 of asking the index for more and filtering afterwards, which could return fewer than `top_k`.
@@ -180,86 +180,117 @@ class SqliteVecIndex:
         return [int(r[0]) for r in session.execute(text(sql.format(join=join, where=where)), params)]
 
 
-class PostgresText:
-    """PostgreSQL's full-text search over the chunk rows (English stemming)."""
+class PostgresTable:
+    """A table per knowledge base of what PostgreSQL indexes: each chunk's `tsvector` (English
+    stemming, GIN index) and, with pgvector, its `vector(n)` (HNSW index, cosine). Rows go with
+    their chunks (ON DELETE CASCADE)."""
+
+    vectors = False
+
+    def create_table(self, session: Session, *, kb_id: uuid.UUID, dimensions: int) -> None:
+        """The knowledge base's table, without its indexes (one creator at a time)."""
+        table = vec_table(kb_id)
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:t))"), {"t": table})
+        vector = f", embedding vector({int(dimensions)}) NOT NULL" if self.vectors else ""
+        session.execute(text(f"CREATE TABLE IF NOT EXISTS {table} (chunk_id bigint PRIMARY KEY REFERENCES "
+                             f"knowledge_chunks(id) ON DELETE CASCADE, tsv tsvector NOT NULL{vector})"))
+
+    def create_indexes(self, session: Session, *, kb_id: uuid.UUID) -> None:
+        """Its GIN index (and HNSW index); quickest made once the rows are in, as a bulk load does."""
+        table = vec_table(kb_id)
+        session.execute(text(f"CREATE INDEX IF NOT EXISTS {table}_tsv ON {table} USING gin (tsv)"))
+        if self.vectors:
+            session.execute(text(f"CREATE INDEX IF NOT EXISTS {table}_hnsw ON {table} "
+                                 "USING hnsw (embedding vector_cosine_ops)"))
+
+    def ensure(self, session: Session, *, kb_id: uuid.UUID, dimensions: int) -> None:
+        """The knowledge base's table and its indexes."""
+        self.create_table(session, kb_id=kb_id, dimensions=dimensions)
+        self.create_indexes(session, kb_id=kb_id)
+
+    @staticmethod
+    def _exists(session: Session, kb_id: uuid.UUID) -> bool:
+        return session.scalar(text("SELECT to_regclass(:t)"), {"t": vec_table(kb_id)}) is not None
+
+    def add(self, session: Session, *, kb_id: uuid.UUID, dimensions: int, rows: Sequence[Indexed]) -> None:
+        """Index new chunks of the knowledge base."""
+        self.ensure(session, kb_id=kb_id, dimensions=dimensions)
+        if self.vectors:
+            register(session)
+            session.execute(text(f"INSERT INTO {vec_table(kb_id)} (chunk_id, tsv, embedding) "
+                                 "VALUES (:id, to_tsvector('english', :t), :v)"),
+                            [{"id": r.chunk_id, "t": r.text, "v": np.asarray(r.vector, dtype=np.float32)}
+                             for r in rows])
+        else:
+            session.execute(text(f"INSERT INTO {vec_table(kb_id)} (chunk_id, tsv) "
+                                 "VALUES (:id, to_tsvector('english', :t))"),
+                            [{"id": r.chunk_id, "t": r.text} for r in rows])
+
+    def remove(self, session: Session, *, kb_id: uuid.UUID, chunk_ids: Sequence[int]) -> None:
+        """Nothing: the rows go with their chunks (ON DELETE CASCADE)."""
+
+    def drop(self, session: Session, *, kb_id: uuid.UUID) -> None:
+        """Drop the knowledge base's table."""
+        session.execute(text(f"DROP TABLE IF EXISTS {vec_table(kb_id)}"))
 
     def keyword(self, session: Session, *, kb_id: uuid.UUID, query: str, k: int,
                 document_ids: Sequence[uuid.UUID] | None) -> list[int]:
         """ts_rank of chunks matching any of the query's words."""
         words = _words(query)
-        if not words:
+        if not words or not self._exists(session, kb_id):
             return []
         # Each word through plainto_tsquery (stemmed, stop words dropped), joined with OR.
         sql = ("WITH q AS (SELECT to_tsquery('english', string_agg(NULLIF("
                "plainto_tsquery('english', w)::text, ''), ' | ')) AS q "
                "FROM unnest(CAST(:words AS text[])) AS w) "
-               "SELECT c.id FROM knowledge_chunks c, q WHERE q.q IS NOT NULL AND c.kb_id = :kb "
-               "AND to_tsvector('english', c.text) @@ q.q {where} "
-               "ORDER BY ts_rank(to_tsvector('english', c.text), q.q) DESC LIMIT :k")
-        params: dict[str, Any] = {"words": words, "kb": kb_id, "k": k}
+               f"SELECT v.chunk_id FROM {vec_table(kb_id)} v, q WHERE q.q IS NOT NULL AND v.tsv @@ q.q "
+               f"{{where}} ORDER BY ts_rank(v.tsv, q.q) DESC LIMIT {int(k)}")
+        params: dict[str, Any] = {"words": words}
         where = ""
         if document_ids is not None:
-            where = "AND c.document_id = ANY(:docs)"
+            where = "AND v.chunk_id IN (SELECT id FROM knowledge_chunks WHERE document_id = ANY(:docs))"
             params["docs"] = list(document_ids)
         return [int(r[0]) for r in session.execute(text(sql.format(where=where)), params)]
 
 
-class PgVectorIndex(PostgresText):
-    """pgvector: a `vector(n)` table per knowledge base with an HNSW index (cosine)."""
+_registered: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def register(session: Session) -> None:
+    """Teach this session's psycopg connection the `vector` type (numpy arrays in, binary), once."""
+    from pgvector.psycopg import register_vector
+
+    raw: Any = session.connection().connection.driver_connection
+    if raw not in _registered:
+        register_vector(raw)
+        _registered.add(raw)
+
+
+class PgVectorIndex(PostgresTable):
+    """pgvector: HNSW (cosine) over each knowledge base's `vector(n)` column."""
 
     kind = "pgvector"
-
-    _registered: weakref.WeakSet[Any] = weakref.WeakSet()
-
-    def _register(self, session: Session) -> None:
-        """Teach this psycopg connection the `vector` type (numpy arrays in, binary), once."""
-        from pgvector.psycopg import register_vector
-
-        raw: Any = session.connection().connection.driver_connection
-        if raw not in self._registered:
-            register_vector(raw)
-            self._registered.add(raw)
-
-    def ensure(self, session: Session, *, kb_id: uuid.UUID, dimensions: int) -> None:
-        """The knowledge base's vector table and its HNSW index (one creator at a time)."""
-        table = vec_table(kb_id)
-        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:t))"), {"t": table})
-        session.execute(text(f"CREATE TABLE IF NOT EXISTS {table} (chunk_id bigint PRIMARY KEY "
-                             "REFERENCES knowledge_chunks(id) ON DELETE CASCADE, "
-                             f"embedding vector({int(dimensions)}) NOT NULL)"))
-        session.execute(text(f"CREATE INDEX IF NOT EXISTS {table}_hnsw ON {table} "
-                             "USING hnsw (embedding vector_cosine_ops)"))
-
-    def add(self, session: Session, *, kb_id: uuid.UUID, dimensions: int, rows: Sequence[Indexed]) -> None:
-        """Index new chunks of the knowledge base."""
-        self.ensure(session, kb_id=kb_id, dimensions=dimensions)
-        self._register(session)
-        session.execute(text(f"INSERT INTO {vec_table(kb_id)} (chunk_id, embedding) VALUES (:id, :v)"),
-                        [{"id": r.chunk_id, "v": np.asarray(r.vector, dtype=np.float32)} for r in rows])
-
-    def remove(self, session: Session, *, kb_id: uuid.UUID, chunk_ids: Sequence[int]) -> None:
-        """Nothing: the vector rows go with their chunks (ON DELETE CASCADE)."""
-
-    def drop(self, session: Session, *, kb_id: uuid.UUID) -> None:
-        """Drop the knowledge base's vector table."""
-        session.execute(text(f"DROP TABLE IF EXISTS {vec_table(kb_id)}"))
+    vectors = True
 
     def nearest(self, session: Session, *, kb_id: uuid.UUID, dimensions: int, query: Vectors,
                 k: int) -> list[tuple[int, float]]:
-        """The HNSW index's `k` nearest (its candidate list widened to `k` when that is more than 40)."""
-        exists = session.scalar(text("SELECT to_regclass(:t)"), {"t": vec_table(kb_id)})
-        if exists is None:
+        """The HNSW index's `k` nearest (its candidate list widened to `k` when that is more than 40).
+
+        `k` is written into the statement: psycopg prepares a statement run often, and a generic
+        plan that cannot see the LIMIT would scan the table instead of the index."""
+        if not self._exists(session, kb_id):
             return []
-        self._register(session)
-        session.execute(text(f"SET LOCAL hnsw.ef_search = {max(40, min(int(k), 1000))}"))
+        register(session)
+        if k > 40:
+            session.execute(text(f"SET LOCAL hnsw.ef_search = {min(int(k), 1000)}"))
         rows = session.execute(text(f"SELECT chunk_id, embedding <=> :q AS d FROM {vec_table(kb_id)} "
-                                    "ORDER BY embedding <=> :q LIMIT :k"),
-                               {"q": np.asarray(query, dtype=np.float32), "k": k})
+                                    f"ORDER BY embedding <=> :q LIMIT {int(k)}"),
+                               {"q": np.asarray(query, dtype=np.float32)})
         return [(int(r[0]), 1.0 - float(r[1])) for r in rows]
 
 
 @dataclass
-class ExactIndex(PostgresText):
+class ExactIndex(PostgresTable):
     """No vector index: each knowledge base's embeddings held in memory and scanned exactly."""
 
     kind: str = "exact"
@@ -267,14 +298,9 @@ class ExactIndex(PostgresText):
         default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def add(self, session: Session, *, kb_id: uuid.UUID, dimensions: int, rows: Sequence[Indexed]) -> None:
-        """Nothing to index: the chunk rows hold the embeddings."""
-
-    def remove(self, session: Session, *, kb_id: uuid.UUID, chunk_ids: Sequence[int]) -> None:
-        """Nothing to forget."""
-
     def drop(self, session: Session, *, kb_id: uuid.UUID) -> None:
-        """Forget this process's copy."""
+        """Drop the knowledge base's table and forget this process's copy of its vectors."""
+        super().drop(session, kb_id=kb_id)
         with self._lock:
             self._cache.pop(kb_id, None)
 
@@ -324,15 +350,12 @@ def forget(engine: Engine) -> None:
 def _decide(engine: Engine) -> Index:
     if engine.dialect.name == "sqlite":
         return SqliteVecIndex()
-    found: Index = PgVectorIndex() if has_pgvector(engine) else ExactIndex()
-    if found.kind == "exact":
-        log.warning("knowledge.pgvector_missing",
-                    msg="PostgreSQL has no pgvector extension: knowledge bases use an exact scan "
-                        "(install pgvector, e.g. the pgvector/pgvector image, for an HNSW index)")
-    with engine.begin() as conn:  # keyword search's index, outside the ORM like the vector tables
-        conn.execute(text("CREATE INDEX IF NOT EXISTS ix_knowledge_chunks_tsv ON knowledge_chunks "
-                          "USING gin (to_tsvector('english', text))"))
-    return found
+    if has_pgvector(engine):
+        return PgVectorIndex()
+    log.warning("knowledge.pgvector_missing",
+                msg="PostgreSQL has no pgvector extension: knowledge bases use an exact scan "
+                    "(install pgvector, e.g. the pgvector/pgvector image, for an HNSW index)")
+    return ExactIndex()
 
 
 def has_pgvector(engine: Engine) -> bool:

@@ -1,6 +1,7 @@
 """Knowledge bases on both stacks, with a real knowledge worker: uploads in every format, ingestion
 progress and its event stream, failures with their reason, retrieval through a published app with
-filters, re-index, model change, delete, organization scoping and bad input."""
+filters, re-index, model change, delete, organization scoping, bad input, and the seeded example
+that answers from the README."""
 
 from __future__ import annotations
 
@@ -8,14 +9,19 @@ import io
 import json
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from pypdf import PdfWriter
 from pypdf.generic import DecodedStreamObject, DictionaryObject, NameObject
 
+from core.seed import seed_local
+from core.seed_docs import DOCS_KB, seed_docs
+from models.db import session_factory
 from tests.engine.conftest import Stack, running_stack, wait_until
 from tests.factories import edge, node
+from worker.knowledge_queue import send_ingest
 
 MARKDOWN = b"""# Lighthouse handbook
 
@@ -271,3 +277,26 @@ def test_bad_input_is_a_clear_4xx(kstack: Stack, handbook: dict[str, Any]) -> No
                         ["status"] == "failed" and d, 60, "the latin-1 text to fail")
     assert "not UTF-8" in failed["error"]
     assert client.delete(f"/v1/knowledge/{kb_id}/documents/{doc_id}").status_code == 204
+
+
+def test_the_seeded_docs_example_cites_the_readme(kstack: Stack, tmp_path: Path) -> None:
+    seeded = seed_local(session_factory(kstack.database_url), tmp_path)
+    queued = seed_docs(session_factory(kstack.database_url), seeded.org_name)
+    assert len(queued) == 1
+    for document_id, ingestion in queued:
+        send_ingest(kstack.celery, document_id, ingestion)
+    local = {"Authorization": f"Bearer {seeded.api_key}"}
+    kb = next(k for k in kstack.client.get("/v1/knowledge", headers=local).json()["items"]
+              if k["name"] == DOCS_KB)
+    wait_until(lambda: kstack.client.get(f"/v1/knowledge/{kb['id']}", headers=local)
+               .json()["documents"] == {"ready": 1}, 60, "the README to be ingested")
+    assert seed_docs(session_factory(kstack.database_url), seeded.org_name) == []  # once
+    app_id = next(app_id for app_id, name, _ in seeded.apps if name == "Answer from our docs")
+    question = "How do I share an app with people who have no account?"
+    tested = kstack.client.post(f"/v1/apps/{app_id}/draft/nodes/search/test", params={"wait": 20},
+                                headers=local, json={"inputs": {"query": question}})
+    assert tested.status_code == 200, tested.text
+    outputs = tested.json()["outputs"]
+    assert outputs["sources"][0].startswith("[1] README.md § Mantle › "), outputs["sources"]
+    assert any("Shared web apps" in source for source in outputs["sources"]), outputs["sources"]
+    assert outputs["context"].startswith(outputs["sources"][0] + "\n")
