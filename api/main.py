@@ -7,10 +7,12 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.routing import Route
 
 from api import errors, public
 from api.json_guard import JsonText
 from api.key_cache import KeyCache
+from api.mcp_api.endpoint import McpEndpoint
 from api.middleware import BodyLimit, RequestContext
 from api.openai_api import routes as openai_routes
 from api.openai_api.errors import OpenAIErrors
@@ -57,13 +59,15 @@ def create_app(
     process builds many apps, and the frozen ones' cycles would never be collected)."""
     settings = settings or get_settings()
     watcher = RunWatcher(settings.resolved_database_url)
+    mcp = McpEndpoint()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await watcher.start()
         if freeze_gc:  # the app is built and its modules imported: see core/gc_tuning.py
             freeze_startup_objects()
-        yield
+        async with mcp.run():
+            yield
         await watcher.stop()
 
     app = FastAPI(
@@ -88,6 +92,7 @@ def create_app(
         app.include_router(module.router, prefix="/v1")
     app.include_router(health.router)
     app.include_router(openai_routes.router)  # /openai/v1: OpenAI's shapes, a Mantle key
+    app.router.routes.append(Route("/mcp", mcp, methods=["GET", "POST", "DELETE"]))  # apps as MCP tools
     app.include_router(twilio.router)  # public: Twilio signs these requests
     app.include_router(webhooks.public_router)  # public: the URL's token (and a signature) admit
     app.include_router(review_page.router)

@@ -10,6 +10,7 @@ from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field
 
 from builder.graph import Graph
+from models.apps import TOOL_NAME
 from models.orgs import Role
 from models.runs import RunKind
 
@@ -112,10 +113,17 @@ class AppCreate(Request):
 
 
 class AppUpdate(Request):
-    """Rename or re-describe an app."""
+    """Rename or re-describe an app, or offer it as an MCP tool."""
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=5000)
+    tool: bool | None = Field(default=None, description=(
+        "Offer the latest published version as a tool at `/mcp` (its trigger's fields are the tool's "
+        "input schema)."))
+    tool_name: str | None = Field(default=None, pattern=TOOL_NAME, description=(
+        "The tool's name, unique in the organization (default: made of the app's name)."))
+    tool_description: str | None = Field(default=None, max_length=2000, description=(
+        "What the tool does, for the model that calls it (default: the app's description)."))
 
 
 class VersionSummary(Read):
@@ -141,6 +149,9 @@ class AppSummary(Read):
     description: str
     draft_revision: int
     latest_version: int
+    tool: bool = Field(default=False, description="Offered as an MCP tool at `/mcp`.")
+    tool_name: str | None = None
+    tool_description: str = ""
     created_at: datetime
     updated_at: datetime
 

@@ -178,6 +178,10 @@ class Block:
         """A trigger's check of a run's inputs; raises pydantic's ValidationError on bad input."""
         return dict(payload)
 
+    def payload_schema(self) -> dict[str, Any] | None:
+        """A trigger's JSON Schema of the inputs `accept` takes (None: no typed fields to describe)."""
+        return None
+
     def results(self, inputs: Mapping[str, Any]) -> Mapping[str, Any]:
         """What this node adds to the run's outputs (only `output` blocks add anything)."""
         return {}

@@ -62,4 +62,19 @@ def check_payload(model: type[BaseModel], payload: dict[str, Any]) -> dict[str, 
     return model.model_validate(payload).model_dump()
 
 
-__all__ = ["FieldSpec", "ValidationError", "check_payload", "payload_model", "ports_from_fields"]
+def fields_schema(fields: list[FieldSpec]) -> dict[str, Any]:
+    """The JSON Schema of a payload `payload_model(fields)` accepts (an MCP tool's input schema)."""
+    properties: dict[str, Any] = {}
+    for f in fields:
+        prop: dict[str, Any] = {} if f.type == "any" else {"type": f.type}
+        if f.label or f.description:
+            prop["description"] = f.description or f.label
+        if f.default is not None:
+            prop["default"] = f.default
+        properties[f.name] = prop
+    required = [f.name for f in fields if f.required and f.default is None]
+    return {"type": "object", "properties": properties, "required": required, "additionalProperties": False}
+
+
+__all__ = ["FieldSpec", "ValidationError", "check_payload", "fields_schema", "payload_model",
+           "ports_from_fields"]

@@ -10,7 +10,14 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from blocks.base import Block, BlockContext, Port
-from blocks.fields import FieldSpec, check_payload, payload_model, ports_from_fields, unique_names
+from blocks.fields import (
+    FieldSpec,
+    check_payload,
+    fields_schema,
+    payload_model,
+    ports_from_fields,
+    unique_names,
+)
 
 
 class ApiTriggerConfig(BaseModel):
@@ -51,6 +58,10 @@ class ApiTriggerBlock(Block):
     def accept(self, payload: Mapping[str, Any]) -> dict[str, Any]:
         """The run's inputs checked and coerced; raises ValidationError on a bad payload."""
         return check_payload(self._payload, dict(payload))
+
+    def payload_schema(self) -> dict[str, Any]:
+        """The JSON Schema of the fields a caller sends."""
+        return fields_schema(self.config.fields)
 
     def run(self, inputs: Mapping[str, Any], ctx: BlockContext) -> Mapping[str, Any]:
         return self.accept(dict(inputs))

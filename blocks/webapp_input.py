@@ -105,6 +105,24 @@ class FormField(BaseModel):
         """The type of the output port this field becomes."""
         return "integer" if self.kind == "number" and self.integer else _PORT_TYPE[self.kind]
 
+    def value_schema(self) -> dict[str, Any]:
+        """This field's JSON Schema: its type, limits and choices, as `check` enforces them."""
+        prop: dict[str, Any] = {"type": self.port_type}
+        if self.label or self.help:
+            prop["description"] = self.help or self.label
+        if self.default is not None:
+            prop["default"] = self.default
+        if self.kind == "choice":
+            prop["enum"] = list(self.choices)
+        elif self.kind in ("text", "long_text"):
+            prop["maxLength"] = self.text_limit
+            if self.min_length is not None:
+                prop["minLength"] = self.min_length
+        elif self.kind == "number":
+            limits = (("minimum", self.minimum), ("maximum", self.maximum))
+            prop.update({k: _number(v) for k, v in limits if v is not None})
+        return prop
+
     @property
     def empty(self) -> Any:
         """The value of an optional field left empty."""
@@ -223,6 +241,12 @@ class WebAppInputBlock(Block):
         # An optional field left out gets the value of one left empty (a default, "" or false).
         return {f.name: f.check(None) if checked[f.name] is None else checked[f.name]
                 for f in self.config.fields}
+
+    def payload_schema(self) -> dict[str, Any]:
+        """The JSON Schema of the form's fields (what a script may post instead of a person)."""
+        fields = self.config.fields
+        return {"type": "object", "properties": {f.name: f.value_schema() for f in fields},
+                "required": [f.name for f in fields if f.must_send], "additionalProperties": False}
 
     def run(self, inputs: Mapping[str, Any], ctx: BlockContext) -> Mapping[str, Any]:
         return self.accept(dict(inputs))

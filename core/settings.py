@@ -140,6 +140,13 @@ class Settings(BaseSettings):
         default=300, ge=10, le=3600, description="A signed webhook post is accepted this long after the "
         "time it was signed at (and as long before, for clocks that differ), and only once.")
 
+    # MCP (`/mcp`: the organization's apps as tools).
+    mcp_wait_s: float = Field(default=300.0, gt=0, le=3600, description=(
+        "How long a tool call waits for its run; a run still going then is answered with its id and "
+        "status (follow it at GET /v1/runs/{id})."))
+    mcp_progress_s: float = Field(default=5.0, gt=0, le=300, description=(
+        "While a tool call waits, a progress notification at least this often (and at each change)."))
+
     # Model serving (the inference worker; see worker/inference/).
     model_deployments: list[dict[str, Any]] = Field(
         default_factory=list, description="Deployments (JSON list) merged by name over the shipped ones.")

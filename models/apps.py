@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import ForeignKey, Integer, Select, String, Text, UniqueConstraint, bindparam, func, select
+from sqlalchemy import (
+    Boolean,
+    ForeignKey,
+    Integer,
+    Select,
+    String,
+    Text,
+    UniqueConstraint,
+    bindparam,
+    false,
+    func,
+    select,
+)
 from sqlalchemy.orm import Mapped, Session, defer, mapped_column, relationship
 
 from core.errors import Conflict, NotFound
@@ -16,9 +29,13 @@ from models.base import Base, TimestampMixin, new_id, utcnow
 
 
 class App(TimestampMixin, Base):
-    """An app of one organization; `draft_revision` grows on every draft save."""
+    """An app of one organization; `draft_revision` grows on every draft save.
+
+    `tool`: its builder offers it as an MCP tool (`/mcp`), named `tool_name` (unique in the
+    organization, kept when the flag is cleared so the name stays the app's)."""
 
     __tablename__ = "apps"
+    __table_args__ = (UniqueConstraint("org_id", "tool_name"),)
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), index=True)
@@ -27,6 +44,9 @@ class App(TimestampMixin, Base):
     draft: Mapped[dict[str, Any]]
     draft_revision: Mapped[int] = mapped_column(default=1)
     latest_version: Mapped[int] = mapped_column(default=0)
+    tool: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    tool_name: Mapped[str | None] = mapped_column(String(64))
+    tool_description: Mapped[str] = mapped_column(Text, default="", server_default="")
 
     versions: Mapped[list[AppVersion]] = relationship(
         back_populates="app", cascade="all, delete-orphan", passive_deletes=True,
@@ -201,3 +221,59 @@ def version_graph(session: Session, *, version_id: uuid.UUID) -> dict[str, Any] 
     """The frozen graph of a published version, if it exists."""
     graph: dict[str, Any] | None = session.scalar(select(AppVersion.graph).where(AppVersion.id == version_id))
     return graph
+
+
+TOOL_NAME = r"^[A-Za-z0-9_.-]{1,64}$"
+
+
+def default_tool_name(app_name: str) -> str:
+    """A tool name made of an app's name: lower case, runs of other characters as `_`."""
+    slug = re.sub(r"[^a-z0-9]+", "_", app_name.lower()).strip("_")[:64]
+    return slug or "app"
+
+
+def set_tool(session: Session, *, app: App, tool: bool | None = None, name: str | None = None,
+             description: str | None = None) -> App:
+    """Offer the app as an MCP tool (or stop), named `name` (default: made of the app's name);
+    Conflict when another app of the organization has that tool name."""
+    if tool is not None:
+        app.tool = tool
+    if name is None and app.tool and app.tool_name is None:
+        name = default_tool_name(app.name)
+    if name is not None and name != app.tool_name:
+        taken = session.scalar(select(App.id).where(App.org_id == app.org_id, App.tool_name == name,
+                                                    App.id != app.id))
+        if taken is not None:
+            raise Conflict(f"another app of the organization is the tool {name!r}: choose another tool_name",
+                           loc=["body", "tool_name"])
+        app.tool_name = name
+    if description is not None:
+        app.tool_description = description
+    return app
+
+
+@dataclass(frozen=True, slots=True)
+class ToolApp:
+    """An app offered as an MCP tool, with its latest published version (graph not loaded)."""
+
+    app_id: uuid.UUID
+    name: str
+    description: str
+    version: VersionRef
+
+
+def _tools_statement() -> Select[uuid.UUID, str | None, str, str, uuid.UUID, int]:
+    return (select(App.id, App.tool_name, App.tool_description, App.description, AppVersion.id,
+                   AppVersion.number)
+            .join(AppVersion, (AppVersion.app_id == App.id) & (AppVersion.number == App.latest_version))
+            .where(App.org_id == bindparam("org_id"), App.tool.is_(True), App.tool_name.is_not(None)))
+
+
+def list_tools(session: Session, *, org_id: uuid.UUID, name: str | None = None) -> list[ToolApp]:
+    """The organization's published apps offered as tools, by tool name (only `name`, when given)."""
+    stmt = _tools_statement()
+    if name is not None:
+        stmt = stmt.where(App.tool_name == name)
+    rows = session.execute(stmt.order_by(App.tool_name), {"org_id": org_id}).all()
+    return [ToolApp(app_id=row[0], name=row[1] or "", description=row[2] or row[3],
+                    version=VersionRef(row[4], row[5])) for row in rows]

@@ -58,12 +58,16 @@ def get_app(app_id: uuid.UUID, principal: Builder, session: SessionDep) -> AppRe
 
 @router.patch("/apps/{app_id}", response_model=AppRead)
 def update_app(app_id: uuid.UUID, body: AppUpdate, principal: Builder, session: SessionDep) -> AppRead:
-    """Change an app's name or description."""
+    """Change an app's name or description, or offer it as an MCP tool (`tool`, `tool_name`,
+    `tool_description`); 409 when another app of the organization has that tool name."""
     app = app_store.get_app(session, org_id=principal.org_id, app_id=app_id, lock=True)
     changes = body.model_dump(exclude_unset=True, exclude_none=True)
     before = {k: getattr(app, k) for k in changes}
-    for key, value in changes.items():
-        setattr(app, key, value)
+    for key in ("name", "description"):
+        if key in changes:
+            setattr(app, key, changes[key])
+    app_store.set_tool(session, app=app, tool=body.tool, name=body.tool_name,
+                       description=body.tool_description)
     audit.record(session, org_id=principal.org_id, actor=principal.actor, action="app.update",
                  target_type="app", target_id=app.id, details={"before": before, "after": changes})
     session.flush()
