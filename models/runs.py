@@ -207,6 +207,11 @@ def cancel_run(session: Session, *, run: Run, actor: str) -> Run:
     session.add(RunEvent(run_id=run.id, type="run_finished", at=now,
                          data={"status": "cancelled", "outputs": None, "error": error}))
     wake_parent(session, run=run)
+    # Its child runs too: parent before child, never waiting for one busy in a step (the
+    # reaper's sweep of orphans ends those).
+    live = select(Run).where(Run.parent_run_id == run.id, Run.status.in_(("queued", "running", "waiting")))
+    for child in session.scalars(live.with_for_update(skip_locked=True)):
+        cancel_run(session, run=child, actor="its parent run")
     return run
 
 

@@ -119,6 +119,7 @@ class StepWork:
     enqueue: list[uuid.UUID] = field(default_factory=list)
     cancel: list[uuid.UUID] = field(default_factory=list)
     created: bool = False
+    kinds: list[str] = field(default_factory=list)  # of the children started, for the metrics
 
 
 def stored_graph(session: Session, run: Run) -> dict[str, Any]:
@@ -175,6 +176,7 @@ class Composer:
         child.id = new_id()
         session.add(child)
         work.enqueue.append(child.id)
+        work.kinds.append(child.kind if child.kind == RunKind.map_item.value else child.trigger)
         work.created = True
 
     # -- flow.map ----------------------------------------------------------------------------

@@ -59,7 +59,7 @@ from models.db import session_scope
 from models.runs import NodeRun, Run, RunEvent, RunKind, wake_parent
 from worker.composition import KINDS, Composer, StepWork
 from worker.hooks import WaitContext, wait_handler
-from worker.observability import StepMetrics, bind_run
+from worker.observability import CHILD_RUNS, StepMetrics, bind_run
 
 log = structlog.get_logger("mantle.engine")
 
@@ -353,6 +353,8 @@ class RunEngine:
     def _after(self, status: RunStatus, parent_id: uuid.UUID | None, work: StepWork) -> None:
         """After a step's commit: enqueue the child runs it started, cancel those no one waits for,
         tell a parent its child ended."""
+        for kind in work.kinds:
+            CHILD_RUNS.labels(kind).inc()
         for child in work.enqueue:
             self.enqueue(child, None)
         if work.cancel:

@@ -24,6 +24,8 @@ NODE_SECONDS = Histogram(
     ["block_type", "status"],
     buckets=(0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120, 600, 3600),
 )
+CHILD_RUNS = Counter("mantle_child_runs_started_total",
+                     "Child runs started: an item of a flow.map, or an app an app.call ran", ["kind"])
 SMS_SENT = Counter("mantle_sms_sent_total", "SMS parts Twilio accepted", ["status"])
 SMS_FAILED = Counter("mantle_sms_failed_total", "SMS parts that failed to send", ["reason"])
 

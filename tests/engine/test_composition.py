@@ -131,6 +131,21 @@ def test_worker_killed_mid_map_finishes_each_item_once(stack: Stack, tmp_path: P
     assert [executions(stack.database_url, c["id"]) for c in items] == [{"c": 1}] * 5
 
 
+def test_cancelling_a_mapping_run_cancels_its_items(stack: Stack, tmp_path: Path) -> None:
+    hold = tmp_path / "release"
+    app_id = stack.publish(counted_map(stack.database_url, hold_file=str(hold)), name="cancelled-map")
+    run_id = stack.run(app_id, {"items": ["a", "b", "c"]})["id"]
+    wait_until(lambda: any(trace_of(c, "c")["status"] == "running"
+                           for c in children(stack, stack.get_run(run_id), "m")), 30, "an item running")
+
+    assert stack.client.post(f"/v1/runs/{run_id}/cancel").status_code == 200
+    # The items' runs are cancelled with it (one busy in a step would be left to the reaper's sweep).
+    items = wait_until(lambda: (found := children(stack, stack.get_run(run_id), "m"))
+                       and all(c["status"] == "cancelled" for c in found) and found, 30, "items cancelled")
+    hold.touch()  # let the held block return: its outcome is not recorded on a cancelled run
+    assert [c["item_index"] for c in items] == [0, 1]  # nothing more started
+
+
 # -- app.call --------------------------------------------------------------------------------------
 
 def greeter(template: str) -> dict[str, Any]:
