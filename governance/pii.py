@@ -35,6 +35,12 @@ _build_lock = threading.Lock()
 # A run of at least seven digits with the separators phone numbers are written with.
 _PHONE_CANDIDATE = re.compile(r"\+?\(?\d[\d\s().\-/]{5,}\d")
 _PHONE_CONTEXT = 8
+# Words that make the dotted number after them a version, not an address ("v" glued to it too).
+_VERSION_BEFORE = re.compile(r"(?:\b(?:version|ver|release|build|firmware|rev|revision|update|upgrade to|"
+                             r"upgraded to|downgrade to)\.?\s*:?\s*v?|(?<![A-Za-z])v)$", re.IGNORECASE)
+# ... or the words after it: "1.5.0.2 of the firmware".
+_VERSION_AFTER = re.compile(r"\s+of\s+(?:the\s+)?(?:\w+\s+)?"
+                            r"(?:firmware|app|software|release|build|version|sdk)\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,10 +162,18 @@ def find_pii(text: str, entities: list[str], min_score: float) -> list[Finding]:
 
 def _plausible(text: str, kind: str, start: int, end: int) -> bool:
     """Drop the pattern matches that measured as false alarms on short messages: a span that is
-    only part of a longer code (`SKU 400-12-7781-B` is no SSN) and phone "numbers" of fewer than
-    eight digits (decimals, times and prices that happen to be valid somewhere)."""
+    only part of a longer code (`SKU 400-12-7781-B` is no SSN), phone "numbers" of fewer than
+    eight digits (decimals, times and prices that happen to be valid somewhere), and dotted
+    version numbers that read as IPv4 addresses (`version 1.2.3.4`, `v10.0.0.1`, `build 4.2.0.17`,
+    `1.5.0.2 of the firmware`).
+
+    Presidio's context words can only raise a score, not lower it, so the words around a match
+    that say it is not PII are checked here."""
     before, after = text[max(start - 2, 0):start], text[end:end + 2]
     if (len(before) == 2 and before[1] in "-/_" and before[0].isalnum()) or \
             (len(after) == 2 and after[0] in "-/_" and after[1].isalnum()):
+        return False
+    if kind == "IP_ADDRESS" and (_VERSION_BEFORE.search(text[max(start - 24, 0):start])
+                                 or _VERSION_AFTER.match(text, end)):
         return False
     return kind != "PHONE_NUMBER" or sum(ch.isdigit() for ch in text[start:end]) >= 8

@@ -52,7 +52,10 @@ def test_pii_never_touches_the_network(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_a_card_that_fails_the_luhn_check_and_numbers_that_only_look_like_pii_pass() -> None:
     for text in ("card 4111 1111 1111 1112 declined", "order #1234567 shipped at 10:30 on 2024-05-01",
-                 "item SKU 400-12-7781-B restocked", "lat 37.7749, long -122.4194", "total $1,299.99"):
+                 "item SKU 400-12-7781-B restocked", "lat 37.7749, long -122.4194", "total $1,299.99",
+                 # Dotted version numbers are no IP addresses: the words around them say so.
+                 "please install version 1.2.3.4 today", "v10.0.0.1 is out",
+                 "we need 1.5.0.2 of the firmware"):
         decision = decide(text, pii={"action": "redact"})
         assert (decision.verdict, decision.text, decision.findings) == ("allow", text, []), text
 
