@@ -156,6 +156,11 @@ def test_every_format_is_ingested_with_its_progress_on_the_event_stream(kstack: 
     assert {"parsing", "embedding"} <= set(statuses)
     listed = kstack.client.get(f"/v1/knowledge/{handbook['id']}").json()
     assert listed["documents"] == {"ready": 4}
+    ready = kstack.client.get("/readyz")
+    assert ready.status_code == 200, ready.text
+    # The test PostgreSQL has no pgvector: it says so (tests/integration/test_knowledge_pgvector.py has it).
+    assert ready.json()["knowledge"] in (
+        ("sqlite-vec",) if kstack.name == "embedded" else ("pgvector", "pgvector missing: exact search"))
 
 
 def test_a_published_app_retrieves_cited_chunks_with_filters(kstack: Stack, handbook: dict[str, Any]) -> None:
