@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install up test lint typecheck unit bench clean browser compose-tool ui ui-check
+.PHONY: install up test check lint typecheck unit bench clean browser compose-tool ui ui-check
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,8 +46,18 @@ compose-tool:
 	    || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker-compose >/dev/null; }; \
 	  else echo "docker-compose is missing: the compose check will be skipped (it fails in CI)"; fi; }
 
+# Test modules run in parallel processes (pytest-xdist), a module's tests in one of them, so a
+# module's stack of workers is started once. Most tests wait on worker processes, a database or a
+# browser rather than compute, so three processes share two cores well.
+TEST_PROCS ?= 3
+
 test: lint typecheck browser compose-tool ui-check
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_PROCS) --dist loadfile
+
+# The edit loop: lint, then every test that needs no worker process, deployment or browser.
+check: install
+	$(BIN)/ruff check .
+	$(BIN)/pytest -q -n $(TEST_PROCS) --dist loadfile -m "not slow"
 
 unit: install
 	$(BIN)/pytest -q tests/unit

@@ -29,6 +29,33 @@ POSTGRES_URL = os.environ.get("MANTLE_TEST_POSTGRES_URL",
                               "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
+TESTS = Path(__file__).resolve().parent
+# Folders whose tests start worker processes, a whole deployment or a browser.
+HEAVY = ("chaos", "deploy", "engine", "e2e")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests that start worker processes or a browser are marked `slow` (`make check` leaves them
+    to `make test`), and go first: parallel test processes (pytest-xdist) then share out the long
+    modules at the start instead of one of them ending the run alone."""
+    def heavy(item: pytest.Item) -> bool:
+        parts = item.path.resolve().relative_to(TESTS).parts
+        return len(parts) > 1 and parts[0] in HEAVY
+
+    for item in items:
+        if heavy(item):
+            item.add_marker(pytest.mark.slow)
+    items.sort(key=lambda item: not heavy(item))  # stable: a module's tests stay together
+
+
+def redis_database(first: int) -> int:
+    """A Redis database (of six from `first`) that no other test process running beside this one
+    uses: one per xdist worker (`gw0`, `gw1`, ...), else by process id."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    index = int(worker.removeprefix("gw")) if worker.startswith("gw") else os.getpid()
+    return first + index % 6
+
+
 def postgres_available() -> str | None:
     """None when PostgreSQL answers, else why not."""
     try:

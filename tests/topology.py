@@ -34,6 +34,7 @@ from tests.conftest import (
     create_postgres_database,
     drop_postgres_database,
     free_port,
+    redis_database,
     require_postgres,
     require_redis,
 )
@@ -42,7 +43,7 @@ REPO = Path(__file__).resolve().parents[1]
 # What the image's `mantle` console script runs, with this interpreter.
 MANTLE = [sys.executable, "-m", "core.cli"]
 # Not the engine tests' Redis databases (10-15): suites on one machine never share a queue.
-REDIS_URL = os.environ.get("MANTLE_TEST_TOPOLOGY_REDIS_URL", f"redis://127.0.0.1:6379/{2 + os.getpid() % 6}")
+REDIS_URL = os.environ.get("MANTLE_TEST_TOPOLOGY_REDIS_URL", f"redis://127.0.0.1:6379/{redis_database(2)}")
 
 
 @dataclass

@@ -34,6 +34,7 @@ from models.orgs import Role, create_key, create_org
 from tests.conftest import (
     create_postgres_database,
     drop_postgres_database,
+    redis_database,
     require_postgres,
     require_redis,
 )
@@ -43,7 +44,7 @@ from worker.celery_app import RUNS_QUEUE, make_celery
 REPO = Path(__file__).resolve().parents[2]
 ENDED = ("succeeded", "failed", "blocked", "cancelled")
 # One Redis database per test process, so two suites on one machine never take each other's tasks.
-REDIS_URL = os.environ.get("MANTLE_TEST_REDIS_URL", f"redis://127.0.0.1:6379/{10 + os.getpid() % 6}")
+REDIS_URL = os.environ.get("MANTLE_TEST_REDIS_URL", f"redis://127.0.0.1:6379/{redis_database(10)}")
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
