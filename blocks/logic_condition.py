@@ -10,13 +10,13 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from blocks.base import Block, BlockContext
 from core.errors import MantleError
+from core.patterns import REGEX_TIMEOUT_S
 
 Operator = Literal[
     "equals", "not_equals", "contains", "not_contains", "greater_than", "less_than",
     "greater_or_equal", "less_or_equal", "matches", "is_empty", "is_not_empty", "is_true",
 ]
-# A hostile pattern must not hold a worker: the `regex` module can time a match out.
-REGEX_TIMEOUT_S = 0.1
+# A hostile pattern must not hold a worker: the `regex` module times a match out (REGEX_TIMEOUT_S).
 
 
 class ConditionError(MantleError):

@@ -12,8 +12,8 @@ from functools import lru_cache
 
 import regex
 
-from blocks.logic_condition import REGEX_TIMEOUT_S
 from core.errors import MantleError
+from core.patterns import REGEX_TIMEOUT_S
 from governance.findings import Finding
 
 
