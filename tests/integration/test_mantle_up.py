@@ -4,7 +4,8 @@ Whatever ends it (SIGTERM from `kill` or a container stop, SIGHUP from a closed 
 Ctrl-C's SIGINT, or SIGKILL, which it cannot handle), no process of its tree is left: not the
 run worker, its prefork children and scheduler, nor the inference worker. A run worker that dies
 is said to have died, comes back, and a run submitted while it was gone finishes. At a terminal
-it prints short human lines with the sign-in link first; elsewhere its logs are JSON lines.
+it prints short human lines with the sign-in link first; elsewhere its logs are JSON lines. The
+seeded SMS assistant answers a text with the default model, the message's personal data redacted.
 
 Each test starts one `mantle up` (seconds of start-up, the default model loaded), so they are few.
 """
@@ -27,8 +28,11 @@ import httpx
 import psutil
 import pytest
 
-from tests.conftest import IN_CI, free_port
+from tests.conftest import IN_CI, free_port, serve
 from tests.engine.conftest import wait_until
+from tests.sms import ACCOUNT_SID, AUTH_TOKEN, NUMBER, PHONE, store_twilio
+from twilio_sim.app import create_sim
+from twilio_sim.store import Store
 
 REPO = Path(__file__).resolve().parents[2]
 MANTLE = str(REPO / ".venv" / "bin" / "mantle") if (REPO / ".venv" / "bin" / "mantle").exists() else "mantle"
@@ -47,13 +51,15 @@ def _default_model() -> None:
 class Up:
     """A running `mantle up`, everything it printed, and its process tree."""
 
-    def __init__(self, data_dir: Path, *, terminal: bool) -> None:
+    def __init__(self, data_dir: Path, *, terminal: bool, twilio_url: str | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("MANTLE_")}
         env.update(PYTHONPATH=str(REPO), MANTLE_DATA_DIR=str(data_dir),
                    # Shared with `make up`: the default model is converted once per checkout.
                    MANTLE_MODELS_DIR=str(REPO / ".mantle" / "models"))
+        if twilio_url:
+            env["MANTLE_TWILIO_API_BASE_URL"] = twilio_url
         self.out = bytearray()  # stdout and stderr together at a terminal, else stdout
         self.err = bytearray()
         streams: list[tuple[int, bytearray]] = []
@@ -153,9 +159,9 @@ def gone(processes: list[psutil.Process]) -> bool:
 
 
 @contextlib.contextmanager
-def mantle_up(tmp_path: Path, *, terminal: bool = False) -> Iterator[Up]:
+def mantle_up(tmp_path: Path, *, terminal: bool = False, twilio_url: str | None = None) -> Iterator[Up]:
     """`mantle up` until the block ends (the test stops it; a failed test has it killed)."""
-    up = Up(tmp_path / "data", terminal=terminal)
+    up = Up(tmp_path / "data", terminal=terminal, twilio_url=twilio_url)
     try:
         yield up
     finally:
@@ -216,9 +222,27 @@ def test_at_a_terminal_it_prints_short_lines_and_ctrl_c_stops_everything(tmp_pat
 
 
 def test_elsewhere_logs_are_json_lines_and_sigterm_stops_everything(tmp_path: Path) -> None:
-    with mantle_up(tmp_path) as up:
+    with serve(create_sim(Store(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN))) as sim, \
+            mantle_up(tmp_path, twilio_url=sim.url) as up:
         up.wait_ready()
+        # The flagship example: a text through the policy to the default model, and its answer back.
+        api = httpx.Client(base_url=up.url, headers={"Authorization": f"Bearer {up.key()}"}, timeout=30)
+        store_twilio(api)
+        routed = api.post(f"/v1/apps/{up.app_id('SMS assistant')}/phone-numbers", json={"number": NUMBER})
+        assert routed.status_code == 201, routed.text
+        texted = httpx.post(f"{sim.url}/sim/inbound", timeout=60, json={
+            "url": routed.json()["webhook_url"], "from": PHONE, "to": NUMBER,
+            "body": "Hi! My email is ada@example.com. What can you help me with?"})
+        assert texted.status_code == 200 and texted.json()["status_code"] == 200, texted.text
+        replies = wait_until(lambda: [m for m in httpx.get(f"{sim.url}/sim/messages", params={"to": PHONE})
+                                      .json()["messages"] if m["direction"] != "inbound"], 120, "a reply")
+        [run] = api.get(f"/v1/apps/{up.app_id('SMS assistant')}/runs").json()["items"]
+        trace = {n["node_id"]: n for n in api.get(f"/v1/runs/{run['id']}").json()["trace"]}
         stop_and_expect_no_process_left(up, signal.SIGTERM)
+    assert len(replies) == 1 and replies[0]["body"].strip(), replies
+    assert trace["answer"]["status"] == "succeeded" and trace["reply"]["status"] == "succeeded", trace
+    prompt = str(trace["answer"]["inputs"])
+    assert "<EMAIL_ADDRESS>" in prompt and "ada@" not in prompt, prompt
     assert up.text().startswith("Open the builder: "), up.text()[:200]
     logged = [json.loads(line) for line in up.err.decode().splitlines() if line.strip()]
     assert all(isinstance(record, dict) and "event" in record for record in logged)
