@@ -7,7 +7,8 @@ is said to have died, comes back, and a run submitted while it was gone finishes
 it prints short human lines with the sign-in link first; elsewhere its logs are JSON lines. The
 seeded SMS assistant answers a text with the default model, the message's personal data redacted.
 
-Each test starts one `mantle up` (seconds of start-up, the default model loaded), so they are few.
+Each test starts one `mantle up` (seconds of start-up, the default model loaded), so they are few;
+they live with the deployment tests, which start real processes and run first and as `slow`.
 """
 
 from __future__ import annotations
