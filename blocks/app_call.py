@@ -59,9 +59,11 @@ class AppCallConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    app_id: uuid.UUID = Field(description="The published app of this organization to run.")
+    app_id: uuid.UUID = Field(description="The published app of this organization to run.",
+                              json_schema_extra={"x-mantle-source": "apps"})
     version: int | Literal["latest"] = Field(
-        default="latest", description="A version number to pin, or `latest` (resolved when the node runs).")
+        default="latest", description="A version number to pin, or `latest` (resolved when the node runs).",
+        json_schema_extra={"x-mantle-source": "app-versions", "x-mantle-app-field": "app_id"})
     interface: CalleeInterface | None = Field(
         default=None, description="Filled in by Mantle when the app is validated and published: the called "
                                   "app's input fields and outputs. Leave it out.")

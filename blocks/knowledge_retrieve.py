@@ -48,7 +48,8 @@ class RetrieveConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     knowledge_base: str = Field(min_length=1, max_length=100,
-                                description="The knowledge base's name or id (GET /v1/knowledge).")
+                                description="The knowledge base's name or id (GET /v1/knowledge).",
+                                json_schema_extra={"x-mantle-source": "knowledge"})
     top_k: int = Field(default=5, ge=1, le=50)
     min_score: float | None = Field(default=None, ge=-1, le=1,
                                     description="Leave out chunks whose cosine similarity is lower.")
