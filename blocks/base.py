@@ -35,13 +35,33 @@ class Port:
 
     name: str
     type: PortType = "any"
+    # On an output port, `required` means the block emits it on every run; an optional one may be
+    # left out (a condition's branches, a review's `approved`).
     required: bool = True
     description: str = ""
+    # Whether null is a value of this port. A port read from a model is nullable when its annotation
+    # admits None; ports built from config (form fields, extracted values) may carry null.
+    nullable: bool = field(default=True, compare=False)
 
     def as_dict(self) -> dict[str, Any]:
         """The port as the block catalogue shows it."""
         return {"name": self.name, "type": self.type, "required": self.required,
                 "description": self.description}
+
+
+_PORT_CHECKS: dict[str, type | tuple[type, ...]] = {
+    "string": str, "integer": int, "number": (int, float), "boolean": bool,
+    "object": Mapping, "array": (list, tuple),
+}
+
+
+def value_fits(value: Any, port_type: str) -> bool:
+    """Whether `value` (not null) is a value of port type `port_type` (JSON `true` is not a number)."""
+    if port_type == "any":
+        return True
+    if isinstance(value, bool) and port_type != "boolean":
+        return False
+    return isinstance(value, _PORT_CHECKS[port_type])
 
 
 def types_compatible(source: str, target: str) -> bool:
@@ -58,10 +78,22 @@ def port_type_of(annotation: Any) -> PortType:
     return _PY_TO_PORT.get(origin or annotation, "any")
 
 
+def admits_none(annotation: Any) -> bool:
+    """Whether a field annotated so may hold None (`str | None`, `Any`)."""
+    if annotation is Any or annotation is None or annotation is type(None):
+        return True
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return admits_none(typing.get_args(annotation)[0])
+    return origin in (typing.Union, types.UnionType) and any(
+        admits_none(a) for a in typing.get_args(annotation))
+
+
 def ports_of(model: type[BaseModel]) -> dict[str, Port]:
     """The ports a pydantic model declares, one per field."""
     return {
-        name: Port(name, port_type_of(f.annotation), f.is_required(), f.description or "")
+        name: Port(name, port_type_of(f.annotation), f.is_required(), f.description or "",
+                   nullable=admits_none(f.annotation))
         for name, f in model.model_fields.items()
     }
 

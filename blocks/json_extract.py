@@ -27,14 +27,10 @@ from jmespath.parser import ParsedResult
 from jmespath.visitor import TreeInterpreter
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from blocks.base import Block, BlockContext, Port, PortType
+from blocks.base import Block, BlockContext, Port, PortType, value_fits
 from blocks.fields import IDENTIFIER, unique_names
 from blocks.limits import MAX_CHARS, LimitExceeded, charge, measure
 from core.errors import MantleError
-
-_CHECKS: dict[str, Any] = {
-    "string": str, "integer": int, "number": (int, float), "boolean": bool, "object": dict, "array": list,
-}
 
 
 class ExtractError(MantleError):
@@ -185,14 +181,9 @@ class JsonExtractBlock(Block):
             if value is None:
                 if spec.required:
                     raise ExtractError(f"{spec.name}: {spec.expression!r} found nothing in the input")
-            elif spec.type != "any" and not _fits(value, spec.type):
+            elif not value_fits(value, spec.type):
                 raise ExtractError(f"{spec.name}: {spec.expression!r} found {type(value).__name__} "
                                    f"{json.dumps(value)[:100]}, not {spec.type}")
             found[spec.name] = value
         return found
 
-
-def _fits(value: Any, port_type: str) -> bool:
-    if isinstance(value, bool) and port_type not in ("boolean", "any"):
-        return False  # JSON true is not the number 1
-    return isinstance(value, _CHECKS[port_type])

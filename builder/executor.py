@@ -29,10 +29,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from blocks.base import Block, BlockContext, Suspend
+from blocks.base import Block, BlockContext, Port, Suspend, value_fits
 from blocks.limits import Budget, OutOfTime, budget
 from builder.validation import Analysis
-from core.errors import MantleError, PolicyViolation
+from core.errors import ContractBroken, MantleError, PolicyViolation
 
 PURE_TIMEOUT_S = 10.0
 START_TIMEOUT_S = 10.0
@@ -462,9 +462,19 @@ class Executor:
         return NodeSucceeded(self.clock(), node_id, outputs=outputs)
 
     def _check_ports(self, node_id: str, outputs: Mapping[str, Any]) -> None:
-        unknown = set(outputs) - set(self.analysis.outputs[node_id])
+        """Hold what a block emitted to the output ports it declares: no unknown port, every
+        required one there, each value of its port's type. A break fails the node (ContractBroken)."""
+        declared = self.analysis.outputs[node_id]
+        unknown = set(outputs) - set(declared)
         if unknown:
-            raise MantleError(f"the block emitted ports it does not declare: {', '.join(sorted(unknown))}")
+            raise ContractBroken(f"block {self.block(node_id).type} emitted ports it does not declare: "
+                                 f"{', '.join(sorted(unknown))} "
+                                 f"(it declares: {', '.join(declared) or 'none'})")
+        broken = [f"{name!r}: {problem}" for name, port in declared.items()
+                  if (problem := _port_problem(port, outputs)) is not None]
+        if broken:
+            raise ContractBroken(f"block {self.block(node_id).type} broke its output contract: "
+                                 + "; ".join(broken))
 
     def _failed(self, state: RunState, node_id: str, exc: BaseException) -> NodeFailed:
         message, error_type = _error_text(exc)
@@ -504,6 +514,20 @@ class Executor:
             outcome = self.run_node(state, claimed[-1].node_id or "")
             self.apply(state, outcome)
             yield outcome
+
+
+def _port_problem(port: Port, outputs: Mapping[str, Any]) -> str | None:
+    """What is wrong with the value emitted on `port`, if anything."""
+    if port.name not in outputs:
+        return f"required {port.type} port not emitted" if port.required else None
+    value = outputs[port.name]
+    if value is None:
+        return None if port.nullable or port.type == "any" else f"expected {port.type}, got null"
+    if value_fits(value, port.type):
+        return None
+    shown = repr(value)
+    shown = shown if len(shown) <= 60 else shown[:57] + "..."
+    return f"expected {port.type}, got {type(value).__name__} {shown}"
 
 
 def _resume_at(node: NodeState) -> datetime | None:

@@ -50,6 +50,13 @@ class InvalidRequest(MantleError):
     type = "invalid"
 
 
+class ContractBroken(MantleError):
+    """A block did not keep its declared contract (an output of the wrong type, a required one missing,
+    a wait no handler takes): a fault of the block, reported in the node's trace."""
+
+    type = "contract_broken"
+
+
 class GraphInvalid(MantleError):
     """A graph that must be valid (to publish, run or import) has problems."""
 

@@ -34,19 +34,25 @@ def greeter_graph() -> dict[str, Any]:
     }
 
 
+def _field(spec: Any) -> Any:
+    """A pydantic field definition: a type is a required port, `(type, default)` an optional one."""
+    return spec if isinstance(spec, tuple) else (spec, ...)
+
+
 def make_block(
     name: str,
-    inputs: Mapping[str, type] | None = None,
-    outputs: Mapping[str, type] | None = None,
+    inputs: Mapping[str, Any] | None = None,
+    outputs: Mapping[str, Any] | None = None,
     run: Callable[[Mapping[str, Any], BlockContext], Mapping[str, Any]] | None = None,
     *,
     trigger: bool = False,
     execution: Execution = Execution.inline,
     config: type[BaseModel] | None = None,
 ) -> type[Block]:
-    """A throwaway block type: `make_block("test.add", inputs={"x": int}, outputs={"y": int})`."""
-    in_model = create_model(f"{name}In", **{k: (v, ...) for k, v in (inputs or {}).items()})
-    out_model = create_model(f"{name}Out", **{k: (v, ...) for k, v in (outputs or {}).items()})
+    """A throwaway block type: `make_block("test.add", inputs={"x": int}, outputs={"y": int})`; a port
+    given as `(type, default)` is optional (`outputs={"maybe": (str | None, None)}`)."""
+    in_model = create_model(f"{name}In", **{k: _field(v) for k, v in (inputs or {}).items()})
+    out_model = create_model(f"{name}Out", **{k: _field(v) for k, v in (outputs or {}).items()})
     attrs: dict[str, Any] = {
         "type": name, "description": f"test block {name}", "category": "test",
         "trigger": trigger, "execution": execution, "Inputs": in_model, "Outputs": out_model,
