@@ -8,6 +8,8 @@ import { AcceptLink } from "./auth/AcceptLink";
 import { Header } from "./auth/Header";
 import { SignIn } from "./auth/SignIn";
 import { useSession } from "./auth/session";
+import { KnowledgeBaseView } from "./knowledge/KnowledgeBaseView";
+import { KnowledgePage } from "./knowledge/KnowledgePage";
 import { PeoplePage } from "./people/PeoplePage";
 
 /** The pages of one-time links: they work signed in or not (accepting signs this browser in). */
@@ -35,6 +37,8 @@ export function App() {
       <Switch>
         <Route path="/" component={AppsPage} />
         <Route path="/people" component={PeoplePage} />
+        <Route path="/knowledge" component={KnowledgePage} />
+        <Route path="/knowledge/:id">{(params) => <KnowledgeBaseView key={params.id} kbId={params.id} />}</Route>
         <Route path="/apps/:id/:tab?">{(params) => <AppView appId={params.id} tab={params.tab ?? "editor"} />}</Route>
         <Route><main className="notice"><h1>Not found</h1><p>There is no page at this address.</p></main></Route>
       </Switch>

@@ -8,12 +8,13 @@ import { type FieldKind, type FieldSpec, type JsonSchema, fieldDomId } from "./s
 import { EnumSetWidget, JsonWidget, ListWidget, MapWidget } from "./widgets/collections";
 import { ObjectListWidget, ObjectWidget } from "./widgets/objects";
 import { BooleanWidget, EnumWidget, NumberWidget, TextWidget } from "./widgets/scalars";
+import { SourceWidget } from "./widgets/sources";
 import type { WidgetProps } from "./widgets/types";
 
 const WIDGETS: Record<FieldKind, ComponentType<WidgetProps>> = {
   text: TextWidget, textarea: TextWidget, integer: NumberWidget, number: NumberWidget, boolean: BooleanWidget,
   enum: EnumWidget, "enum-set": EnumSetWidget, list: ListWidget, map: MapWidget, json: JsonWidget,
-  object: ObjectWidget, "object-list": ObjectListWidget,
+  object: ObjectWidget, "object-list": ObjectListWidget, source: SourceWidget,
 };
 
 /** Kinds drawn as a group (fieldset) with a legend instead of a label. */
@@ -27,6 +28,8 @@ export interface FieldProps {
   nodeId: string;
   root: JsonSchema;
   problems: Problem[];
+  /** The object holding this field (its siblings' values). */
+  parent?: Record<string, unknown>;
 }
 
 function defaultText(spec: FieldSpec): string {
@@ -36,7 +39,7 @@ function defaultText(spec: FieldSpec): string {
   return `Default: ${JSON.stringify(spec.default)}.`;
 }
 
-export function Field({ spec, value, onChange, path, nodeId, root, problems }: FieldProps) {
+export function Field({ spec, value, onChange, path, nodeId, root, problems, parent }: FieldProps) {
   const Widget = WIDGETS[spec.kind];
   const inputId = fieldDomId(nodeId, path);
   const own = problems.filter((p) => p.path === path);
@@ -44,7 +47,7 @@ export function Field({ spec, value, onChange, path, nodeId, root, problems }: F
   const describedBy = [notes ? `${inputId}-desc` : "", own.length ? `${inputId}-err` : ""].filter(Boolean).join(" ") || undefined;
   const widget = (
     <Widget spec={spec} value={value} onChange={onChange} inputId={inputId} describedBy={describedBy}
-      invalid={own.length > 0} root={root} nodeId={nodeId} path={path} problems={problems} />
+      invalid={own.length > 0} root={root} nodeId={nodeId} path={path} problems={problems} parent={parent} />
   );
   const label = <>{spec.title}{spec.required && <span aria-hidden="true"> *</span>}</>;
 

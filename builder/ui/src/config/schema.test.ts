@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { type JsonSchema, fieldSpec, initialValue, objectFields, resolve } from "./schema";
+import { type JsonSchema, fieldSpec, initialValue, objectFields, resolve, sourceOf } from "./schema";
 
 // Shapes pydantic writes for our blocks (trimmed from GET /v1/blocks).
 const fieldSpecDef: JsonSchema = {
@@ -59,5 +59,32 @@ describe("schema to form", () => {
     expect(objectFields(item.schema, root).find((f) => f.name === "name")?.required).toBe(true);
     expect(initialValue({ $ref: "#/$defs/FieldSpec" }, root)).toEqual({ name: "" });
     expect(initialValue(byName.max_new_tokens!.schema, root)).toBe(256);
+  });
+});
+
+describe("fields picked from the organization's things", () => {
+  // As pydantic writes the hints of knowledge.retrieve and app.call (json_schema_extra).
+  const picked: JsonSchema = {
+    type: "object",
+    properties: {
+      knowledge_base: { type: "string", minLength: 1, maxLength: 100, "x-mantle-source": "knowledge" },
+      app_id: { type: "string", format: "uuid", "x-mantle-source": "apps" } as JsonSchema,
+      version: { anyOf: [{ type: "integer" }, { const: "latest", type: "string" }], default: "latest",
+        "x-mantle-source": "app-versions", "x-mantle-app-field": "app_id" },
+      other: { type: "string", "x-mantle-source": "something-new" },
+    },
+  };
+  const fields = Object.fromEntries(objectFields(picked, picked).map((f) => [f.name, f]));
+
+  it("draws a hinted field as a picker, whatever its JSON type, and an unknown hint as before", () => {
+    expect([fields.knowledge_base?.kind, fields.app_id?.kind, fields.version?.kind, fields.other?.kind])
+      .toEqual(["source", "source", "source", "text"]);
+    expect(sourceOf(fields.version!.schema)).toBe("app-versions");
+    expect(fields.version!.schema["x-mantle-app-field"]).toBe("app_id");
+  });
+
+  it("says no length limits for a picked value", () => {
+    expect(fields.knowledge_base?.limits).toBe("");
+    expect(fields.other?.limits).toBe("");
   });
 });

@@ -34,11 +34,25 @@ export interface JsonSchema {
   maxProperties?: number;
   pattern?: string;
   examples?: unknown[];
+  /** Where the field's choices come from (a block's hint): see `SOURCES`. */
+  "x-mantle-source"?: string;
+  /** For `app-versions`: the sibling field holding the app's id. */
+  "x-mantle-app-field"?: string;
+}
+
+/** The option lists a field may be picked from (`"x-mantle-source"` in a block's config schema). */
+export const SOURCES = ["knowledge", "apps", "app-versions"] as const;
+export type Source = (typeof SOURCES)[number];
+
+/** The field's source of choices, if its schema names one this builder knows. */
+export function sourceOf(s: JsonSchema): Source | null {
+  const named = s["x-mantle-source"];
+  return (SOURCES as readonly string[]).includes(named ?? "") ? (named as Source) : null;
 }
 
 export type FieldKind =
   | "text" | "textarea" | "integer" | "number" | "boolean" | "enum"
-  | "enum-set" | "list" | "object" | "object-list" | "map" | "json";
+  | "enum-set" | "list" | "object" | "object-list" | "map" | "json" | "source";
 
 export interface FieldSpec {
   name: string;
@@ -105,6 +119,7 @@ export function limitsText(s: JsonSchema): string {
 
 /** Which widget draws a (resolved, non-null) schema. */
 export function kindOf(name: string, s: JsonSchema, root: JsonSchema): FieldKind {
+  if (sourceOf(s)) return "source";
   if (s.enum) return "enum";
   switch (s.type) {
     case "boolean":
@@ -138,9 +153,10 @@ function resolvedTitle(raw: JsonSchema, schema: JsonSchema): JsonSchema {
 
 export function fieldSpec(name: string, raw: JsonSchema, root: JsonSchema, required: boolean): FieldSpec {
   const { schema, nullable } = unwrapNullable(raw, root);
+  const kind = kindOf(name, schema, root);
   return {
     name,
-    kind: kindOf(name, schema, root),
+    kind,
     schema,
     // A `$ref`'s target is titled after its class ("PiiRule"): only the property's own title names it.
     title: titleOf(name, resolvedTitle(raw, schema)),
@@ -148,7 +164,8 @@ export function fieldSpec(name: string, raw: JsonSchema, root: JsonSchema, requi
     nullable,
     required,
     default: schema.default,
-    limits: limitsText(schema),
+    // A picked value is one of the listed choices: its length limits say nothing to the person.
+    limits: kind === "source" ? "" : limitsText(schema),
   };
 }
 

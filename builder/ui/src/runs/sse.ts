@@ -22,19 +22,27 @@ export function parseMessage(message: EventSourceMessage): RunEvent | null {
     data: typeof e.data === "object" && e.data !== null ? e.data : {} };
 }
 
-/** Every run event of one response body, in order, until the server closes it. */
-export async function readEvents(body: ReadableStream<BufferSource>, onEvent: (event: RunEvent) => void): Promise<void> {
+/** Every SSE message of one response body, in order, until the server closes it. */
+export async function readMessages(body: ReadableStream<BufferSource>,
+  onMessage: (message: EventSourceMessage) => void): Promise<void> {
   const reader = body.pipeThrough(new TextDecoderStream()).pipeThrough(new EventSourceParserStream()).getReader();
   try {
     for (;;) {
       const { done, value } = await reader.read();
       if (done) return;
-      const event = parseMessage(value);
-      if (event) onEvent(event);
+      onMessage(value);
     }
   } finally {
     reader.releaseLock();
   }
+}
+
+/** Every run event of one response body, in order, until the server closes it. */
+export async function readEvents(body: ReadableStream<BufferSource>, onEvent: (event: RunEvent) => void): Promise<void> {
+  await readMessages(body, (message) => {
+    const event = parseMessage(message);
+    if (event) onEvent(event);
+  });
 }
 
 /** Opens the run's event stream after event `after` (0: from the start). */

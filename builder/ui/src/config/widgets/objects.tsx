@@ -20,7 +20,7 @@ export function ObjectFields({ schema, root, value, onChange, path, nodeId, prob
     <>
       {objectFields(schema, root).map((spec) => (
         <Field key={spec.name} spec={spec} value={value[spec.name]} root={root} nodeId={nodeId} problems={problems}
-          path={`${path}.${spec.name}`}
+          path={`${path}.${spec.name}`} parent={value}
           onChange={(v) => {
             const next = { ...value };
             if (v === undefined) delete next[spec.name];

@@ -18,6 +18,8 @@ export interface WidgetProps {
   path: string;
   /** The node's problems, for nested fields to show theirs. */
   problems: Problem[];
+  /** The object holding this field, for a field whose choices depend on a sibling's value. */
+  parent?: Record<string, unknown>;
 }
 
 export function show(value: unknown): string {
