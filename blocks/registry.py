@@ -63,6 +63,7 @@ def default_registry() -> Registry:
     from blocks.knowledge_retrieve import RetrieveBlock
     from blocks.llm_prompt import PromptBlock
     from blocks.logic_condition import ConditionBlock
+    from blocks.mcp_tool import McpToolBlock
     from blocks.output import OutputBlock
     from blocks.text_template import TemplateBlock
     from blocks.trigger_api import ApiTriggerBlock
@@ -75,7 +76,7 @@ def default_registry() -> Registry:
     return Registry([ApiTriggerBlock, TemplateBlock, ConditionBlock, OutputBlock, WaitBlock,
                      HumanReviewBlock, WebAppInputBlock, SmsInputBlock, SmsOutputBlock, PromptBlock,
                      GovernancePolicyBlock, HttpRequestBlock, JsonExtractBlock, WebhookTriggerBlock,
-                     ScheduleTriggerBlock, MapBlock, AppCallBlock, RetrieveBlock])
+                     ScheduleTriggerBlock, MapBlock, AppCallBlock, RetrieveBlock, McpToolBlock])
 
 
 @lru_cache

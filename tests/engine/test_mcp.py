@@ -1,6 +1,7 @@
 """Apps as MCP tools, driven by the official MCP SDK's client against a running Mantle (the API over
 real HTTP on loopback, real run workers) on both stacks: listing, calling, failing, waiting for a
-reviewer with progress, keys, and another organization's tools."""
+reviewer with progress, keys, and another organization's tools; and the `mcp.tool` block calling an
+app of its own organization through that endpoint."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from mcp.shared.exceptions import MCPError
 
 from api.main import create_app
 from tests.conftest import serve
-from tests.engine.conftest import Stack, wait_until
+from tests.engine.conftest import Stack, running_stack, wait_until
 from tests.factories import edge, node
 from tests.reviews import review_graph
 
@@ -33,6 +34,16 @@ class Served:
     stack: Stack
     url: str
     key: str
+
+
+@pytest.fixture(scope="module", params=["embedded", "production"])
+def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """A stack whose blocks may reach loopback (Mantle's own `/mcp`), with two run workers: a run whose
+    `mcp.tool` calls an app of the same Mantle holds one while the other runs the app it called."""
+    loopback = {"http_allow_hosts": ["127.0.0.1"]}
+    with running_stack(request.param, tmp_path_factory.mktemp("mcp"), loopback) as built:
+        built.start_worker(beat=False)
+        yield built
 
 
 @pytest.fixture(scope="module")
@@ -214,3 +225,62 @@ def test_keys_decide_who_calls_and_which_tools_they_see(served: Served) -> None:
 
     listed, unknown = asyncio.run(as_other_org())
     assert listed == [] and unknown.code == types.INVALID_PARAMS
+
+
+def caller_graph(url: str, tool: str, **config: Any) -> dict[str, Any]:
+    """trigger.api(who) → mcp.tool(name=who) → output `answer` (the tool's structured result)."""
+    return {"nodes": [node("in", "trigger.api", fields=[{"name": "who"}]),
+                      node("call", "mcp.tool", url=url, tool=tool, arguments=["name"], **config),
+                      node("out", "output", fields=[{"name": "answer", "type": "any"}])],
+            "edges": [edge("in", "who", "call", "name"), edge("call", "result", "out", "answer")]}
+
+
+def test_the_mcp_tool_block_calls_an_app_of_the_organization_through_mantles_endpoint(served: Served) -> None:
+    stack = served.stack
+    callee, greet = publish_tool(stack, greeter())
+    credential = f"mantle-{uuid.uuid4().hex[:6]}"
+    stored = stack.client.post("/v1/credentials", json={"type": "bearer_token", "name": credential,
+                                                        "data": {"token": served.key},
+                                                        "allowed_urls": [served.url]})
+    assert stored.status_code == 201, stored.text
+    app_id = stack.publish(caller_graph(f"{served.url}/mcp", greet, credential=credential), name="caller")
+    run = stack.wait_run(stack.run(app_id, {"who": "Grace"})["id"], timeout=60)
+    assert run["status"] == "succeeded", run
+    assert run["outputs"] == {"answer": {"greeting": "Hello Grace x1"}}
+    call = next(n for n in run["trace"] if n["node_id"] == "call")
+    assert call["outputs"]["is_error"] is False and "Hello Grace x1" in call["outputs"]["text"]
+    assert served.key not in stack.client.get(f"/v1/runs/{run['id']}").text
+    called = stack.client.get(f"/v1/apps/{callee}/runs").json()["items"]
+    assert [(r["trigger"], r["status"]) for r in called] == [("mcp", "succeeded")]
+
+
+def test_the_mcp_tool_block_refuses_a_metadata_address_a_credential_out_of_bounds_and_a_failed_tool(
+        served: Served) -> None:
+    stack = served.stack
+    failing = {"nodes": [node("in", "trigger.api", fields=[{"name": "name"}]),
+                         node("boom", "test.count", database_url=stack.database_url, fail_times=9),
+                         node("out", "output", fields=[{"name": "value"}])],
+               "edges": [edge("in", "name", "boom", "value"), edge("boom", "value", "out", "value")]}
+    _, broken = publish_tool(stack, failing)
+    suffix = uuid.uuid4().hex[:6]
+    for name, allowed in ((f"here-{suffix}", served.url), (f"elsewhere-{suffix}", "https://tools.example.com")):
+        assert stack.client.post("/v1/credentials", json={"type": "bearer_token", "name": name,
+                                                          "data": {"token": served.key},
+                                                          "allowed_urls": [allowed]}).status_code == 201
+    url = f"{served.url}/mcp"
+    graphs = {"metadata": caller_graph("http://169.254.169.254/mcp", "any"),
+              "bounds": caller_graph(url, broken, credential=f"elsewhere-{suffix}"),
+              "keyless": caller_graph(url, broken),
+              "failed": caller_graph(url, broken, credential=f"here-{suffix}")}
+    runs = {name: stack.run(stack.publish(graph, name=name), {"who": "x"})["id"]
+            for name, graph in graphs.items()}
+    errors = {}
+    for name, run_id in runs.items():
+        run = stack.wait_run(run_id, timeout=60)
+        assert run["status"] == "failed", run
+        errors[name] = next(n for n in run["trace"] if n["node_id"] == "call")["error"]
+    assert "cloud metadata" in errors["metadata"], errors
+    assert f"'elsewhere-{suffix}' may not be sent" in errors["bounds"], errors
+    assert "refused the tool call" in errors["keyless"], errors
+    assert f"the tool {broken!r} failed" in errors["failed"], errors
+    assert "planned failure 1 of 9" in errors["failed"], errors
