@@ -353,3 +353,41 @@ def test_no_serious_accessibility_violations_on_versions_and_deploy(mantle: Mant
         page.screenshot(path=str(ARTIFACTS / "builder-deploy.png"), full_page=True)
     finally:
         context.close()
+
+
+def test_an_app_is_offered_as_an_mcp_tool_with_its_name_and_description(mantle: Mantle, page: Page) -> None:
+    app_id = mantle.create_app("Greeting Writer", webapp_graph())
+    publish(mantle, app_id, "First")
+    other = mantle.create_app("Other", webapp_graph())
+    ok(mantle.client.patch(f"/v1/apps/{other}", json={"tool": True, "tool_name": "greet"}))
+    open_signed_in(page, mantle, f"/builder/apps/{app_id}/deploy")
+
+    section = page.get_by_test_id("mcp-section")
+    switch = section.get_by_role("switch", name="Offer this app as an MCP tool")
+    expect(switch).not_to_be_checked()
+    expect(section).to_contain_text("Not offered: MCP clients do not see it.")
+    expect(section.get_by_label("MCP server URL (streamable HTTP)")).to_have_value(f"{mantle.url}/mcp")
+    switch.click()
+    expect(switch).to_be_checked()
+    expect(section).to_contain_text("✓ Offered as the tool greeting_writer.")  # made of the app's name
+    assert ok(mantle.client.get(f"/v1/apps/{app_id}"))["tool"] is True
+
+    name = section.get_by_label("Tool name")
+    name.fill("greet")  # the other app's tool name: refused, said by the field
+    section.get_by_label("Tool description").fill("Writes a greeting for a name.")
+    section.get_by_role("button", name="Save tool name and description").click()
+    expect(page.locator("#mcp-tool-name-error")).to_contain_text(
+        "another app of the organization is the tool")
+    expect(name).to_be_focused()
+    name.fill("write_greeting")
+    section.get_by_role("button", name="Save tool name and description").click()
+    expect(section.get_by_role("status").filter(has_text="Saved.")).to_be_visible()
+    saved = ok(mantle.client.get(f"/v1/apps/{app_id}"))
+    assert (saved["tool_name"], saved["tool_description"]) == ("write_greeting",
+                                                               "Writes a greeting for a name.")
+    section.scroll_into_view_if_needed()
+    screenshot(page, "builder-deploy-mcp")
+
+    switch.click()
+    expect(section).to_contain_text("Not offered: MCP clients do not see it.")
+    assert ok(mantle.client.get(f"/v1/apps/{app_id}"))["tool"] is False

@@ -8,10 +8,10 @@ import { CopyButton } from "../common/CopyButton";
 import { describedBy, FormField, useFocusOnErrors } from "../common/FormField";
 import { type FormErrors, formErrors, NO_ERRORS } from "../common/fieldErrors";
 import { T } from "../testids";
-import { clientConfig, mcpUrl, toolDetails } from "./mcp";
+import { clientConfig, keyCommand, mcpUrl, toolDetails } from "./mcp";
 
 const FIELDS = ["tool", "tool_name", "tool_description"] as const;
-const NAME_HINT = "Letters, digits, _ . and -, at most 64; unique in the organization. Left empty, it is made of the app's name.";
+const NAME_HINT = "Letters, digits, _ . and -, at most 64; unique in the organization. Made of the app's name until you choose one.";
 const DESCRIPTION_HINT = "What the tool does, for the model that decides to call it. Left empty, the app's description is used.";
 
 export function McpToolSection({ appId }: { appId: string }) {
@@ -101,7 +101,7 @@ export function McpToolSection({ appId }: { appId: string }) {
       </div>
       <p>Clients send an API key of this organization with the role admin or builder, as the header{" "}
         <code>Authorization: Bearer &lt;key&gt;</code>; without one they get 401. Make a key for each client, for example
-        with <code>mantle keys create --org {org} --role builder --name my-assistant</code>, and keep it secret: it
+        with <code>{keyCommand(org)}</code>, and keep it secret: it
         can run every tool of the organization.</p>
       <pre className="snippet" aria-label="Example: an MCP client's server entry">{clientConfig(url)}</pre>
       <CopyButton text={clientConfig(url)} what="the client entry" />

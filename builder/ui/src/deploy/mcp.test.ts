@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { clientConfig, mcpUrl, toolDetails } from "./mcp";
+import { clientConfig, keyCommand, mcpUrl, toolDetails } from "./mcp";
 
 describe("the MCP tool section", () => {
   it("gives the server's /mcp URL", () => {
@@ -17,5 +17,10 @@ describe("the MCP tool section", () => {
   it("sends a trimmed name, or none so the server makes one", () => {
     expect(toolDetails("  summarize ", " Sums up a text. ")).toEqual({ tool_name: "summarize", tool_description: "Sums up a text." });
     expect(toolDetails("   ", "")).toEqual({ tool_description: "" });
+  });
+
+  it("names the organization in the key command, quoted for a shell when it must be", () => {
+    expect(keyCommand("acme")).toBe("mantle keys create --org acme --role builder --name my-assistant");
+    expect(keyCommand("Bob's shop")).toBe("mantle keys create --org 'Bob'\\''s shop' --role builder --name my-assistant");
   });
 });

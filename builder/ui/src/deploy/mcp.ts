@@ -19,3 +19,9 @@ export function toolDetails(name: string, description: string): { tool_name?: st
   const trimmed = name.trim();
   return trimmed ? { tool_name: trimmed, tool_description: description.trim() } : { tool_description: description.trim() };
 }
+
+/** The command that makes a key for a client (the organization's name quoted for a shell when it must be). */
+export function keyCommand(org: string): string {
+  const arg = /^[\w.@-]+$/.test(org) ? org : `'${org.replace(/'/g, "'\\''")}'`;
+  return `mantle keys create --org ${arg} --role builder --name my-assistant`;
+}
