@@ -94,7 +94,10 @@ def test_the_images_commands_start_serve_and_stop_cleanly(deploy_env: dict[str, 
             service(["worker", "--queues", "inference", "--health-port", str(inference_port)], deploy_env,
                     tmp_path / "inference.log"):
         ready = wait_until(lambda: answers(f"{api}/readyz"), 60, "the API's /readyz")
-        assert ready.json() == {"status": "ready", "database": "ok", "broker": "ok"}
+        # `knowledge` says how knowledge bases are searched: pgvector, or an exact scan without it.
+        assert ready.json() == {"status": "ready", "database": "ok", "broker": "ok",
+                                "knowledge": ready.json()["knowledge"]}
+        assert ready.json()["knowledge"] in ("pgvector", "pgvector missing: exact search")
         assert answers(f"{api}/healthz") is not None
 
         runs = f"http://127.0.0.1:{runs_port}"
