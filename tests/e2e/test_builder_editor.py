@@ -2,7 +2,8 @@
 
 Everything runs against the real API (served over HTTP by the test) and the committed bundle in
 builder/ui/dist; blocks are dragged from the palette and wires pressed from handle to handle
-with the mouse, as a person would.
+with the mouse, as a person would. A config field the block hints is picked from a list loaded
+from the API (app.call's app and version).
 """
 
 from __future__ import annotations
@@ -28,10 +29,13 @@ from tests.builder_ui import (
     open_editor,
     running_mantle,
     screenshot,
+    select_node,
     serious_violations,
     sign_in,
+    wait_for,
 )
 from tests.conftest import IN_CI
+from tests.webapps import webapp_graph
 
 
 @pytest.fixture(scope="module")
@@ -340,3 +344,31 @@ def test_main_screens_have_no_serious_accessibility_violations(mantle: Mantle, b
         assert serious_violations(page) == [], "editor"
     finally:
         context.close()
+
+
+def test_an_app_call_block_picks_a_published_app_and_its_version(mantle: Mantle, page: Page) -> None:
+    callee = mantle.create_app("Greeting service", webapp_graph())
+    published = mantle.client.post(f"/v1/apps/{callee}/publish", json={"note": "First greeting"})
+    assert published.status_code == 201, published.text
+    mantle.create_app("Unpublished helper")
+    caller = mantle.create_app("Caller")
+    open_editor(page, mantle, caller)
+    add_block(page, "app.call", 300, 200, "call_1")
+    panel = select_node(page, "call_1")
+
+    apps = panel.get_by_role("combobox", name="App Id")
+    expect(apps.locator("option", has_text="Unpublished helper (not published)")).to_be_disabled()
+    expect(apps.locator("option", has_text="Caller (this app)")).to_be_disabled()
+    apps.select_option(label="Greeting service (version 1)")
+    version = panel.get_by_role("combobox", name="Version")
+    expect(version.locator("option")).to_have_text(
+        ["Latest published (now version 1)", "Version 1: First greeting"])
+    version.select_option(label="Version 1: First greeting")
+
+    def config() -> dict[str, Any]:
+        nodes = mantle.draft(caller)["graph"].get("nodes", [])
+        return next((n["config"] for n in nodes if n["id"] == "call_1"), {})
+
+    wait_for(lambda: (config().get("app_id"), config().get("version")) == (callee, 1), "the call to be saved")
+    # The called app's output is now the node's output port.
+    expect(handle(page, "call_1", "greeting", "source")).to_be_visible()
