@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     knowledge_max_document_bytes: int = Field(default=32 * 1024 * 1024, ge=1024, description=(
         "Largest document a knowledge base accepts (the upload's whole body may be this plus 64 KiB)."))
+    knowledge_resend_after_s: float = Field(default=300.0, gt=0, description=(
+        "A document whose ingestion has not moved for this long (its message lost with a broker "
+        "outage, or its worker gone) is sent to the knowledge workers again."))
     auth_cache_s: float = Field(default=5.0, ge=0, le=60, description="How long an API process "
                                 "remembers a valid key; another process's revocation takes effect within it.")
     max_graph_nodes: int = Field(default=1000, ge=1)

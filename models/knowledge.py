@@ -267,3 +267,13 @@ def set_model(session: Session, *, kb: KnowledgeBase, embedding_model: str, dime
 def drop_chunks(session: Session, *, kb_id: uuid.UUID) -> None:
     """Remove every chunk row of the knowledge base (its model changed)."""
     session.execute(delete(KnowledgeChunk).where(KnowledgeChunk.kb_id == kb_id))
+
+
+def stalled(session: Session, *, before: datetime, limit: int = 100) -> list[KnowledgeDocument]:
+    """Documents still being ingested whose last progress is older than `before`, locked (rows another
+    sweeper holds are passed over)."""
+    stmt = (select(KnowledgeDocument)
+            .where(KnowledgeDocument.status.not_in([s.value for s in FINAL]),
+                   KnowledgeDocument.updated_at < before)
+            .order_by(KnowledgeDocument.updated_at).limit(limit).with_for_update(skip_locked=True))
+    return list(session.scalars(stmt))

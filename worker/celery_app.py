@@ -57,6 +57,7 @@ def make_celery(settings: Settings) -> Celery:
             "expire-reviews": {"task": "reviews.expire", "schedule": settings.review_sweep_interval_s},
             "resend-inference": {"task": "runs.resend_inference", "schedule": settings.reaper_interval_s},
             "fire-schedules": {"task": "schedules.fire", "schedule": settings.schedule_interval_s},
+            "resend-knowledge": {"task": "knowledge.resend", "schedule": settings.reaper_interval_s},
         },
         beat_schedule_filename=str((settings.data_dir / "celerybeat-schedule").resolve()),
     )

@@ -6,7 +6,10 @@ batch), and write its chunks and their index entries in one go (`ready`), replac
 earlier ingestion only then, so searches keep finding the old text until the new is in. Each step
 checks the document's `ingestion` number: a task that a re-index or a model change has overtaken
 stops. A document that cannot be read ends `failed` with the reason. The task is idempotent: run
-twice (a redelivery after a crash), it finds the document already ingested, or starts again.
+twice (a redelivery after a crash), it finds the document already ingested, or starts again, and
+a copy that finds the document finished by the other stops. `knowledge.resend` (on the beat's
+schedule) sends again a document whose ingestion has not moved for `knowledge_resend_after_s`:
+its message was lost (the broker was down at upload) or its worker is gone.
 
 `ctx.services["knowledge"]` searches an organization's knowledge base for `knowledge.retrieve`,
 in a short read-only transaction of its own.
@@ -17,6 +20,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from datetime import timedelta
 from typing import Any
 
 import structlog
@@ -34,7 +38,7 @@ from models.db import session_factory, session_scope
 from models.knowledge import FINAL, DocumentStatus, KnowledgeBase, KnowledgeChunk, KnowledgeDocument
 from worker.celery_app import celery_app
 from worker.hooks import service
-from worker.knowledge_queue import INGEST_TASK
+from worker.knowledge_queue import INGEST_TASK, send_ingest
 
 log = structlog.get_logger("mantle.knowledge")
 EMBED_BATCH = 256
@@ -100,7 +104,7 @@ def _locked(document_id: uuid.UUID) -> Select[KnowledgeDocument]:
 
 def _current(session: Session, document_id: uuid.UUID, ingestion: int) -> KnowledgeDocument:
     doc = session.scalar(_locked(document_id))
-    if doc is None or doc.ingestion != ingestion:
+    if doc is None or doc.ingestion != ingestion or doc.status in FINAL:  # a resent copy finished it
         raise Overtaken
     return doc
 
@@ -161,6 +165,22 @@ def _fail(sessions: sessionmaker[Session], document_id: uuid.UUID, ingestion: in
         return
     DOCUMENTS.labels("failed").inc()
     log.warning("knowledge.document_failed", document_id=str(document_id), reason=reason)
+
+
+@celery_app.task(name="knowledge.resend")
+def resend() -> int:
+    """Send again the documents whose ingestion has not moved for `knowledge_resend_after_s`."""
+    settings = get_settings()
+    before = utcnow() - timedelta(seconds=settings.knowledge_resend_after_s)
+    with session_scope(session_factory(settings.resolved_database_url)) as session:
+        docs = kb_store.stalled(session, before=before)
+        found = [(doc.id, doc.ingestion) for doc in docs]
+        for doc in docs:
+            doc.updated_at = utcnow()  # not again before another period has passed
+    for document_id, ingestion in found:
+        send_ingest(celery_app, document_id, ingestion)
+        log.info("knowledge.resent", document_id=str(document_id))
+    return len(found)
 
 
 @celery_app.task(name=INGEST_TASK, acks_late=True, reject_on_worker_lost=True)

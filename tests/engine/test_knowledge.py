@@ -18,7 +18,8 @@ from pypdf.generic import DecodedStreamObject, DictionaryObject, NameObject
 
 from core.seed import seed_local
 from core.seed_docs import DOCS_KB, seed_docs
-from models.db import session_factory
+from models import knowledge as kb_store
+from models.db import session_factory, session_scope
 from tests.engine.conftest import Stack, running_stack, wait_until
 from tests.factories import edge, node
 from worker.knowledge_queue import send_ingest
@@ -56,9 +57,11 @@ def pdf_of(pages: list[str]) -> bytes:
 
 @pytest.fixture(scope="module", params=["embedded", "production"])
 def kstack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """A stack with a run worker and a knowledge worker; uploads over 300 kB are refused."""
+    """A stack with a run worker and a knowledge worker; uploads over 300 kB are refused, and a
+    document unmoved for 3 s is sent again."""
     with running_stack(request.param, tmp_path_factory.mktemp("knowledge"),
-                       extra={"knowledge_max_document_bytes": 300_000}) as built:
+                       extra={"knowledge_max_document_bytes": 300_000,
+                              "knowledge_resend_after_s": 3}) as built:
         built.start_worker(queues="knowledge", beat=False)
         yield built
 
@@ -305,3 +308,13 @@ def test_the_seeded_docs_example_cites_the_readme(kstack: Stack, tmp_path: Path)
     assert outputs["sources"][0].startswith("[1] README.md § Mantle › "), outputs["sources"]
     assert any("Shared web apps" in source for source in outputs["sources"]), outputs["sources"]
     assert outputs["context"].startswith(outputs["sources"][0] + "\n")
+
+
+def test_a_document_whose_message_was_lost_is_sent_again(kstack: Stack) -> None:
+    kb_id = kstack.client.post("/v1/knowledge", json={"name": "lost and found"}).json()["id"]
+    with session_scope(session_factory(kstack.database_url)) as session:
+        kb = kb_store.get_base(session, org_id=kstack.org_id, kb_id=uuid.UUID(kb_id))
+        # Stored and queued like an upload whose message the broker lost: nothing is sent.
+        kb_store.add_document(session, kb=kb, filename="lost.txt", format="text", content=TEXT, sha256="-",
+                              meta={})
+    assert settled(kstack, kb_id)["lost.txt"]["status"] == "ready"
