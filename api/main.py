@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
 from starlette.routing import Route
 
 from api import errors, public
@@ -39,6 +40,7 @@ from api.routes import (
     usage,
     webhooks,
 )
+from api.warm import warm_up
 from api.watch import RunWatcher
 from blocks.registry import Registry, load_registry
 from core.gc_tuning import freeze_startup_objects
@@ -53,10 +55,12 @@ def create_app(
     sessions: sessionmaker[Session] | None = None,
     registry: Registry | None = None,
     freeze_gc: bool = False,
+    warm: bool = False,
 ) -> FastAPI:
     """Build the API; tests pass their own session factory and registry. `freeze_gc`: leave the
     objects alive after start-up out of garbage collection (for server processes only: a test
-    process builds many apps, and the frozen ones' cycles would never be collected)."""
+    process builds many apps, and the frozen ones' cycles would never be collected). `warm`:
+    do what the first requests would pay for before serving (see api/warm.py)."""
     settings = settings or get_settings()
     watcher = RunWatcher(settings.resolved_database_url)
     mcp = McpEndpoint()
@@ -64,6 +68,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await watcher.start()
+        if warm:
+            await run_in_threadpool(warm_up, app)
         if freeze_gc:  # the app is built and its modules imported: see core/gc_tuning.py
             freeze_startup_objects()
         async with mcp.run():
@@ -110,4 +116,4 @@ def create_app(
 
 def create_server_app() -> FastAPI:
     """The API as `mantle api` and `mantle up` serve it (uvicorn's factory, one per process)."""
-    return create_app(freeze_gc=True)
+    return create_app(freeze_gc=True, warm=True)
