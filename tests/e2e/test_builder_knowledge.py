@@ -123,9 +123,21 @@ def test_a_person_fills_a_knowledge_base_and_an_app_retrieves_from_it(
     screenshot(page, "builder-knowledge-base")
     assert serious_violations(page) == [], "a knowledge base with a ready and a failed document"
 
-    # Re-indexing goes through the statuses again, live; deleting asks first.
+    # Re-indexing goes through the statuses again, live, and so does new chunking; deleting asks first.
     row.get_by_role("button", name="Re-index handbook.md").click()
     expect(row).to_have_attribute("data-status", "ready", timeout=INGEST_MS)
+    indexed = documents(stack, kb_id)["handbook.md"]["indexed_at"]
+    page.get_by_text("Settings", exact=True).click()
+    settings = page.get_by_role("form", name="Settings of lighthouse")
+    settings.get_by_label("Chunk size (characters)").fill("150")
+    settings.get_by_label("Overlap (characters)").fill("20")
+    settings.get_by_role("button", name="Save settings").click()
+    expect(settings.get_by_role("status")).to_have_text("Saved: every document is being indexed again.")
+    wait_for(lambda: (d := documents(stack, kb_id)["handbook.md"])["status"] == "ready"
+             and d["indexed_at"] != indexed, "the handbook to be indexed again", INGEST_MS / 1000)
+    assert stack.client.get(f"/v1/knowledge/{kb_id}").json()["chunk_size"] == 150
+    rechunked = documents(stack, kb_id)["handbook.md"]["chunks"]
+    expect(row.get_by_test_id("document-status")).to_have_text(f"✓ Ready: {rechunked} chunks")
     broken.get_by_role("button", name="Delete broken.pdf").click()
     confirm = page.get_by_role("dialog", name="Delete broken.pdf?")
     confirm.get_by_role("button", name="Delete document").click()

@@ -5,14 +5,13 @@ import { api } from "../api/client";
 import { describedBy, FormField, useFocusOnErrors } from "../common/FormField";
 import { type FormErrors, formErrors, NO_ERRORS } from "../common/fieldErrors";
 import { T } from "../testids";
+import { EMBEDDING_MODELS as MODELS } from "./documents";
 
 const FIELDS = ["name", "description", "embedding_model", "chunk_size", "chunk_overlap"] as const;
 const NAME_HINT = "Letters, digits, spaces, dots, dashes and underscores. Apps name it in their Retrieve block.";
 const MODEL_HINT = "The model that embeds every chunk. Changing it later re-indexes every document.";
 const SIZE_HINT = "About this many characters a chunk (100 to 8000): smaller chunks give more precise passages.";
 const OVERLAP_HINT = "Characters repeated between neighbouring chunks, so a sentence cut in two is found whole.";
-// Suggestions only: the server knows its models, and its refusal names them.
-const MODELS = ["wordllama-l2-256", "wordllama-l2-128", "wordllama-l2-64"];
 
 export function CreateKnowledgeForm() {
   const [, navigate] = useLocation();

@@ -6,6 +6,7 @@ import { ConfirmButton } from "../common/ConfirmButton";
 import { T } from "../testids";
 import { DocumentRow } from "./DocumentRow";
 import { countByStatus, countsSummary, type KnowledgeBase } from "./documents";
+import { SettingsForm } from "./SettingsForm";
 import { UploadArea } from "./UploadArea";
 import { useDocuments } from "./useDocuments";
 import "./knowledge.css";
@@ -14,7 +15,7 @@ export function KnowledgeBaseView({ kbId }: { kbId: string }) {
   const [, navigate] = useLocation();
   const [kb, setKb] = useState<KnowledgeBase | null>(null);
   const [failure, setFailure] = useState("");
-  const { docs, error, upload, reindex, remove } = useDocuments(kbId);
+  const { docs, error, upload, reindex, remove, refresh } = useDocuments(kbId);
 
   useEffect(() => {
     api.GET("/v1/knowledge/{kb_id}", { params: { path: { kb_id: kbId } } }).then(({ data, error: e }) => {
@@ -50,6 +51,10 @@ export function KnowledgeBaseView({ kbId }: { kbId: string }) {
       {kb.description && <p className="kb-description">{kb.description}</p>}
       <p className="kb-meta">Embedded with {kb.embedding_model} ({kb.dimensions} dimensions) · chunks of about{" "}
         {kb.chunk_size} characters, {kb.chunk_overlap} repeated</p>
+      <SettingsForm kb={kb} onSaved={(saved, reindexing) => {
+        setKb(saved);
+        if (reindexing) void refresh();
+      }} />
       <UploadArea onFiles={upload} />
       <section aria-labelledby="docs-title" className="kb-docs">
         <h2 id="docs-title">Documents</h2>

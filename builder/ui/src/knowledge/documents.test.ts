@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import {
   anyPending, applyEvents, countByStatus, countsSummary, formatBytes, type KnowledgeDocument, type KnowledgeEvent,
-  parseKnowledgeEvent, statusText,
+  parseKnowledgeEvent, settingsChanges, statusText,
 } from "./documents";
 
 function doc(id: string, over: Partial<KnowledgeDocument> = {}): KnowledgeDocument {
@@ -62,5 +62,21 @@ describe("how documents read", () => {
 
   it("gives sizes in bytes, kB and MB", () => {
     expect([formatBytes(1), formatBytes(999), formatBytes(1500), formatBytes(2_500_000)]).toEqual(["1 byte", "999 bytes", "1.5 kB", "2.5 MB"]);
+  });
+});
+
+describe("a knowledge base's settings form", () => {
+  const kb = { description: "Docs", embedding_model: "wordllama-l2-256", chunk_size: 800, chunk_overlap: 100 };
+  const same = { description: "Docs", embedding_model: "wordllama-l2-256", chunk_size: "800", chunk_overlap: "100" };
+
+  it("sends only what changed, and says when that indexes every document again", () => {
+    expect(settingsChanges(kb, same)).toEqual({ body: {}, reindexes: false });
+    expect(settingsChanges(kb, { ...same, description: "Product docs" })).toEqual({ body: { description: "Product docs" }, reindexes: false });
+    expect(settingsChanges(kb, { ...same, chunk_size: "400", embedding_model: " wordllama-l2-64 " })).toEqual({
+      body: { chunk_size: 400, embedding_model: "wordllama-l2-64" }, reindexes: true });
+  });
+
+  it("keeps an emptied number as it was", () => {
+    expect(settingsChanges(kb, { ...same, chunk_overlap: "" }).body).toEqual({});
   });
 });

@@ -24,6 +24,9 @@ const STATUSES: readonly DocumentStatus[] = ["queued", "parsing", "embedding", "
 /** Statuses a document leaves on its own (a worker is on it, or will be). */
 export const PENDING: ReadonlySet<DocumentStatus> = new Set(["queued", "parsing", "embedding"]);
 
+/** Embedding models to suggest; the server knows its own, and its refusal of another names them. */
+export const EMBEDDING_MODELS = ["wordllama-l2-256", "wordllama-l2-128", "wordllama-l2-64"];
+
 /** The file types the server reads (it also tells by media type and by a PDF's first bytes). */
 export const ACCEPTED_FILES = ".txt,.text,.md,.markdown,.html,.htm,.pdf";
 
@@ -115,4 +118,31 @@ export function formatBytes(n: number): string {
 
 export function plural(n: number, noun: string): string {
   return `${n} ${noun}${n === 1 ? "" : "s"}`;
+}
+
+export interface SettingsDraft {
+  description: string;
+  embedding_model: string;
+  chunk_size: string;
+  chunk_overlap: string;
+}
+
+export type SettingsPatch = components["schemas"]["KnowledgeUpdate"];
+
+/**
+ * What the settings form changes (only fields that differ are sent) and whether saving it re-indexes
+ * every document, as the server does for a new model or chunking. An emptied number field keeps its
+ * value, as an absent field does for the server.
+ */
+export function settingsChanges(kb: Pick<KnowledgeBase, "description" | "embedding_model" | "chunk_size" | "chunk_overlap">,
+  draft: SettingsDraft): { body: SettingsPatch; reindexes: boolean } {
+  const body: SettingsPatch = {};
+  if (draft.description !== kb.description) body.description = draft.description;
+  const model = draft.embedding_model.trim();
+  if (model !== kb.embedding_model) body.embedding_model = model;
+  const size = Number(draft.chunk_size.trim() || kb.chunk_size);
+  const overlap = Number(draft.chunk_overlap.trim() || kb.chunk_overlap);
+  if (Number.isFinite(size) && size !== kb.chunk_size) body.chunk_size = size;
+  if (Number.isFinite(overlap) && overlap !== kb.chunk_overlap) body.chunk_overlap = overlap;
+  return { body, reindexes: "embedding_model" in body || "chunk_size" in body || "chunk_overlap" in body };
 }

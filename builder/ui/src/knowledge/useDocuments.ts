@@ -114,5 +114,10 @@ export function useDocuments(kbId: string) {
     return "";
   }, [kbId, show]);
 
-  return { docs, error, upload, reindex, remove };
+  /** Read the list again (the base's settings changed) and follow what is being indexed. */
+  const refresh = useCallback(async () => {
+    if (await load()) follow();
+  }, [load, follow]);
+
+  return { docs, error, upload, reindex, remove, refresh };
 }
