@@ -123,7 +123,7 @@ class Up:
     def worker(self, queue: str) -> psutil.Process:
         """The main process of the worker that consumes `queue`."""
         [found] = [p for p in psutil.Process(self.process.pid).children()
-                   if "worker" in p.cmdline() and queue in p.cmdline()]
+                   if "worker" in p.cmdline() and any(queue in arg.split(",") for arg in p.cmdline())]
         return found
 
     def log(self) -> str:
