@@ -95,10 +95,18 @@ def test_a_person_fills_a_knowledge_base_and_an_app_retrieves_from_it(
     assert (kb["chunk_size"], kb["chunk_overlap"], kb["embedding_model"]) == (300, 50, "wordllama-l2-256")
     expect(page.get_by_test_id("knowledge-base")).to_contain_text("Upload a document above")
 
+    # A file the server cannot read is refused at once, with its reason.
+    files = page.get_by_label("Files to upload")
+    files.set_input_files({"name": "notes.docx", "mimeType": "application/octet-stream",
+                           "buffer": b"PK\x03\x04"})
+    expect(page.get_by_test_id("upload-area").get_by_role("alert")).to_contain_text(
+        "notes.docx: cannot tell the format of 'notes.docx'")
+    assert documents(stack, kb_id) == {}
+
     # A Markdown file chosen with the file input becomes ready, its chunks counted.
     handbook = tmp_path / "handbook.md"
     handbook.write_text(HANDBOOK)
-    page.get_by_label("Files to upload").set_input_files(handbook)
+    files.set_input_files(handbook)
     row = page.get_by_test_id("document-row").filter(has_text="handbook.md")
     expect(row).to_have_attribute("data-status", "ready", timeout=INGEST_MS)
     chunks = documents(stack, kb_id)["handbook.md"]["chunks"]
