@@ -16,9 +16,16 @@ The contract, in plain words:
   - `inline`: `run(inputs, ctx)` returns a mapping of the output ports it emits, inside
     the run worker. Ports it leaves out are not emitted (that is how a condition branches).
   - `deferred`: `start(inputs, ctx)` hands work to another queue or to a person and
-    returns `Suspend(...)`; when the result is recorded, `resume(inputs, result, ctx)`
-    returns the emitted ports. A `start` that finds nothing to wait for may return the
-    emitted ports directly instead (`governance.policy` asks a person only on `review`).
+    returns a `Suspend`, built from its typed payload (`blocks/suspends.py`:
+    `ReviewRequest(...).suspend()`, or `suspends.review(...)`); when the result is recorded,
+    `resume(inputs, result, ctx)` returns the emitted ports. A `start` that finds nothing to
+    wait for may return the emitted ports directly instead (`governance.policy` asks a person
+    only on `review`). A deferred block lists its payload models in `suspends`; a run worker
+    refuses to start if one of their kinds has no handler.
+* What a block emits is held to its output ports when it runs: no undeclared port, every
+  required port (a field without a default) emitted, each value of its port's type, null only
+  where the port admits it. A port that is emitted only sometimes (a branch) has a default.
+  A break fails the node with a `contract_broken` error naming the port, the type and the value.
 * A block with side effects (`side_effects = True`, e.g. sending an SMS) must be
   idempotent per `(run_id, node_id)`: `ctx.idempotency_key` is the key to use, so a retry
   after a crash never repeats the effect.
@@ -32,5 +39,22 @@ The contract, in plain words:
 * A deferred block that only waits for time returns `Suspend(..., resume_after_s=…, result=…)`:
   the due time is stored with the node, so no message has to survive a crash.
 
-One block type per file; `blocks.registry` knows them all.
+One block type per file, which ends with `BLOCKS = [TheBlock]`; `blocks.registry` collects
+those lists.
+
+Adding a block: one file plus its test.
+
+1. `blocks/<type, dots as underscores>.py` (`text.template` is `blocks/text_template.py`): a
+   module docstring saying what the block is for; the `Block` subclass with its `Config`,
+   `Inputs` and `Outputs` models (ports from config: override `input_ports()` /
+   `output_ports()`), `run` (inline) or `start` and `resume` (deferred, with `suspends` naming
+   its payload models); and, last, `BLOCKS = [TheBlock]`, its explicit registration.
+2. `tests/unit/test_<name>.py`: run it through the executor with `tests/factories.py`'s graph
+   helpers (or call `run` with a `BlockContext`), asserting the ports it emits. The contract test
+   (`tests/unit/test_block_contract.py`) fails until the class is listed in `BLOCKS` and every
+   wait it may start has a handler.
+
+A handler only for a new kind of wait: its payload model in `blocks/suspends.py` (added to
+`KINDS`), and its handler in `worker.hooks.builtin_handlers` (a plug-in uses `on_wait`). Waiting
+on time alone (`TimerWait` with `resume_after_s`) needs no handler.
 """

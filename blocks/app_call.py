@@ -22,9 +22,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validat
 
 from blocks.base import Block, BlockContext, Execution, Port, Suspend
 from blocks.fields import FieldSpec, ports_from_fields
+from blocks.suspends import CallWait
 
 # The kind a suspended `app.call` node waits with; the run engine, not a wait handler, serves it.
-WAIT_KIND = "app.call"
+WAIT_KIND = CallWait.kind
 
 
 class CalleeInterface(BaseModel):
@@ -92,6 +93,7 @@ class AppCallBlock(Block):
     execution = Execution.deferred
     bounded = True
     Config = AppCallConfig
+    suspends = (CallWait,)
     dynamic_ports = ("One input port per field of the called app's trigger, one output port per field of "
                      "its output nodes (config.app_id and config.version choose the app).")
 
@@ -114,10 +116,13 @@ class AppCallBlock(Block):
         return True
 
     def start(self, inputs: Mapping[str, Any], ctx: BlockContext) -> Suspend:
-        return Suspend(WAIT_KIND, {"app_id": str(self.config.app_id), "version": self.config.version})
+        return CallWait(app_id=str(self.config.app_id), version=self.config.version).suspend()
 
     def resume(self, inputs: Mapping[str, Any], result: Mapping[str, Any], ctx: BlockContext
                ) -> Mapping[str, Any]:
         outputs: Mapping[str, Any] = result.get("outputs") or {}
         declared = self.output_ports()
         return {name: value for name, value in outputs.items() if name in declared}
+
+
+BLOCKS = [AppCallBlock]

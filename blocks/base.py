@@ -9,9 +9,12 @@ import typing
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    from blocks.suspends import SuspendPayload
 
 PortType = Literal["string", "number", "integer", "boolean", "object", "array", "any"]
 PORT_TYPES: tuple[str, ...] = typing.get_args(PortType)
@@ -165,6 +168,9 @@ class Block:
     Outputs: ClassVar[builtins.type[BaseModel]] = NoPorts
     # A sentence telling the builder how config shapes the ports, when it does.
     dynamic_ports: ClassVar[str] = ""
+    # The payload models (`blocks/suspends.py`) a deferred block may suspend with. A worker refuses
+    # to start when one of their kinds has no handler; suspending with another kind breaks the contract.
+    suspends: ClassVar[tuple[builtins.type[SuspendPayload], ...]] = ()
 
     def __init__(self, config: BaseModel) -> None:
         self.config = config

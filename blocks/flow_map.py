@@ -19,9 +19,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from blocks.base import Block, BlockContext, Execution, Port, Suspend
 from blocks.fields import IDENTIFIER, FieldSpec, ports_from_fields
+from blocks.suspends import MapWait
 from core.errors import MantleError
 
-WAIT_KIND = "flow.map"
+WAIT_KIND = MapWait.kind
 MAX_ITEMS = 10_000
 # Output ports every map has; `item`, `index` and the shared values feed the body, the rest
 # reach the nodes after the map.
@@ -88,6 +89,7 @@ class MapBlock(Block):
     bounded = True
     Config = MapConfig
     Inputs = MapInputs
+    suspends = (MapWait,)
     dynamic_ports = ("Inputs: `items` and one port per config.shared field. Outputs to the body: `item`, "
                      "`index` and the shared fields; outputs after the map: one list per config.collect "
                      "entry, and `errors`.")
@@ -123,8 +125,11 @@ class MapBlock(Block):
                               f"{self.config.max_items} (config.max_items)")
         if not items:
             return {**{c.name: [] for c in self.config.collect}, "errors": []}
-        return Suspend(WAIT_KIND, {"items": len(items)})
+        return MapWait(items=len(items)).suspend()
 
     def resume(self, inputs: Mapping[str, Any], result: Mapping[str, Any], ctx: BlockContext
                ) -> Mapping[str, Any]:
         return dict(result.get("outputs") or {})
+
+
+BLOCKS = [MapBlock]

@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from blocks.base import Block, BlockContext, Execution, Suspend
+from blocks.suspends import TimerWait
 
 
 class WaitConfig(BaseModel):
@@ -46,13 +47,17 @@ class WaitBlock(Block):
     Config = WaitConfig
     Inputs = WaitInputs
     Outputs = WaitOutputs
+    suspends = (TimerWait,)
 
     config: WaitConfig
 
     def start(self, inputs: Mapping[str, Any], ctx: BlockContext) -> Suspend:
-        return Suspend("timer", {"seconds": self.config.seconds}, resume_after_s=self.config.seconds,
-                       result={"value": inputs.get("value")})
+        return TimerWait(seconds=self.config.seconds).suspend(resume_after_s=self.config.seconds,
+                                                              result={"value": inputs.get("value")})
 
     def resume(self, inputs: Mapping[str, Any], result: Mapping[str, Any], ctx: BlockContext
                ) -> Mapping[str, Any]:
         return {"value": result.get("value")}
+
+
+BLOCKS = [WaitBlock]

@@ -18,8 +18,8 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from blocks.base import Block, BlockContext, Execution, Suspend
-from blocks.human_review import SUSPEND_KIND as REVIEW_KIND
 from blocks.human_review import ReviewError
+from blocks.suspends import ReviewRequest, review
 from core.errors import PolicyViolation
 from governance.evaluate import Decision, evaluate
 from governance.rules import PolicyRules
@@ -53,6 +53,7 @@ class GovernancePolicyBlock(Block):
     Config = PolicyRules
     Inputs = PolicyInputs
     Outputs = PolicyOutputs
+    suspends = (ReviewRequest,)
 
     config: PolicyRules
 
@@ -66,13 +67,8 @@ class GovernancePolicyBlock(Block):
         if decision.verdict == "block":
             return self._blocked(decision.summary(), decision.findings, ctx)
         if decision.verdict == "review":
-            review = self.config.review
-            return Suspend(REVIEW_KIND, {
-                "instructions": review.instructions, "actions": ["approve", "edit", "reject"],
-                "assignee_group": review.assignee_group, "deadline_s": review.deadline_s,
-                "default_action": review.default_action, "text": decision.text,
-                "context": {"policy": decision.summary()}, "findings": decision.findings,
-            })
+            return review(self.config.review, text=decision.text, actions=["approve", "edit", "reject"],
+                          context={"policy": decision.summary()}, findings=decision.findings)
         return {"text": decision.text, "verdict": decision.verdict, "findings": decision.findings}
 
     def resume(self, inputs: Mapping[str, Any], result: Mapping[str, Any], ctx: BlockContext
@@ -93,3 +89,6 @@ class GovernancePolicyBlock(Block):
         if "blocked" in ctx.connected:
             return {"blocked": message, "verdict": "block", "findings": findings}
         raise PolicyViolation(message)
+
+
+BLOCKS = [GovernancePolicyBlock]

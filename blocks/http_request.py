@@ -201,3 +201,6 @@ def outputs(fetched: Fetched) -> dict[str, Any]:
         except ValueError:
             pass  # says JSON, is not: the text is still there
     return found
+
+
+BLOCKS = [HttpRequestBlock]

@@ -14,11 +14,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from blocks.base import Block, BlockContext, Execution, Suspend
+from blocks.suspends import ReviewRequest, review
 from core.errors import MantleError
 
 Action = Literal["approve", "edit", "reject"]
 DefaultAction = Literal["approve", "reject", "fail"]
-SUSPEND_KIND = "review"
+SUSPEND_KIND = ReviewRequest.kind
 ALL_ACTIONS: tuple[Action, ...] = ("approve", "edit", "reject")
 
 
@@ -83,18 +84,14 @@ class HumanReviewBlock(Block):
     Config = ReviewConfig
     Inputs = ReviewInputs
     Outputs = ReviewOutputs
+    suspends = (ReviewRequest,)
 
     config: ReviewConfig
 
     def start(self, inputs: Mapping[str, Any], ctx: BlockContext) -> Suspend:
         """Ask for a review: the queue turns this payload into a review item."""
-        cfg = self.config
-        return Suspend(SUSPEND_KIND, {
-            "instructions": cfg.instructions, "actions": list(cfg.actions),
-            "assignee_group": cfg.assignee_group, "deadline_s": cfg.deadline_s,
-            "default_action": cfg.default_action, "text": str(inputs.get("text", "")),
-            "context": inputs.get("context"),
-        })
+        return review(self.config, text=str(inputs.get("text", "")), actions=list(self.config.actions),
+                      context=inputs.get("context"))
 
     def resume(self, inputs: Mapping[str, Any], result: Mapping[str, Any], ctx: BlockContext
                ) -> Mapping[str, Any]:
@@ -112,3 +109,6 @@ class HumanReviewBlock(Block):
         else:
             outputs["approved"] = text
         return outputs
+
+
+BLOCKS = [HumanReviewBlock]

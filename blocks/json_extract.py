@@ -187,3 +187,5 @@ class JsonExtractBlock(Block):
             found[spec.name] = value
         return found
 
+
+BLOCKS = [JsonExtractBlock]

@@ -113,3 +113,6 @@ def citation(n: int, chunk: Mapping[str, Any]) -> str:
     if chunk.get("page") and not where:
         where = f" p. {chunk['page']}"
     return f"[{n}] {chunk['document']}{where}"
+
+
+BLOCKS = [RetrieveBlock]

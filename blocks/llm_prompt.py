@@ -18,10 +18,11 @@ from jinja2 import TemplateSyntaxError
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from blocks.base import Block, BlockContext, Execution, Port, Suspend
+from blocks.suspends import InferenceRequest
 from blocks.text_template import compile_template, render_template
 from core.errors import MantleError
 
-SUSPEND_KIND = "inference"
+SUSPEND_KIND = InferenceRequest.kind
 DEFAULT_MODEL = "smollm2-135m-instruct"
 MODEL_NAME = r"^[a-z0-9][a-z0-9._-]{0,99}$"
 
@@ -115,6 +116,7 @@ class PromptBlock(Block):
     bounded = True
     Config = PromptConfig
     Outputs = PromptOutputs
+    suspends = (InferenceRequest,)
     dynamic_ports = "One input port per variable the template reads."
 
     config: PromptConfig
@@ -127,7 +129,7 @@ class PromptBlock(Block):
         """Render the prompt and ask an inference worker for the completion."""
         prompt = render_template(self.config.template, dict(inputs))
         request = self.config.model_dump(exclude={"template"})
-        return Suspend(SUSPEND_KIND, {**request, "prompt": prompt})
+        return InferenceRequest(**request, prompt=prompt).suspend()
 
     def resume(self, inputs: Mapping[str, Any], result: Mapping[str, Any], ctx: BlockContext
                ) -> Mapping[str, Any]:
@@ -138,3 +140,6 @@ class PromptBlock(Block):
                     "completion_tokens": int(result["completion_tokens"])}
         except (KeyError, TypeError, ValueError) as exc:
             raise InferenceError(f"the inference result lacks {exc}") from None
+
+
+BLOCKS = [PromptBlock]

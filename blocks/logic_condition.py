@@ -120,3 +120,6 @@ class ConditionBlock(Block):
     def run(self, inputs: Mapping[str, Any], ctx: BlockContext) -> Mapping[str, Any]:
         value = inputs.get("value")
         return {"true": value} if self.test(value) else {"false": value}
+
+
+BLOCKS = [ConditionBlock]

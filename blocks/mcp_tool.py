@@ -140,3 +140,5 @@ class McpToolBlock(Block):
         found, allowed = bound
         return {"Authorization": f"Bearer {found['token']}"}, list(allowed)
 
+
+BLOCKS = [McpToolBlock]

@@ -47,3 +47,6 @@ class OutputBlock(Block):
     def results(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
         """The run outputs this node contributes (missing optional fields get their default)."""
         return {f.name: inputs.get(f.name, f.default) for f in self.config.fields}
+
+
+BLOCKS = [OutputBlock]

@@ -1,8 +1,12 @@
-"""The registry of block types: name to class, and the catalogue the builder draws from."""
+"""The registry of block types: name to class, and the catalogue the builder draws from.
+
+Each module of the `blocks` package that defines block types ends with `BLOCKS = [...]`, naming
+them; the default registry is every such list, so adding a block touches only its own file."""
 
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
 
@@ -52,31 +56,14 @@ class Registry:
 
 @lru_cache
 def default_registry() -> Registry:
-    """Every block type that ships with Mantle."""
-    from blocks.app_call import AppCallBlock
-    from blocks.flow_map import MapBlock
-    from blocks.flow_wait import WaitBlock
-    from blocks.governance_policy import GovernancePolicyBlock
-    from blocks.http_request import HttpRequestBlock
-    from blocks.human_review import HumanReviewBlock
-    from blocks.json_extract import JsonExtractBlock
-    from blocks.knowledge_retrieve import RetrieveBlock
-    from blocks.llm_prompt import PromptBlock
-    from blocks.logic_condition import ConditionBlock
-    from blocks.mcp_tool import McpToolBlock
-    from blocks.output import OutputBlock
-    from blocks.text_template import TemplateBlock
-    from blocks.trigger_api import ApiTriggerBlock
-    from blocks.trigger_schedule import ScheduleTriggerBlock
-    from blocks.trigger_webhook import WebhookTriggerBlock
-    from blocks.twilio_sms_input import SmsInputBlock
-    from blocks.twilio_sms_output import SmsOutputBlock
-    from blocks.webapp_input import WebAppInputBlock
+    """Every block type that ships with Mantle: the `BLOCKS` list each module of this package ends
+    with (a plug-in module lists its own the same way, see `load_registry`)."""
+    import blocks
 
-    return Registry([ApiTriggerBlock, TemplateBlock, ConditionBlock, OutputBlock, WaitBlock,
-                     HumanReviewBlock, WebAppInputBlock, SmsInputBlock, SmsOutputBlock, PromptBlock,
-                     GovernancePolicyBlock, HttpRequestBlock, JsonExtractBlock, WebhookTriggerBlock,
-                     ScheduleTriggerBlock, MapBlock, AppCallBlock, RetrieveBlock, McpToolBlock])
+    found: list[type[Block]] = []
+    for module_info in sorted(pkgutil.iter_modules(blocks.__path__), key=lambda m: m.name):
+        found.extend(getattr(importlib.import_module(f"blocks.{module_info.name}"), "BLOCKS", ()))
+    return Registry(found)
 
 
 @lru_cache

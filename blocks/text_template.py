@@ -102,3 +102,6 @@ class TemplateBlock(Block):
 
     def run(self, inputs: Mapping[str, Any], ctx: BlockContext) -> Mapping[str, Any]:
         return {"text": self.render(inputs)}
+
+
+BLOCKS = [TemplateBlock]

@@ -65,3 +65,6 @@ class ApiTriggerBlock(Block):
 
     def run(self, inputs: Mapping[str, Any], ctx: BlockContext) -> Mapping[str, Any]:
         return self.accept(dict(inputs))
+
+
+BLOCKS = [ApiTriggerBlock]

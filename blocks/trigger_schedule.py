@@ -123,3 +123,6 @@ class ScheduleTriggerBlock(Block):
         when = datetime.fromisoformat(self.accept(inputs)["scheduled_at"])
         return {"scheduled_at": when.astimezone(zone(self.config.timezone)).isoformat(),
                 "timezone": self.config.timezone}
+
+
+BLOCKS = [ScheduleTriggerBlock]

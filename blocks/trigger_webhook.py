@@ -127,3 +127,6 @@ class WebhookTriggerBlock(Block):
 
     def run(self, inputs: Mapping[str, Any], ctx: BlockContext) -> Mapping[str, Any]:
         return self.accept(inputs)
+
+
+BLOCKS = [WebhookTriggerBlock]

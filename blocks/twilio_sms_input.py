@@ -87,3 +87,6 @@ class SmsInputBlock(Block):
 
     def run(self, inputs: Mapping[str, Any], ctx: BlockContext) -> Mapping[str, Any]:
         return self.accept(inputs)
+
+
+BLOCKS = [SmsInputBlock]

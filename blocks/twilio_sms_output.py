@@ -136,3 +136,6 @@ class SmsOutputBlock(Block):
         return {"delivery": result["delivery"], "status": result["status"],
                 "message_sids": list(result.get("message_sids", [])), "parts": len(parts),
                 "truncated": truncated, "chars": len(body)}
+
+
+BLOCKS = [SmsOutputBlock]

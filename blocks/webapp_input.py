@@ -250,3 +250,6 @@ class WebAppInputBlock(Block):
 
     def run(self, inputs: Mapping[str, Any], ctx: BlockContext) -> Mapping[str, Any]:
         return self.accept(dict(inputs))
+
+
+BLOCKS = [WebAppInputBlock]

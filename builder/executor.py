@@ -195,7 +195,8 @@ class Executor:
 
     def __init__(self, analysis: Analysis, *, clock: Callable[[], datetime] = utcnow,
                  services: Mapping[str, Any] | None = None, outputs_of: str | None = None,
-                 pure_timeout_s: float = PURE_TIMEOUT_S, start_timeout_s: float = START_TIMEOUT_S) -> None:
+                 pure_timeout_s: float = PURE_TIMEOUT_S, start_timeout_s: float = START_TIMEOUT_S,
+                 handled_kinds: frozenset[str] | None = None) -> None:
         if not analysis.valid:
             raise ValueError("the executor needs a valid graph")
         self.analysis = analysis
@@ -205,6 +206,9 @@ class Executor:
         self.start_timeout_s = start_timeout_s
         # A node test's run: its outputs are what this node emitted (it has no `output` node).
         self.outputs_of = outputs_of
+        # The suspend kinds the driver has handlers for (None: it does not say); a wait of another
+        # kind fails its node at once instead of waiting for its timeout.
+        self.handled_kinds = handled_kinds
 
     def block(self, node_id: str) -> Block:
         """The configured block of a node."""
@@ -353,6 +357,8 @@ class Executor:
                 if not isinstance(started, Suspend):  # finished at once: nothing to wait for
                     outputs = dict(started)
                     self._check_ports(node_id, outputs)
+                else:
+                    self._check_suspend(block, started)
             except Exception as exc:  # a block's failure is the node's failure, never the worker's
                 timed_out = OutOfTime(f"starting the node took longer than its {limit:g} s timeout")
                 emit(self._failed(state, node_id, timed_out if spent.timed_out else exc))
@@ -475,6 +481,18 @@ class Executor:
         if broken:
             raise ContractBroken(f"block {self.block(node_id).type} broke its output contract: "
                                  + "; ".join(broken))
+
+    def _check_suspend(self, block: Block, suspend: Suspend) -> None:
+        """A wait must be of a kind the block declares (when it declares any) and, unless it is a
+        timer, of one the driver can hand over."""
+        declared = {model.kind for model in block.suspends}
+        if declared and suspend.kind not in declared:
+            raise ContractBroken(f"block {block.type} suspended with kind {suspend.kind!r}; it declares "
+                                 f"{', '.join(sorted(declared))}")
+        if suspend.resume_after_s is None and self.handled_kinds is not None \
+                and suspend.kind not in self.handled_kinds:
+            raise ContractBroken(f"block {block.type} suspended with kind {suspend.kind!r}, which no wait "
+                                 "handler of this worker takes")
 
     def _failed(self, state: RunState, node_id: str, exc: BaseException) -> NodeFailed:
         message, error_type = _error_text(exc)

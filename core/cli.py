@@ -201,6 +201,8 @@ def worker(queues: str, concurrency: int | None, pool: str | None, beat: bool,
     settings = get_settings()
     serves_models = any(q == "inference" or q.startswith("inference.") for q in queues.split(","))
     warm_up = warm_up and not serves_models  # an inference worker runs no policies
+    if not serves_models:  # a run worker: every kind of wait its blocks may start must have a handler
+        _require_wait_handlers(settings)
     warmed = threading.Event()
     if health_port is None:
         health_port = settings.inference_metrics_port if serves_models else 0
@@ -235,6 +237,17 @@ def worker(queues: str, concurrency: int | None, pool: str | None, beat: bool,
     if beat:
         argv.append("--beat")
     celery_app.worker_main(argv)
+
+
+def _require_wait_handlers(settings: Settings) -> None:
+    """Refuse to start a run worker whose blocks may suspend with a kind no handler takes."""
+    from blocks.registry import load_registry
+    from worker.engine import MissingWaitHandler, require_wait_handlers
+
+    try:
+        require_wait_handlers(load_registry(tuple(settings.block_plugins)))
+    except MissingWaitHandler as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def _warm_up_policies(warmed: threading.Event) -> None:

@@ -21,8 +21,8 @@ INFERENCE_QUEUE = "inference"
 def make_celery(settings: Settings) -> Celery:
     """A Celery app on the configured broker (a folder on disk when none is configured)."""
     app = Celery("mantle", broker=settings.resolved_broker_url,
-                 include=["worker.tasks", "worker.sms", "worker.inference.tasks", "worker.integrations",
-                          "worker.schedules", "worker.knowledge"])
+                 include=["worker.tasks", "worker.reviews", "worker.sms", "worker.inference.tasks",
+                          "worker.integrations", "worker.schedules", "worker.knowledge"])
     options: dict[str, object] = {}
     if settings.resolved_broker_url.startswith("filesystem"):
         fs_broker.install()

@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from blocks.limits import LimitExceeded, measure
 from blocks.registry import Registry
+from blocks.suspends import TimerWait
 from builder.executor import (
     TERMINAL,
     Event,
@@ -58,12 +59,29 @@ from models.base import Base, new_id, utcnow
 from models.db import session_scope
 from models.runs import NodeRun, Run, RunEvent, RunKind, wake_parent
 from worker.composition import KINDS, Composer, StepWork
-from worker.hooks import WaitContext, wait_handler
+from worker.hooks import WaitContext, handled_kinds, missing_handlers, wait_handler
 from worker.observability import CHILD_RUNS, StepMetrics, bind_run
 
 log = structlog.get_logger("mantle.engine")
 
 Enqueue = Callable[[uuid.UUID, datetime | None], None]
+
+# The suspend kinds the engine serves itself: a timer's due time is stored with its node, and child
+# runs are started and collected in the parent's step (worker/composition.py).
+SERVED_KINDS = KINDS | {TimerWait.kind}
+
+
+class MissingWaitHandler(RuntimeError):
+    """A block may suspend with a kind that nothing in this worker takes."""
+
+
+def require_wait_handlers(registry: Registry) -> None:
+    """Refuse a registry with a block whose suspend kind has no handler (at a worker's start)."""
+    missing = missing_handlers(registry, SERVED_KINDS)
+    if missing:
+        raise MissingWaitHandler(
+            "no wait handler for these block types' suspend kinds (register one with "
+            f"worker.hooks.on_wait): {', '.join(missing)}")
 
 
 def json_size(value: Any) -> int:
@@ -257,6 +275,7 @@ class RunEngine:
         self.settings = settings
         self.enqueue = enqueue
         self.services = services or {}
+        require_wait_handlers(registry)
         self.analyses = AnalysisCache(registry)
         self.composer = Composer(self.analyses.get, sessions)
 
@@ -265,7 +284,8 @@ class RunEngine:
         analysis = self.analyses.get(analysis_key(run), lambda: run_graph(session, run))
         return Executor(analysis, services=self.services, outputs_of=run.test_node_id,
                         pure_timeout_s=self.settings.pure_timeout_s,
-                        start_timeout_s=self.settings.pure_timeout_s)
+                        start_timeout_s=self.settings.pure_timeout_s,
+                        handled_kinds=handled_kinds(SERVED_KINDS))
 
     def advance(self, run_id: uuid.UUID) -> RunStatus | None:
         """Run everything of the run that can run now; returns its status, None if unknown."""

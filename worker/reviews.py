@@ -26,13 +26,13 @@ from prometheus_client.registry import Collector
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from blocks.human_review import SUSPEND_KIND
+from blocks.suspends import ReviewRequest
 from models.db import session_scope
 from models.review_decisions import close_orphans, decide, expire_due
 from models.reviews import ReviewItem, get_item, open_item, queue_depth
 from models.runs import NodeRun
 from worker.celery_app import RUNS_QUEUE, celery_app
-from worker.hooks import WaitContext, on_wait
+from worker.hooks import WaitContext
 from worker.metrics_export import scrape_time
 
 log = structlog.get_logger("mantle.reviews")
@@ -43,16 +43,15 @@ DECISION_SECONDS = Histogram(
 )
 
 
-@on_wait(SUSPEND_KIND, in_transaction=True)
 def open_review(ctx: WaitContext) -> None:
-    """Queue a review item in the very transaction that marks the node waiting."""
+    """Queue a review item in the very transaction that marks the node waiting (kind `review`)."""
     session = ctx.session
     assert session is not None, "registered in_transaction"
     # The node run row was written earlier in this transaction; the query flushes it first.
     attempt = session.scalar(select(NodeRun.attempts).where(NodeRun.run_id == ctx.run_id,
                                                             NodeRun.node_id == ctx.node_id))
     open_item(session, org_id=ctx.org_id, app_id=ctx.app_id, run_id=ctx.run_id, node_id=ctx.node_id,
-              attempt=attempt or 1, payload=ctx.suspend.payload)
+              attempt=attempt or 1, payload=ReviewRequest.read(ctx.suspend.payload).model_dump())
 
 
 def _observe(item: ReviewItem, outcome: str) -> None:
@@ -88,7 +87,7 @@ def sweep(sessions: sessionmaker[Session], enqueue: Callable[[uuid.UUID], Any]) 
 @celery_app.task(name="reviews.expire", queue=RUNS_QUEUE)
 def expire() -> int:
     """Apply review deadlines (scheduled by beat)."""
-    from worker.tasks import engine  # worker.tasks imports this module to register its hook
+    from worker.tasks import engine  # the run queue's engine; worker.tasks would import this module
 
     runs = engine()
     return sweep(runs.sessions, lambda run_id: runs.enqueue(run_id, None))

@@ -17,7 +17,6 @@ from worker.celery_app import RUNS_QUEUE, celery_app
 from worker.engine import RunEngine
 from worker.hooks import build_services
 from worker.observability import run_logging
-from worker.reviews import open_review  # noqa: F401  (registers the review queue's hook and task)
 
 log = structlog.get_logger("mantle.tasks")
 

@@ -1,7 +1,10 @@
-"""The block contract at run time: what a block emits is held to the output ports it declares."""
+"""The block contract: what a block emits is held to the output ports it declares; every block
+module is registered; every kind of wait a block may start has a handler."""
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -9,18 +12,24 @@ from typing import Any
 
 import pytest
 
+import blocks
+from blocks import suspends
 from blocks.base import Block, BlockContext, Suspend
+from blocks.governance_policy import GovernancePolicyBlock
+from blocks.human_review import HumanReviewBlock
 from blocks.registry import default_registry
 from builder.executor import Executor, NodeStatus, RunState, RunStatus
 from builder.graph import Graph
 from builder.validation import analyze
 from tests.factories import edge, make_block, make_deferred_block, node
+from worker.engine import SERVED_KINDS, MissingWaitHandler, require_wait_handlers
+from worker.hooks import handled_kinds, missing_handlers
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 
 
-def run_block(block_type: type[Block], *, wired: str = "value",
-              result: dict[str, Any] | None = None) -> RunState:
+def run_block(block_type: type[Block], *, wired: str = "value", result: dict[str, Any] | None = None,
+              handled: frozenset[str] | None = None) -> RunState:
     """Run in.text → x → out, to its end; answer a deferred x with `result`."""
     graph = {"schema_version": 1, "nodes": [
         node("in", "trigger.api", fields=[{"name": "text", "type": "string"}]),
@@ -29,7 +38,7 @@ def run_block(block_type: type[Block], *, wired: str = "value",
     ], "edges": [edge("in", "text", "x", "text"), edge("x", wired, "out", "value")]}
     analysis = analyze(Graph.model_validate(graph), default_registry().extended(block_type))
     assert analysis.valid, [p.message for p in analysis.problems]
-    executor = Executor(analysis, clock=lambda: T0)
+    executor = Executor(analysis, clock=lambda: T0, handled_kinds=handled)
     state = RunState(run_id=uuid.uuid4(), org_id=uuid.uuid4(), app_id=uuid.uuid4(),
                      inputs={"text": "hi"}, created_at=T0)
     list(executor.drive(state))
@@ -111,3 +120,78 @@ def test_a_deferred_block_whose_resume_breaks_the_contract_fails_the_same_way() 
     assert broken.node("x").error == \
         "block test.ask broke its output contract: 'value': expected integer, got str 'seven'"
     assert broken.node("x").error_type == "contract_broken"
+
+
+# -- every block registered, every wait handled ----------------------------------------------
+
+
+def test_every_block_class_in_the_blocks_package_is_listed_by_its_module_and_registered() -> None:
+    registry = default_registry()
+    defined: dict[str, type[Block]] = {}
+    unlisted: list[str] = []
+    for module_info in pkgutil.iter_modules(blocks.__path__):
+        module = importlib.import_module(f"blocks.{module_info.name}")
+        for value in vars(module).values():
+            if isinstance(value, type) and issubclass(value, Block) and value is not Block \
+                    and value.__module__ == module.__name__:
+                defined[value.type] = value
+                if value not in getattr(module, "BLOCKS", ()):
+                    unlisted.append(f"{module.__name__}.{value.__name__}")
+    assert len(defined) >= 19
+    assert unlisted == []
+    assert {name: registry.get(name) for name in registry.names()} == defined
+
+
+def test_every_deferred_block_declares_its_waits_and_every_kind_has_a_handler() -> None:
+    registry = default_registry()
+    undeclared = [b.type for b in registry if b.execution == "deferred" and not b.suspends]
+    assert undeclared == []
+    assert missing_handlers(registry, SERVED_KINDS) == []
+    assert set(suspends.KINDS) <= handled_kinds(SERVED_KINDS)
+
+
+class LostWait(suspends.SuspendPayload):
+    """A wait nobody serves."""
+
+    kind = "test.lost"
+
+
+def lost_block() -> type[Block]:
+    """A deferred block that suspends with a kind no worker handles."""
+    block = make_deferred_block("test.lost", inputs={"text": str}, outputs={"value": str},
+                                start=lambda inputs, ctx: LostWait().suspend())
+    return type(block.__name__, (block,), {"suspends": (LostWait,)})
+
+
+def test_a_worker_refuses_to_start_when_a_block_waits_for_a_kind_nobody_handles() -> None:
+    with pytest.raises(MissingWaitHandler) as refused:
+        require_wait_handlers(default_registry().extended(lost_block()))
+    assert "test.lost: test.lost" in str(refused.value)
+    assert "worker.hooks.on_wait" in str(refused.value)
+
+
+def test_a_wait_nobody_handles_fails_its_node_at_once_instead_of_timing_out() -> None:
+    state = run_block(lost_block(), handled=handled_kinds(SERVED_KINDS))
+    assert state.node("x").status is NodeStatus.failed
+    assert state.node("x").error == \
+        "block test.lost suspended with kind 'test.lost', which no wait handler of this worker takes"
+
+
+def test_a_wait_of_a_kind_the_block_does_not_declare_breaks_its_contract() -> None:
+    block = type("test_sly", (lost_block(),), {"suspends": (suspends.TimerWait,)})
+    state = run_block(block)
+    assert state.node("x").error == \
+        "block test.lost suspended with kind 'test.lost'; it declares timer"
+
+
+def test_both_review_blocks_ask_with_the_one_review_payload() -> None:
+    ctx = BlockContext(run_id=uuid.uuid4(), node_id="x", org_id=uuid.uuid4(), app_id=uuid.uuid4())
+    asked = HumanReviewBlock.from_config({"deadline_s": 60}).start({"text": "hello"}, ctx)
+    flagged = GovernancePolicyBlock.from_config({"deny_list": {"keywords": ["hello"], "action": "review"}})
+    policy = flagged.start({"text": "hello"}, ctx)
+    assert isinstance(asked, Suspend) and isinstance(policy, Suspend)
+    assert asked.kind == policy.kind == "review"
+    review, screened = suspends.ReviewRequest.read(asked.payload), suspends.ReviewRequest.read(policy.payload)
+    assert (review.text, review.deadline_s, review.findings) == ("hello", 60, None)
+    assert screened.text == "hello" and screened.findings
+    assert screened.actions == ["approve", "edit", "reject"]

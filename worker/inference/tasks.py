@@ -20,7 +20,7 @@ import structlog
 from celery import Celery
 from sqlalchemy import select
 
-from blocks.llm_prompt import SUSPEND_KIND
+from blocks.suspends import InferenceRequest
 from core.settings import Settings, get_settings
 from models import completions
 from models.base import utcnow
@@ -28,7 +28,7 @@ from models.db import session_factory, session_scope
 from models.deployments import find_deployment
 from models.runs import NodeRun, Run
 from worker.celery_app import RUNS_QUEUE, celery_app
-from worker.hooks import WaitContext, on_wait
+from worker.hooks import WaitContext
 from worker.inference.deployments import configured, parse_organization
 from worker.observability import run_logging
 
@@ -62,10 +62,9 @@ def send_completion(celery: Celery, queue: str, completion_id: uuid.UUID) -> Non
     celery.send_task("inference.complete", args=[str(completion_id)], queue=queue)
 
 
-@on_wait(SUSPEND_KIND)
-def _send_inference(ctx: WaitContext) -> None:
-    """`llm.prompt` (and any block suspending with kind `inference`): after the node's wait is committed."""
-    send(ctx.settings, ctx.run_id, ctx.org_id, ctx.node_id, str(ctx.suspend.payload.get("model", "")))
+def send_inference(ctx: WaitContext) -> None:
+    """The wait handler of kind `inference` (`llm.prompt`): send the request once the wait is committed."""
+    send(ctx.settings, ctx.run_id, ctx.org_id, ctx.node_id, InferenceRequest.read(ctx.suspend.payload).model)
 
 
 @lru_cache
@@ -156,7 +155,7 @@ def resend() -> int:
                    NodeRun.block_type == "llm.prompt")
             .with_for_update(of=Run, skip_locked=True).limit(200)).all()
         for run, node_id, waiting_for, result in rows:
-            if result is None and (waiting_for or {}).get("kind") == SUSPEND_KIND:
+            if result is None and (waiting_for or {}).get("kind") == InferenceRequest.kind:
                 run.heartbeat_at = utcnow()  # one resend per quiet period, not one per sweep
                 found.append((run.id, run.org_id, node_id, str(waiting_for["payload"].get("model", ""))))
     for run_id, org_id, node_id, model in found:
