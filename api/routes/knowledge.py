@@ -5,6 +5,10 @@ An upload is stored (bytes and all) and queued in one transaction, then handed t
 queue after the commit: the request returns 202 at once, however long the document takes to
 parse and embed, and a crash of anything never loses it. Searching happens in apps, through the
 `knowledge.retrieve` block on the run workers: the API never loads the embedding model.
+Knowledge bases are builders' material: admins and builders read and change them, reviewers
+neither (the README's role table). An upload finds its knowledge base in the caller's
+organization before anything about the file is checked, so another organization's id is a 404
+whatever is sent.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field, model_validator
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.deps import Builder, CurrentKey, SessionDep
+from api.deps import Builder, SessionDep
 from api.schemas import Read
 from api.schemas import Request as RequestBody
 from api.streams import Batch, Message, follow_run
@@ -155,7 +159,7 @@ def create_knowledge_base(body: KnowledgeCreate, principal: Builder, session: Se
 
 
 @router.get("/knowledge", response_model=KnowledgeList)
-def list_knowledge_bases(principal: CurrentKey, session: SessionDep) -> KnowledgeList:
+def list_knowledge_bases(principal: Builder, session: SessionDep) -> KnowledgeList:
     """Every knowledge base of the organization."""
     bases = store.list_bases(session, org_id=principal.org_id)
     counts = store.document_counts(session, kb_ids=[kb.id for kb in bases])
@@ -163,7 +167,7 @@ def list_knowledge_bases(principal: CurrentKey, session: SessionDep) -> Knowledg
 
 
 @router.get("/knowledge/{kb_id}", response_model=KnowledgeRead)
-def get_knowledge_base(kb_id: uuid.UUID, principal: CurrentKey, session: SessionDep) -> KnowledgeRead:
+def get_knowledge_base(kb_id: uuid.UUID, principal: Builder, session: SessionDep) -> KnowledgeRead:
     """One knowledge base."""
     kb = store.get_base(session, org_id=principal.org_id, kb_id=kb_id)
     return _read(kb, store.document_counts(session, kb_ids=[kb.id])[kb.id])
@@ -237,6 +241,9 @@ def upload_document(kb_id: uuid.UUID, request: Request, principal: Builder,
     """Upload a document; it is stored, then parsed and embedded by a worker (follow its `status`,
     or `GET /v1/knowledge/{id}/events`)."""
     settings = request.app.state.settings
+    sessions: sessionmaker[Session] = request.app.state.session_factory
+    with session_scope(sessions) as session:  # another organization's base is a 404 before any check
+        store.get_base(session, org_id=principal.org_id, kb_id=kb_id)
     limit = settings.knowledge_max_document_bytes
     content = file.file.read(limit + 1)
     if len(content) > limit:
@@ -249,7 +256,6 @@ def upload_document(kb_id: uuid.UUID, request: Request, principal: Builder,
         raise InvalidRequest(f"cannot tell the format of {filename!r}: send plain text (.txt), "
                              "Markdown (.md), HTML (.html) or PDF (.pdf)", loc=["body", "file"])
     meta = _metadata(metadata)
-    sessions: sessionmaker[Session] = request.app.state.session_factory
     with session_scope(sessions) as session:
         kb = store.get_base(session, org_id=principal.org_id, kb_id=kb_id)
         doc = store.add_document(session, kb=kb, filename=filename, format=fmt, content=content,
@@ -263,7 +269,7 @@ def upload_document(kb_id: uuid.UUID, request: Request, principal: Builder,
 
 
 @router.get("/knowledge/{kb_id}/documents", response_model=DocumentList)
-def list_documents(kb_id: uuid.UUID, principal: CurrentKey, session: SessionDep) -> DocumentList:
+def list_documents(kb_id: uuid.UUID, principal: Builder, session: SessionDep) -> DocumentList:
     """The knowledge base's documents, oldest first."""
     store.get_base(session, org_id=principal.org_id, kb_id=kb_id)
     docs = store.list_documents(session, org_id=principal.org_id, kb_id=kb_id)
@@ -271,7 +277,7 @@ def list_documents(kb_id: uuid.UUID, principal: CurrentKey, session: SessionDep)
 
 
 @router.get("/knowledge/{kb_id}/documents/{document_id}", response_model=DocumentRead)
-def get_document(kb_id: uuid.UUID, document_id: uuid.UUID, principal: CurrentKey,
+def get_document(kb_id: uuid.UUID, document_id: uuid.UUID, principal: Builder,
                  session: SessionDep) -> DocumentRead:
     """One document and its ingestion's progress."""
     doc = store.get_document(session, org_id=principal.org_id, kb_id=kb_id, document_id=document_id)
@@ -321,7 +327,7 @@ def _events(request: Request, kb_id: uuid.UUID, document_id: uuid.UUID | None, a
 @router.get("/knowledge/{kb_id}/events", response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {}},
                              "description": "Server-Sent Events until every document is ready or failed"}})
-def knowledge_events(kb_id: uuid.UUID, request: Request, principal: CurrentKey, session: SessionDep,
+def knowledge_events(kb_id: uuid.UUID, request: Request, principal: Builder, session: SessionDep,
                      document_id: Annotated[uuid.UUID | None,
                                             Query(description="Follow one document.")] = None,
                      last_event_id: Annotated[int | None, Header(ge=0)] = None) -> StreamingResponse:

@@ -61,8 +61,8 @@ def _created(answer: Any) -> dict[str, Any]:
 def build(tenant: Tenant, runs: RunEngine, *, number: str = NUMBER, label: str = "victim",
           twilio_token: str = AUTH_TOKEN) -> Owned:
     """One of everything for `tenant`: apps, a version, a run, a review, a share, a credential,
-    a phone route with a conversation, a model deployment and a call's usage, a second key, a
-    pending invitation and a member signed in through a browser."""
+    a phone route with a conversation, a model deployment and a call's usage, a knowledge base with a
+    document, a second key, a pending invitation and a member signed in through a browser."""
     owned = Owned(tenant, twilio_token=twilio_token)
     client = tenant.client
     app = _created(client.post("/v1/apps", json={"name": f"{label} greeter", "graph": greeter_graph()}))
@@ -82,6 +82,9 @@ def build(tenant: Tenant, runs: RunEngine, *, number: str = NUMBER, label: str =
                          token=twilio_token)
     assert answer.status_code == 200, answer.text
     model = _created(client.post("/v1/models", json={"name": f"{label}-model", "source": "hf://acme/tiny"}))
+    kb = _created(client.post("/v1/knowledge", json={"name": f"{label} docs"}))
+    document = _created(client.post(f"/v1/knowledge/{kb['id']}/documents",
+                                    files={"file": ("notes.md", b"# Notes\n\nAt nine.", "text/markdown")}))
     key = _created(client.post("/v1/keys", json={"name": f"{label} ci", "role": "builder"}))
     pending = _created(client.post("/v1/invitations", json={"email": f"{label}-later@example.com"}))
     invited = _created(client.post("/v1/invitations",
@@ -98,7 +101,8 @@ def build(tenant: Tenant, runs: RunEngine, *, number: str = NUMBER, label: str =
                  "name": model["name"], "key_id": key["id"], "number": "1", "sms_app_id": sms_id,
                  "review_run_id": waiting["id"], "account_sid": ACCOUNT_SID,
                  "node_id": "greet",  # the greeter's template node, for a node test of the draft
-                 "user_id": person.user_id, "invitation_id": pending["id"], "session_id": browser["id"]}
+                 "user_id": person.user_id, "invitation_id": pending["id"], "session_id": browser["id"],
+                 "kb_id": kb["id"], "document_id": document["id"]}
     return owned
 
 
