@@ -67,7 +67,7 @@ def page_config(html: str) -> dict[str, Any]:
     return config
 
 
-def steady_minute(margin: float = 8.0) -> None:
+def steady_minute(margin: float = 15.0) -> None:
     """Wait (at most `margin` s) until the minute has `margin` s left, so a per-minute window holds."""
     deadline = time.monotonic() + margin + 1
     while 60 - time.time() % 60 < margin:
