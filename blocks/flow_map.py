@@ -36,7 +36,8 @@ class CollectSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(pattern=IDENTIFIER, description="The map's output port (a list, one entry per item).")
-    node: str = Field(min_length=1, max_length=64, description="The body node whose output is collected.")
+    node: str = Field(min_length=1, max_length=64, description="The body node whose output is collected.",
+                      json_schema_extra={"x-mantle-source": "nodes"})
     port: str = Field(pattern=IDENTIFIER, description="That node's output port.")
 
 
@@ -46,7 +47,8 @@ class MapConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     body: list[str] = Field(min_length=1, max_length=200, description=(
-        "Ids of the nodes run once per item; they read the map's `item`, `index` and shared ports."))
+        "Ids of the nodes run once per item; they read the map's `item`, `index` and shared ports."),
+        json_schema_extra={"x-mantle-source": "nodes"})
     collect: list[CollectSpec] = Field(min_length=1, max_length=50, description=(
         "Body outputs gathered into lists; each becomes an output port of the map."))
     shared: list[FieldSpec] = Field(default_factory=list, max_length=50, description=(

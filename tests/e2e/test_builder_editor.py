@@ -372,3 +372,20 @@ def test_an_app_call_block_picks_a_published_app_and_its_version(mantle: Mantle,
     wait_for(lambda: (config().get("app_id"), config().get("version")) == (callee, 1), "the call to be saved")
     # The called app's output is now the node's output port.
     expect(handle(page, "call_1", "greeting", "source")).to_be_visible()
+
+
+def test_a_map_ticks_its_body_from_the_graph_nodes(mantle: Mantle, page: Page) -> None:
+    app_id = mantle.create_app("Mapper", {"nodes": [
+        block("in", "trigger.api", 0, 0), block("each", "flow.map", 300, 0),
+        block("tidy", "text.template", 600, 0, template="{{ item }}"), block("out", "output", 900, 0)],
+        "edges": []})
+    open_editor(page, mantle, app_id)
+    panel = select_node(page, "each")
+    body = panel.get_by_role("group", name="Body")
+    expect(body.get_by_role("checkbox")).to_have_count(3)  # every node but the map itself
+    body.get_by_role("checkbox", name="tidy").check()
+
+    def config() -> dict[str, Any]:
+        return next(n["config"] for n in mantle.draft(app_id)["graph"]["nodes"] if n["id"] == "each")
+
+    wait_for(lambda: config().get("body") == ["tidy"], "the map's body to be saved")

@@ -8,13 +8,14 @@ import { type FieldKind, type FieldSpec, type JsonSchema, fieldDomId } from "./s
 import { EnumSetWidget, JsonWidget, ListWidget, MapWidget } from "./widgets/collections";
 import { ObjectListWidget, ObjectWidget } from "./widgets/objects";
 import { BooleanWidget, EnumWidget, NumberWidget, TextWidget } from "./widgets/scalars";
+import { NodesWidget } from "./widgets/nodes";
 import { SourceWidget } from "./widgets/sources";
 import type { WidgetProps } from "./widgets/types";
 
 const WIDGETS: Record<FieldKind, ComponentType<WidgetProps>> = {
   text: TextWidget, textarea: TextWidget, integer: NumberWidget, number: NumberWidget, boolean: BooleanWidget,
   enum: EnumWidget, "enum-set": EnumSetWidget, list: ListWidget, map: MapWidget, json: JsonWidget,
-  object: ObjectWidget, "object-list": ObjectListWidget, source: SourceWidget,
+  object: ObjectWidget, "object-list": ObjectListWidget, source: SourceWidget, nodes: NodesWidget,
 };
 
 /** Kinds drawn as a group (fieldset) with a legend instead of a label. */

@@ -72,13 +72,14 @@ describe("fields picked from the organization's things", () => {
       version: { anyOf: [{ type: "integer" }, { const: "latest", type: "string" }], default: "latest",
         "x-mantle-source": "app-versions", "x-mantle-app-field": "app_id" },
       other: { type: "string", "x-mantle-source": "something-new" },
+      body: { type: "array", items: { type: "string" }, minItems: 1, "x-mantle-source": "nodes" },
     },
   };
   const fields = Object.fromEntries(objectFields(picked, picked).map((f) => [f.name, f]));
 
   it("draws a hinted field as a picker, whatever its JSON type, and an unknown hint as before", () => {
-    expect([fields.knowledge_base?.kind, fields.app_id?.kind, fields.version?.kind, fields.other?.kind])
-      .toEqual(["source", "source", "source", "text"]);
+    expect([fields.knowledge_base?.kind, fields.app_id?.kind, fields.version?.kind, fields.other?.kind, fields.body?.kind])
+      .toEqual(["source", "source", "source", "text", "nodes"]);
     expect(sourceOf(fields.version!.schema)).toBe("app-versions");
     expect(fields.version!.schema["x-mantle-app-field"]).toBe("app_id");
   });

@@ -41,8 +41,10 @@ export interface JsonSchema {
 }
 
 /** The option lists a field may be picked from (`"x-mantle-source"` in a block's config schema). */
-export const SOURCES = ["knowledge", "apps", "app-versions"] as const;
+export const SOURCES = ["knowledge", "apps", "app-versions", "nodes"] as const;
 export type Source = (typeof SOURCES)[number];
+/** The sources read from the API (`nodes` comes from the graph being edited). */
+export type ApiSource = Exclude<Source, "nodes">;
 
 /** The field's source of choices, if its schema names one this builder knows. */
 export function sourceOf(s: JsonSchema): Source | null {
@@ -52,7 +54,7 @@ export function sourceOf(s: JsonSchema): Source | null {
 
 export type FieldKind =
   | "text" | "textarea" | "integer" | "number" | "boolean" | "enum"
-  | "enum-set" | "list" | "object" | "object-list" | "map" | "json" | "source";
+  | "enum-set" | "list" | "object" | "object-list" | "map" | "json" | "source" | "nodes";
 
 export interface FieldSpec {
   name: string;
@@ -119,7 +121,8 @@ export function limitsText(s: JsonSchema): string {
 
 /** Which widget draws a (resolved, non-null) schema. */
 export function kindOf(name: string, s: JsonSchema, root: JsonSchema): FieldKind {
-  if (sourceOf(s)) return "source";
+  const source = sourceOf(s);
+  if (source) return source === "nodes" ? "nodes" : "source";
   if (s.enum) return "enum";
   switch (s.type) {
     case "boolean":
@@ -165,7 +168,7 @@ export function fieldSpec(name: string, raw: JsonSchema, root: JsonSchema, requi
     required,
     default: schema.default,
     // A picked value is one of the listed choices: its length limits say nothing to the person.
-    limits: kind === "source" ? "" : limitsText(schema),
+    limits: kind === "source" || kind === "nodes" ? "" : limitsText(schema),
   };
 }
 

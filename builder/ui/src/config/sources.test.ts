@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { appChoices, knowledgeChoices, versionChoices, versionValue } from "./sources";
+import { appChoices, knowledgeChoices, nodeChoices, nodeSetChoices, versionChoices, versionValue } from "./sources";
 
 const bases: { id: string; name: string; documents: Record<string, number> }[] = [
   { id: "kb-1", name: "handbook", documents: { ready: 3, failed: 1 } },
@@ -73,5 +73,21 @@ describe("version choices", () => {
   it("saves a choice as the block takes it", () => {
     expect(versionValue("latest")).toBe("latest");
     expect(versionValue("3")).toBe(3);
+  });
+});
+
+describe("node choices (a map's body, the node it collects from)", () => {
+  const nodes = [{ id: "map", title: "Map" }, { id: "ask", title: "Prompt a model" }, { id: "tidy", title: "Template" }];
+
+  it("offers the graph's other nodes, titled by their block", () => {
+    expect(nodeChoices(nodes, "map", "ask")).toEqual({
+      selected: "ask", choices: [{ value: "ask", label: "ask (Prompt a model)" }, { value: "tidy", label: "tidy (Template)" }],
+    });
+    expect(nodeChoices(nodes, "map", "gone").choices[0]).toEqual({ value: "gone", label: "gone (node not found)" });
+  });
+
+  it("keeps a ticked node the graph no longer has, marked", () => {
+    expect(nodeSetChoices(nodes, "map", ["tidy", "deleted"]).map((c) => c.label))
+      .toEqual(["ask (Prompt a model)", "tidy (Template)", "deleted (node not found)"]);
   });
 });

@@ -68,3 +68,18 @@ export function versionChoices(versions: Pick<Schemas["VersionSummary"], "number
 export function versionValue(choice: string): number | "latest" {
   return choice === "latest" ? "latest" : Number(choice);
 }
+
+/** Other nodes of the graph by id (a map's body, the node it collects from), titled by their block. */
+export function nodeChoices(nodes: { id: string; title: string }[], self: string, current: unknown): Choices {
+  const choices = nodes.filter((n) => n.id !== self).map((n) => ({ value: n.id, label: `${n.id} (${n.title})` }));
+  const value = typeof current === "string" ? current : "";
+  return choices.some((c) => c.value === value) ? { choices, selected: value } : missing(choices, value, "node");
+}
+
+/** A list of node ids with those the graph no longer has kept, marked, so unticking is the person's call. */
+export function nodeSetChoices(nodes: { id: string; title: string }[], self: string, current: unknown): Choice[] {
+  const choices = nodeChoices(nodes, self, undefined).choices;
+  const chosen = Array.isArray(current) ? current.filter((v): v is string => typeof v === "string") : [];
+  const gone = chosen.filter((id) => !choices.some((c) => c.value === id));
+  return [...choices, ...gone.map((id) => ({ value: id, label: `${id} (node not found)` }))];
+}

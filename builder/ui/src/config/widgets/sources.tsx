@@ -6,7 +6,7 @@
 import { useEffect, useState } from "react";
 import { Link, useRoute } from "wouter";
 import { api, errorMessage } from "../../api/client";
-import { type Source, sourceOf } from "../schema";
+import { type ApiSource, sourceOf } from "../schema";
 import { appChoices, type Choices, knowledgeChoices, versionChoices, versionValue } from "../sources";
 import type { WidgetProps } from "./types";
 
@@ -38,12 +38,12 @@ function appOf({ spec, parent }: WidgetProps): string {
   return typeof app === "string" ? app : "";
 }
 
-const LOADERS: Record<Source, Loader> = { knowledge: loadKnowledge, apps: loadApps, "app-versions": loadVersions };
-const WHAT: Record<Source, string> = { knowledge: "knowledge bases", apps: "apps", "app-versions": "versions" };
+const LOADERS: Record<ApiSource, Loader> = { knowledge: loadKnowledge, apps: loadApps, "app-versions": loadVersions };
+const WHAT: Record<ApiSource, string> = { knowledge: "knowledge bases", apps: "apps", "app-versions": "versions" };
 
 export function SourceWidget(props: WidgetProps) {
   const { spec, value, onChange, inputId, describedBy, invalid } = props;
-  const source = sourceOf(spec.schema) as Source;
+  const source = sourceOf(spec.schema) as ApiSource;
   const [, params] = useRoute("/apps/:id/:tab?");
   const self = params?.id ?? null;
   const [toChoices, setToChoices] = useState<((value: unknown) => Choices) | null>(null);
