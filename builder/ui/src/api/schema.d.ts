@@ -93,7 +93,8 @@ export interface paths {
         };
         /**
          * Readyz
-         * @description The process can serve: the database and the broker answer (503 names what does not).
+         * @description The process can serve: the database and the broker answer, and under `mantle up` its
+         *     workers run and are warm (503 names what does not).
          */
         get: operations["readyz_readyz_get"];
         put?: never;
@@ -331,7 +332,8 @@ export interface paths {
         head?: never;
         /**
          * Update App
-         * @description Change an app's name or description.
+         * @description Change an app's name or description, or offer it as an MCP tool (`tool`, `tool_name`,
+         *     `tool_description`); 409 when another app of the organization has that tool name.
          */
         patch: operations["update_app_v1_apps__app_id__patch"];
         trace?: never;
@@ -1075,6 +1077,150 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/knowledge": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Knowledge Bases
+         * @description Every knowledge base of the organization.
+         */
+        get: operations["list_knowledge_bases_v1_knowledge_get"];
+        put?: never;
+        /**
+         * Create Knowledge Base
+         * @description Create a knowledge base; 409 if the organization has one of that name.
+         */
+        post: operations["create_knowledge_base_v1_knowledge_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/knowledge/{kb_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Knowledge Base
+         * @description One knowledge base.
+         */
+        get: operations["get_knowledge_base_v1_knowledge__kb_id__get"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete Knowledge Base
+         * @description Delete a knowledge base with its documents and indexes.
+         */
+        delete: operations["delete_knowledge_base_v1_knowledge__kb_id__delete"];
+        options?: never;
+        head?: never;
+        /**
+         * Update Knowledge Base
+         * @description Change a knowledge base; a new embedding model or chunking re-indexes every document (202-style:
+         *     the documents are queued, and their chunks replaced as each is ingested again).
+         */
+        patch: operations["update_knowledge_base_v1_knowledge__kb_id__patch"];
+        trace?: never;
+    };
+    "/v1/knowledge/{kb_id}/documents": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Documents
+         * @description The knowledge base's documents, oldest first.
+         */
+        get: operations["list_documents_v1_knowledge__kb_id__documents_get"];
+        put?: never;
+        /**
+         * Upload Document
+         * @description Upload a document; it is stored, then parsed and embedded by a worker (follow its `status`,
+         *     or `GET /v1/knowledge/{id}/events`).
+         */
+        post: operations["upload_document_v1_knowledge__kb_id__documents_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/knowledge/{kb_id}/documents/{document_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Document
+         * @description One document and its ingestion's progress.
+         */
+        get: operations["get_document_v1_knowledge__kb_id__documents__document_id__get"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete Document
+         * @description Delete a document and its chunks; a worker still ingesting it stops.
+         */
+        delete: operations["delete_document_v1_knowledge__kb_id__documents__document_id__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/knowledge/{kb_id}/documents/{document_id}/reindex": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Reindex Document
+         * @description Parse and embed the document again (its current chunks stay searchable until the new are in).
+         */
+        post: operations["reindex_document_v1_knowledge__kb_id__documents__document_id__reindex_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/knowledge/{kb_id}/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Knowledge Events
+         * @description Ingestion progress as it happens (one event per status change and per embedded batch: `queued`,
+         *     `parsing`, `embedding`, `ready`, `failed`); a late client first gets what already happened, and the
+         *     stream ends once nothing (of the document given) is left to ingest.
+         */
+        get: operations["knowledge_events_v1_knowledge__kb_id__events_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/members": {
         parameters: {
             query?: never;
@@ -1787,6 +1933,19 @@ export interface components {
             /** Name */
             name: string;
             /**
+             * Tool
+             * @description Offered as an MCP tool at `/mcp`.
+             * @default false
+             */
+            tool: boolean;
+            /**
+             * Tool Description
+             * @default
+             */
+            tool_description: string;
+            /** Tool Name */
+            tool_name?: string | null;
+            /**
              * Updated At
              * Format: date-time
              */
@@ -1818,6 +1977,19 @@ export interface components {
             /** Name */
             name: string;
             /**
+             * Tool
+             * @description Offered as an MCP tool at `/mcp`.
+             * @default false
+             */
+            tool: boolean;
+            /**
+             * Tool Description
+             * @default
+             */
+            tool_description: string;
+            /** Tool Name */
+            tool_name?: string | null;
+            /**
              * Updated At
              * Format: date-time
              */
@@ -1825,13 +1997,28 @@ export interface components {
         };
         /**
          * AppUpdate
-         * @description Rename or re-describe an app.
+         * @description Rename or re-describe an app, or offer it as an MCP tool.
          */
         AppUpdate: {
             /** Description */
             description?: string | null;
             /** Name */
             name?: string | null;
+            /**
+             * Tool
+             * @description Offer the latest published version as a tool at `/mcp` (its trigger's fields are the tool's input schema).
+             */
+            tool?: boolean | null;
+            /**
+             * Tool Description
+             * @description What the tool does, for the model that calls it (default: the app's description).
+             */
+            tool_description?: string | null;
+            /**
+             * Tool Name
+             * @description The tool's name, unique in the organization (default: made of the app's name).
+             */
+            tool_name?: string | null;
         };
         /**
          * Approve
@@ -1980,6 +2167,19 @@ export interface components {
             /** Version */
             version: number;
         };
+        /** Body_upload_document_v1_knowledge__kb_id__documents_post */
+        Body_upload_document_v1_knowledge__kb_id__documents_post: {
+            /**
+             * File
+             * @description Plain text, Markdown, HTML or PDF.
+             */
+            file: string;
+            /**
+             * Metadata
+             * @description A JSON object kept with the document; `knowledge.retrieve` filters on it.
+             */
+            metadata?: string | null;
+        };
         /**
          * ChatCompletion
          * @description The answer of a request without `stream` (a stream sends `chat.completion.chunk` events).
@@ -2056,6 +2256,34 @@ export interface components {
              * @default 1
              */
             top_p: number;
+        };
+        /**
+         * ChildRun
+         * @description A run a node started: an app it called, or one item of a map.
+         */
+        ChildRun: {
+            /**
+             * App Id
+             * Format: uuid
+             */
+            app_id: string;
+            /**
+             * Attempt
+             * @description The node's attempt that started it.
+             */
+            attempt?: number | null;
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /**
+             * Item Index
+             * @description The item's position in the map's list.
+             */
+            item_index?: number | null;
+            /** Status */
+            status: string;
         };
         /**
          * Choice
@@ -2339,6 +2567,75 @@ export interface components {
              */
             timeout_s: number;
         };
+        /**
+         * DocumentList
+         * @description A knowledge base's documents.
+         */
+        DocumentList: {
+            /** Items */
+            items: components["schemas"]["DocumentRead"][];
+        };
+        /**
+         * DocumentRead
+         * @description A document and where its ingestion stands (queued, parsing, embedding, ready, failed).
+         */
+        DocumentRead: {
+            /** Chunks */
+            chunks: number;
+            /** Chunks Embedded */
+            chunks_embedded: number;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Embedding Model
+             * @description The model its chunks were embedded with.
+             */
+            embedding_model: string | null;
+            /**
+             * Error
+             * @description Why ingestion failed (status `failed`).
+             */
+            error: string | null;
+            /** Filename */
+            filename: string;
+            /** Format */
+            format: string;
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /** Indexed At */
+            indexed_at: string | null;
+            /**
+             * Kb Id
+             * Format: uuid
+             */
+            kb_id: string;
+            /** Metadata */
+            metadata: {
+                [key: string]: unknown;
+            };
+            /** Sha256 */
+            sha256: string;
+            /** Size Bytes */
+            size_bytes: number;
+            status: components["schemas"]["DocumentStatus"];
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+        };
+        /**
+         * DocumentStatus
+         * @description Where a document's ingestion stands.
+         * @enum {string}
+         */
+        DocumentStatus: "queued" | "parsing" | "embedding" | "ready" | "failed";
         /**
          * DraftRead
          * @description The draft graph, its revision (also the ETag) and its problems.
@@ -2694,6 +2991,105 @@ export interface components {
              * @description The person whose own key it is (it ends when they leave the organization), or null.
              */
             user_id: string | null;
+        };
+        /**
+         * KnowledgeCreate
+         * @description A new knowledge base.
+         */
+        KnowledgeCreate: {
+            /**
+             * Chunk Overlap
+             * @description Characters repeated between chunks.
+             * @default 100
+             */
+            chunk_overlap: number;
+            /**
+             * Chunk Size
+             * @description About this many characters a chunk.
+             * @default 800
+             */
+            chunk_size: number;
+            /**
+             * Description
+             * @default
+             */
+            description: string;
+            /**
+             * Embedding Model
+             * @description The embedding model: wordllama-l2-256, wordllama-l2-128, wordllama-l2-64 (default wordllama-l2-256). Changing it re-indexes.
+             * @default wordllama-l2-256
+             */
+            embedding_model: string;
+            /**
+             * Name
+             * @example product docs
+             */
+            name: string;
+        };
+        /**
+         * KnowledgeList
+         * @description The organization's knowledge bases.
+         */
+        KnowledgeList: {
+            /** Items */
+            items: components["schemas"]["KnowledgeRead"][];
+        };
+        /**
+         * KnowledgeRead
+         * @description A knowledge base, with how many documents it has in each ingestion state.
+         */
+        KnowledgeRead: {
+            /** Chunk Overlap */
+            chunk_overlap: number;
+            /** Chunk Size */
+            chunk_size: number;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Description */
+            description: string;
+            /** Dimensions */
+            dimensions: number;
+            /**
+             * Documents
+             * @description Documents by status.
+             */
+            documents?: {
+                [key: string]: number;
+            };
+            /** Embedding Model */
+            embedding_model: string;
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /** Name */
+            name: string;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+        };
+        /**
+         * KnowledgeUpdate
+         * @description What to change; a new model or chunking re-indexes every document.
+         */
+        KnowledgeUpdate: {
+            /** Chunk Overlap */
+            chunk_overlap?: number | null;
+            /** Chunk Size */
+            chunk_size?: number | null;
+            /** Description */
+            description?: string | null;
+            /**
+             * Embedding Model
+             * @description The embedding model: wordllama-l2-256, wordllama-l2-128, wordllama-l2-64 (default wordllama-l2-256). Changing it re-indexes.
+             */
+            embedding_model?: string | null;
         };
         /**
          * LengthRule
@@ -3103,6 +3499,11 @@ export interface components {
             attempts: number;
             /** Block Type */
             block_type: string;
+            /**
+             * Children
+             * @description The child runs of a `flow.map` (one per item and attempt) or `app.call` node: each has its own trace at `GET /v1/runs/{id}`.
+             */
+            children?: components["schemas"]["ChildRun"][] | null;
             /** Duration Ms */
             duration_ms?: number | null;
             /** Error */
@@ -3873,7 +4274,7 @@ export interface components {
          * @description What a run is for: the app itself, or one node of its draft tried alone in the builder.
          * @enum {string}
          */
-        RunKind: "run" | "node_test";
+        RunKind: "run" | "node_test" | "map_item";
         /**
          * RunRead
          * @description A run with its inputs, outputs, error, timings and trace.
@@ -3907,12 +4308,27 @@ export interface components {
             /** Inputs */
             inputs: unknown;
             /**
+             * Item Index
+             * @description The item of the map this run is.
+             */
+            item_index?: number | null;
+            /**
              * @description `run`: the app (or its draft) run; `node_test`: one node of the draft tried alone (`test_node_id`), listed only when asked for (`kind=node_test` or `kind=all`).
              * @default run
              */
             kind: components["schemas"]["RunKind"];
             /** Outputs */
             outputs?: unknown;
+            /**
+             * Parent Node Id
+             * @description That node's id.
+             */
+            parent_node_id?: string | null;
+            /**
+             * Parent Run Id
+             * @description The run whose node started this one: an `app.call` that called this app, or the `flow.map` this run is one item of (`kind` `map_item`).
+             */
+            parent_run_id?: string | null;
             /**
              * Rerun Of
              * @description The run this one runs again from the start
@@ -4008,10 +4424,25 @@ export interface components {
              */
             id: string;
             /**
+             * Item Index
+             * @description The item of the map this run is.
+             */
+            item_index?: number | null;
+            /**
              * @description `run`: the app (or its draft) run; `node_test`: one node of the draft tried alone (`test_node_id`), listed only when asked for (`kind=node_test` or `kind=all`).
              * @default run
              */
             kind: components["schemas"]["RunKind"];
+            /**
+             * Parent Node Id
+             * @description That node's id.
+             */
+            parent_node_id?: string | null;
+            /**
+             * Parent Run Id
+             * @description The run whose node started this one: an `app.call` that called this app, or the `flow.map` this run is one item of (`kind` `map_item`).
+             */
+            parent_run_id?: string | null;
             /**
              * Rerun Of
              * @description The run this one runs again from the start
@@ -9997,6 +10428,854 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["KeyRead"];
+                };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description The key's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description Not found (or not in your organization) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description Invalid request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+        };
+    };
+    list_knowledge_bases_v1_knowledge_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KnowledgeList"];
+                };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description The key's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description Not found (or not in your organization) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description Invalid request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+        };
+    };
+    create_knowledge_base_v1_knowledge_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["KnowledgeCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KnowledgeRead"];
+                };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description The key's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description Not found (or not in your organization) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description Invalid request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+        };
+    };
+    get_knowledge_base_v1_knowledge__kb_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                kb_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KnowledgeRead"];
+                };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description The key's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description Not found (or not in your organization) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description Invalid request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_knowledge_base_v1_knowledge__kb_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                kb_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description The key's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description Not found (or not in your organization) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description Invalid request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+        };
+    };
+    update_knowledge_base_v1_knowledge__kb_id__patch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                kb_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["KnowledgeUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KnowledgeRead"];
+                };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description The key's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description Not found (or not in your organization) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description Invalid request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+        };
+    };
+    list_documents_v1_knowledge__kb_id__documents_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                kb_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DocumentList"];
+                };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description The key's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description Not found (or not in your organization) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description Invalid request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+        };
+    };
+    upload_document_v1_knowledge__kb_id__documents_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                kb_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": components["schemas"]["Body_upload_document_v1_knowledge__kb_id__documents_post"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DocumentRead"];
+                };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description The key's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description Not found (or not in your organization) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description Invalid request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+        };
+    };
+    get_document_v1_knowledge__kb_id__documents__document_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                kb_id: string;
+                document_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DocumentRead"];
+                };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description The key's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description Not found (or not in your organization) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description Invalid request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_document_v1_knowledge__kb_id__documents__document_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                kb_id: string;
+                document_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description The key's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description Not found (or not in your organization) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description Invalid request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+        };
+    };
+    reindex_document_v1_knowledge__kb_id__documents__document_id__reindex_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                kb_id: string;
+                document_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DocumentRead"];
+                };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description The key's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description Not found (or not in your organization) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description Invalid request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+        };
+    };
+    knowledge_events_v1_knowledge__kb_id__events_get: {
+        parameters: {
+            query?: {
+                /** @description Follow one document. */
+                document_id?: string | null;
+            };
+            header?: {
+                "last-event-id"?: number | null;
+            };
+            path: {
+                kb_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Server-Sent Events until every document is ready or failed */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": unknown;
                 };
             };
             /** @description Missing or invalid API key */
