@@ -103,6 +103,17 @@ class Up:
         body: dict[str, str] = answer.json()
         return body
 
+    def wait_run_worker(self) -> None:
+        """Wait until the run worker is ready (the inference worker may still load its model)."""
+        def ready() -> bool:
+            answer = self.readiness()
+            if answer is None:
+                return False
+            return answer.status_code == 200 or "run_worker" not in [
+                item["loc"][0] for item in answer.json()["detail"]]
+
+        wait_until(ready, START_S, "the run worker ready")
+
     def key(self) -> str:
         """The API key it printed."""
         found = re.search(r"API key:\s+(\S+)", self.text())
@@ -254,13 +265,13 @@ def test_elsewhere_logs_are_json_lines_and_sigterm_stops_everything(tmp_path: Pa
 
 def test_a_closed_terminal_sighup_stops_everything(tmp_path: Path) -> None:
     with mantle_up(tmp_path) as up:
-        up.wait_ready()
+        up.wait_run_worker()  # the inference worker may still be loading: it must stop all the same
         stop_and_expect_no_process_left(up, signal.SIGHUP)
 
 
 def test_a_killed_worker_comes_back_and_sigkill_of_mantle_up_leaves_nothing(tmp_path: Path) -> None:
     with mantle_up(tmp_path) as up:
-        up.wait_ready()
+        up.wait_run_worker()
         key = up.key()
         old = up.worker("runs")
         old_tree = [old, *old.children(recursive=True)]
@@ -276,7 +287,7 @@ def test_a_killed_worker_comes_back_and_sigkill_of_mantle_up_leaves_nothing(tmp_
         assert "run_worker" in wait_until(missing, 30, "/readyz naming the missing run worker")
         wait_until(lambda: "run worker exited (killed by SIGKILL); restarting" in up.log(), 30, "the line")
         wait_until(lambda: gone(old_tree), 30, "the killed worker's pool and scheduler to go too")
-        up.wait_ready()
+        up.wait_run_worker()
         assert up.worker("runs").pid != old.pid
         run = wait_until(lambda: finished(up, key, run_id), 120, "the run submitted meanwhile")
         assert run["status"] == "succeeded" and run["outputs"] == {"text": "Hello, Grace!"}, run
