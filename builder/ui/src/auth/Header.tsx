@@ -19,7 +19,9 @@ export function Header() {
     <header className="app-header" data-testid={T.header}>
       <Link href="/" className="brand">Mantle builder</Link>
       <nav aria-label="Main">
-        <Link href="/">Apps</Link> · <Link href="/knowledge" data-testid={T.knowledgeLink}>Knowledge</Link>
+        <Link href="/">Apps</Link>
+        {/* Reviewers may not read knowledge bases (the API says 403). */}
+        {session.role !== "reviewer" && <> · <Link href="/knowledge" data-testid={T.knowledgeLink}>Knowledge</Link></>}
         {session.role === "admin" && <> · <Link href="/people" data-testid={T.peopleLink}>People</Link></>}
       </nav>
       <p className="who">
