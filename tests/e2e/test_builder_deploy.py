@@ -7,7 +7,8 @@ with an access code made in the builder and run in a second browser context that
 no cookie (on the real worker stack: the run needs a worker), then revoked and refused; a phone
 number routed with the webhook URL to paste into Twilio; a webhook URL made and rotated; a
 schedule set in the draft with its next run; a policy attached; the app offered as an MCP tool
-with its name and description. Errors from the API show next to the field they name. axe-core finds nothing serious or critical on either tab.
+with its name and description. Errors from the API show next to the field they name. axe-core
+finds nothing serious or critical on either tab.
 """
 
 from __future__ import annotations
