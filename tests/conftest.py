@@ -210,9 +210,13 @@ def other_tenant(sessions: sessionmaker[Session], api: TestClient) -> Tenant:
 CHROMIUM = os.environ.get("MANTLE_TEST_CHROMIUM", "/usr/bin/chromium")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    """Headless Debian Chromium driven by Playwright; required in CI, skipped locally if absent."""
+    """Headless Debian Chromium driven by Playwright; required in CI, skipped locally if absent.
+
+    One per module, not per session: Playwright's sync API keeps an event loop running in the
+    main thread while it is started, and a later module of the same test process that runs its
+    own (`asyncio.run`, as the chaos and MCP tests do) would find it there."""
     if not Path(CHROMIUM).exists():
         if IN_CI:
             pytest.fail(f"Chromium is required in CI and missing at {CHROMIUM}")

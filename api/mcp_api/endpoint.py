@@ -38,29 +38,34 @@ class McpEndpoint:
     """ASGI app: authenticate the caller, then hand the request to the SDK's session manager."""
 
     def __init__(self) -> None:
-        self.manager = StreamableHTTPSessionManager(app=build_server(), stateless=True)
-        self.started = False
+        self.server = build_server()
+        self.manager: StreamableHTTPSessionManager | None = None
 
     @contextlib.asynccontextmanager
     async def run(self) -> AsyncIterator[None]:
-        """Run the session manager for the API's lifetime (entered in the app's lifespan)."""
-        async with self.manager.run():
-            self.started = True
+        """Run a session manager for the API's lifetime (entered in the app's lifespan).
+
+        The SDK's manager runs once per instance, and one app's lifespan may run more than once
+        (a test client, then a server, or a server restarted in place): each run gets its own."""
+        manager = StreamableHTTPSessionManager(app=self.server, stateless=True)
+        async with manager.run():
+            self.manager = manager
             try:
                 yield
             finally:
-                self.started = False
+                self.manager = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             scope[PRINCIPAL] = await authenticate(Request(scope, receive))
-            if not self.started:
+            manager = self.manager
+            if manager is None:
                 raise Unstarted("the MCP endpoint is not running in this process")
         except MantleError as exc:
             headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else exc.headers
             await error_response(exc.status_code, exc.details(), headers=headers)(scope, receive, send)
             return
-        await self.manager.handle_request(scope, receive, send)
+        await manager.handle_request(scope, receive, send)
 
 
 async def authenticate(request: Request) -> Principal:
