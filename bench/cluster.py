@@ -142,6 +142,7 @@ class Cluster:
     worker_concurrency: int = 1
     inference_workers: int = 0  # each serves the `inference` queue (the default model, pinned)
     health_ports: bool = False  # each worker serves /readyz and /metrics on a port of its own
+    warm_up: bool = True  # run workers build the policy engine before they consume (as deployed)
     env_overrides: dict[str, str] = field(default_factory=dict)
     key: str = ""
     org_id: uuid.UUID | None = None
@@ -186,6 +187,8 @@ class Cluster:
             command = CLI + ["worker", "--queues", "runs", "--concurrency", str(self.worker_concurrency)]
             if n == 0:
                 command.append("--beat")  # one scheduler (the reaper) for the deployment
+            if not self.warm_up:
+                command.append("--no-warm-up")
             self.workers.append(self._worker(f"worker{n}", command, env, logs))
         for n in range(self.inference_workers):
             self.workers.append(self._worker(f"inference{n}", CLI + ["worker", "--queues", "inference"],
