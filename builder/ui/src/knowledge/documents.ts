@@ -5,6 +5,7 @@
  */
 import type { EventSourceMessage } from "eventsource-parser/stream";
 import type { components } from "../api/schema";
+import { messageObject } from "../runs/sse";
 
 export type KnowledgeBase = components["schemas"]["KnowledgeRead"];
 export type KnowledgeDocument = components["schemas"]["DocumentRead"];
@@ -40,13 +41,8 @@ const LOOK: Record<DocumentStatus, { icon: string; label: string }> = {
 
 /** The knowledge event in one SSE message, or null for anything else (a malformed one is skipped). */
 export function parseKnowledgeEvent(message: EventSourceMessage): KnowledgeEvent | null {
-  let body: unknown;
-  try {
-    body = JSON.parse(message.data);
-  } catch {
-    return null;
-  }
-  if (typeof body !== "object" || body === null) return null;
+  const body = messageObject(message);
+  if (body === null) return null;
   const e = body as Partial<KnowledgeEvent>;
   if (typeof e.id !== "number" || typeof e.document_id !== "string") return null;
   if (!STATUSES.includes(e.type as DocumentStatus)) return null;

@@ -7,15 +7,21 @@
 import { type EventSourceMessage, EventSourceParserStream } from "eventsource-parser/stream";
 import type { RunEvent } from "./events";
 
-/** The run event in one SSE message, or null for anything else (a malformed message is skipped). */
-export function parseMessage(message: EventSourceMessage): RunEvent | null {
+/** The JSON object one SSE message carries, or null when it carries anything else. */
+export function messageObject(message: EventSourceMessage): Record<string, unknown> | null {
   let body: unknown;
   try {
     body = JSON.parse(message.data);
   } catch {
     return null;
   }
-  if (typeof body !== "object" || body === null) return null;
+  return typeof body === "object" && body !== null ? (body as Record<string, unknown>) : null;
+}
+
+/** The run event in one SSE message, or null for anything else (a malformed message is skipped). */
+export function parseMessage(message: EventSourceMessage): RunEvent | null {
+  const body = messageObject(message);
+  if (body === null) return null;
   const e = body as Partial<RunEvent>;
   if (typeof e.id !== "number" || typeof e.type !== "string") return null;
   return { id: e.id, type: e.type, node_id: e.node_id ?? null, at: String(e.at ?? ""),
