@@ -30,6 +30,7 @@ from api.routes import (
     people,
     phone_numbers,
     policies,
+    retention,
     review_page,
     reviews,
     runs,
@@ -94,7 +95,7 @@ def create_app(
     app.state.submitter = Submitter(app.state.registry, settings)
     errors.install(app)
     for module in (blocks, apps, drafts, runs, org, reviews, shares, credentials, phone_numbers, models,
-                   policies, webhooks, schedules, session, people, usage, knowledge):
+                   policies, webhooks, schedules, session, people, usage, knowledge, retention):
         app.include_router(module.router, prefix="/v1")
     app.include_router(health.router)
     app.include_router(openai_routes.router)  # /openai/v1: OpenAI's shapes, a Mantle key

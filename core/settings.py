@@ -95,6 +95,16 @@ class Settings(BaseSettings):
     pure_timeout_s: float = Field(default=10.0, gt=0, le=600, description=(
         "The most a pure block, or the start of a deferred one, may run; it then fails."))
 
+    # Run retention (policies per organization and app: `/v1/org/retention`, models/retention.py).
+    retention_interval_s: float = Field(default=300.0, gt=0, le=86400, description=(
+        "How often the scheduler prunes runs past their retention."))
+    retention_batch: int = Field(default=200, ge=1, le=5000, description=(
+        "Top-level runs (with their children) deleted per transaction: small, so no lock is held long."))
+    retention_sweep_s: float = Field(default=30.0, gt=0, le=3600, description=(
+        "The most one pruning sweep works; what is left waits for the next one."))
+    retention_tombstone_days: int = Field(default=365, ge=1, le=36500, description=(
+        "How long a pruned run still answers 410 (with when and why) before it is simply unknown."))
+
     # The human review queue.
     review_claim_s: float = Field(default=900.0, gt=0, le=7 * 86400,
                                   description="How long a reviewer's claim on an item lasts.")

@@ -16,6 +16,7 @@ from models.knowledge import KnowledgeBase, KnowledgeChunk, KnowledgeDocument, K
 from models.orgs import ApiKey, Organization
 from models.policies import AppPolicy, PinnedPolicy, Policy, PolicyVersion
 from models.quotas import OrgQuota, QuotaCounter
+from models.retention import AppRetention, OrgRetention, PrunedRun
 from models.reviews import ReviewItem
 from models.runs import NodeRun, Run, RunEvent
 from models.schedules import AppSchedule
@@ -34,4 +35,5 @@ __all__ = [
     "Invitation", "Membership", "PasswordLink", "SignInAttempt", "User",
     "Completion", "ModelUsage", "OrgQuota", "QuotaCounter",
     "KnowledgeBase", "KnowledgeChunk", "KnowledgeDocument", "KnowledgeEvent",
+    "AppRetention", "OrgRetention", "PrunedRun",
 ]

@@ -22,6 +22,7 @@ from sqlalchemy import (
     false,
     func,
     select,
+    text,
     update,
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
@@ -54,6 +55,12 @@ class Run(Base):
         # A parent's node starts one child per item and attempt: its lock makes this unique already,
         # the constraint keeps it so, and indexes the parent's look-up of its children.
         UniqueConstraint("parent_run_id", "parent_node_id", "parent_attempt", "item_index"),
+        # Deleting a run (retention) sets these to NULL where they name it: without an index that
+        # is a scan of every run per deleted run. Partial: most runs retry nothing, and cost nothing.
+        Index("ix_runs_retry_of", "retry_of", postgresql_where=text("retry_of IS NOT NULL"),
+              sqlite_where=text("retry_of IS NOT NULL")),
+        Index("ix_runs_rerun_of", "rerun_of", postgresql_where=text("rerun_of IS NOT NULL"),
+              sqlite_where=text("rerun_of IS NOT NULL")),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
@@ -141,9 +148,13 @@ def _run_statement(lock: bool) -> Select[Run]:
 
 
 def get_run(session: Session, *, org_id: uuid.UUID, run_id: uuid.UUID, lock: bool = False) -> Run:
-    """The organization's run, or NotFound."""
+    """The organization's run; Gone if its retention policy pruned it, else NotFound."""
     run = session.scalar(_run_statement(lock), {"run_id": run_id, "org_id": org_id})
     if run is None:
+        # Imported here: models.retention builds on this module. A pruned run is a 410, not a 404.
+        from models.retention import gone_if_pruned
+
+        gone_if_pruned(session, org_id=org_id, run_id=run_id)
         raise NotFound("run not found", loc=["run_id"])
     return run
 

@@ -1,5 +1,5 @@
 """The Celery app: queues `runs`, `inference` and `knowledge` (documents to ingest), late acks, and the
-reaper's schedule.
+scheduler's periodic tasks (the reaper, review deadlines, cron triggers, run retention).
 
 Celery is only the transport; PostgreSQL (or SQLite) is the record, so a lost message
 costs latency (the reaper re-enqueues), never a run.
@@ -22,7 +22,8 @@ def make_celery(settings: Settings) -> Celery:
     """A Celery app on the configured broker (a folder on disk when none is configured)."""
     app = Celery("mantle", broker=settings.resolved_broker_url,
                  include=["worker.tasks", "worker.reviews", "worker.sms", "worker.inference.tasks",
-                          "worker.integrations", "worker.schedules", "worker.knowledge"])
+                          "worker.integrations", "worker.schedules", "worker.knowledge",
+                          "worker.retention"])
     options: dict[str, object] = {}
     if settings.resolved_broker_url.startswith("filesystem"):
         fs_broker.install()
@@ -58,6 +59,7 @@ def make_celery(settings: Settings) -> Celery:
             "resend-inference": {"task": "runs.resend_inference", "schedule": settings.reaper_interval_s},
             "fire-schedules": {"task": "schedules.fire", "schedule": settings.schedule_interval_s},
             "resend-knowledge": {"task": "knowledge.resend", "schedule": settings.reaper_interval_s},
+            "prune-runs": {"task": "runs.prune", "schedule": settings.retention_interval_s},
         },
         beat_schedule_filename=str((settings.data_dir / "celerybeat-schedule").resolve()),
     )

@@ -1,5 +1,5 @@
-"""What the run engine tells operators: Prometheus metrics of runs, nodes and SMS, and the run's
-identity on every log line.
+"""What the run engine tells operators: Prometheus metrics of runs, nodes, SMS and pruned runs, and the
+run's identity on every log line.
 
 Metrics are observed only after the step's transaction committed, so a step that rolls back
 (and is retried) never counts twice. In a deployment these counters live in the worker
@@ -28,6 +28,9 @@ CHILD_RUNS = Counter("mantle_child_runs_started_total",
                      "Child runs started: an item of a flow.map, or an app an app.call ran", ["kind"])
 SMS_SENT = Counter("mantle_sms_sent_total", "SMS parts Twilio accepted", ["status"])
 SMS_FAILED = Counter("mantle_sms_failed_total", "SMS parts that failed to send", ["reason"])
+RUNS_PRUNED = Counter("mantle_runs_pruned_total",
+                      "Runs (child runs included) deleted by a retention policy, by whose policy it was",
+                      ["source"])
 
 # Every key `run_logging` may leave bound, so one unbind clears them all.
 RUN_KEYS = ("run_id", "org_id", "app_id", "node_id")
