@@ -170,6 +170,7 @@ def set_app_policy(session: Session, *, org_id: uuid.UUID, app_id: uuid.UUID, po
     if policy is None:
         if row is not None:
             session.delete(row)
+            session.flush()  # a read in the same transaction must no longer find it
         return
     if row is None:
         row = AppRetention(app_id=app_id, org_id=org_id)
