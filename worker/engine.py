@@ -113,6 +113,21 @@ class AnalysisCache:
         return analysis
 
 
+def bounded_outcome(outcome: Event, limit: int) -> Event:
+    """Refuse outputs over the size limit: the node fails, the process stays healthy."""
+    if isinstance(outcome, NodeSucceeded):
+        try:  # first without serialising: a value can share its parts and print astronomically
+            measure(outcome.outputs, 4 * limit, what="the outputs")
+        except LimitExceeded as exc:
+            return NodeFailed(outcome.at, outcome.node_id, error_type="too_large",
+                              error=f"{exc.message}; the limit is {limit} bytes")
+        size = json_size(outcome.outputs)
+        if size > limit:
+            return NodeFailed(outcome.at, outcome.node_id, error_type="too_large",
+                              error=f"outputs are {size} bytes; the limit is {limit}")
+    return outcome
+
+
 # Plain tables, not the mapped classes: an ORM bulk INSERT costs more than the unit of work.
 _NODE_RUNS = Base.metadata.tables[NodeRun.__tablename__]
 _RUN_EVENTS = Base.metadata.tables[RunEvent.__tablename__]
@@ -201,6 +216,23 @@ class Recorder:
 
     def save_run(self, state: RunState, wake_at: datetime | None) -> None:
         """Write the run's own status, outputs and timing, and every row the step recorded."""
+        self.set_run(state, wake_at)
+        self._insert_new_rows()
+        if self.session.get_bind().dialect.name == "postgresql":
+            # Delivered at commit, exactly when the change becomes visible (see api/watch.py).
+            self.session.execute(text("SELECT pg_notify('mantle_runs', :run)"),
+                                 {"run": f"{self.run.id} {self.run.status}"})
+
+    def save_new_run(self, state: RunState) -> None:
+        """Insert a run executed from start to end in this session (`worker/direct.py`): the run row
+        with its final state, then its node runs and events; no one can be watching it yet."""
+        self.set_run(state, None)
+        self.session.add(self.run)
+        self.session.flush()
+        self._insert_new_rows()
+
+    def set_run(self, state: RunState, wake_at: datetime | None) -> None:
+        """Copy the run's status, outputs and timing to its row."""
         run = self.run
         if run.started_at is None and state.status is not RunStatus.queued:
             run.started_at = utcnow()
@@ -210,11 +242,6 @@ class Recorder:
             wake_parent(self.session, run=run)  # before the commit: the parent hears of it either way
         run.heartbeat_at = utcnow()
         run.wake_at = wake_at if state.status not in TERMINAL else None
-        self._insert_new_rows()
-        if self.session.get_bind().dialect.name == "postgresql":
-            # Delivered at commit, exactly when the change becomes visible (see api/watch.py).
-            self.session.execute(text("SELECT pg_notify('mantle_runs', :run)"),
-                                 {"run": f"{run.id} {run.status}"})
 
 
 def _kinds(executor: Executor) -> set[str]:
@@ -383,19 +410,7 @@ class RunEngine:
             self.enqueue(parent_id, None)
 
     def _bounded(self, outcome: Event) -> Event:
-        """Refuse outputs over the size limit: the node fails, the worker stays healthy."""
-        if isinstance(outcome, NodeSucceeded):
-            try:  # first without serialising: a value can share its parts and print astronomically
-                measure(outcome.outputs, 4 * self.settings.max_value_bytes, what="the outputs")
-            except LimitExceeded as exc:
-                return NodeFailed(outcome.at, outcome.node_id, error_type="too_large",
-                                  error=f"{exc.message}; the limit is {self.settings.max_value_bytes} bytes")
-            size = json_size(outcome.outputs)
-            if size > self.settings.max_value_bytes:
-                return NodeFailed(outcome.at, outcome.node_id, error_type="too_large",
-                                  error=f"outputs are {size} bytes; the limit is "
-                                        f"{self.settings.max_value_bytes}")
-        return outcome
+        return bounded_outcome(outcome, self.settings.max_value_bytes)
 
     def _dispatch(self, run: Run, wait: NodeWaiting, session: Session | None) -> bool:
         """Hand a suspended node's work to its handler; inside the transaction only the handlers

@@ -43,19 +43,21 @@ Make = Callable[[Session, Submitter], tuple[Run, bool]]
 
 
 def _create(request: Request, make: Make, wait: float) -> tuple[uuid.UUID, RunRead | None]:
-    """Create (or find) the run with `make`; a new run not waited for is read here, before it is
-    enqueued: nothing can have changed it since, and a second session (and its round trips) is saved."""
+    """Create (or find) the run with `make`; a new run not waited for, or one that ended as it was
+    created (`worker/direct.py`), is read here: nothing can have changed it since, and a second
+    session (and its round trips) is saved."""
     sessions: sessionmaker[Session] = request.app.state.session_factory
     submitter = _submitter(request)
     read = None
     with session_scope(sessions) as session:
         run, created = make(session, submitter)
         run_id = run.id
-        if created and wait <= 0:
-            # A retry's reused nodes are already recorded; any other new run has no node run yet.
+        queue = created and submitter.needs_worker(run)
+        if created and (wait <= 0 or not queue):
+            # A retry's reused nodes are already recorded; any other new queued run has no node run yet.
             read = run_read(session, run, request.app.state.registry, request.app.state.settings,
-                            fresh=run.retry_of is None)
-    if created:
+                            fresh=queue and run.retry_of is None)
+    if queue:
         submitter.enqueue(run_id)
     return run_id, read
 
@@ -71,7 +73,7 @@ async def _start(request: Request, response: Response, principal: Principal, app
     def make(session: Session, submitter: Submitter) -> tuple[Run, bool]:
         return submitter.create(session, org_id=principal.org_id, app_id=app_id, inputs=body.inputs,
                                 version=None if draft else body.version, draft=draft,
-                                idempotency_key=idempotency_key)
+                                idempotency_key=idempotency_key, wait_s=wait)
 
     return await _answer(request, response, principal, make, wait)
 
@@ -80,7 +82,7 @@ async def _answer(request: Request, response: Response, principal: Principal, ma
                   wait: float) -> RunRead:
     """Create the run, wait for its end up to `wait` seconds; 200 if it ended, else 202."""
     run_id, read = await run_in_threadpool(_create, request, make, wait)
-    if wait > 0:
+    if wait > 0 and (read is None or read.status not in TERMINAL):
         await wait_until_ended(request, run_id, wait)
     if read is None:
         read = await run_in_threadpool(_read, request, principal.org_id, run_id)

@@ -112,7 +112,8 @@ def _target(request: Request, token: str) -> Target:
 
 
 def _start(request: Request, target: Target, inputs: dict[str, Any], key: str | None,
-           signature: Signature | None) -> tuple[uuid.UUID, bool]:
+           signature: Signature | None) -> tuple[uuid.UUID, tuple[str, dict[str, Any] | None] | None]:
+    """Start (or find) the run; with its status and outputs when it ended as it was created."""
     submitter, settings = request.app.state.submitter, request.app.state.settings
     idempotency_key = f"webhook:{target.endpoint_id}:{key}" if key else None
     with session_scope(request.app.state.session_factory) as session:
@@ -127,11 +128,14 @@ def _start(request: Request, target: Target, inputs: dict[str, Any], key: str | 
                                 loc=["header", SIGNATURE_HEADER])
         run, created = submitter.create(
             session, org_id=target.org_id, app_id=target.app_id, inputs=inputs, version=target.version,
-            trigger="webhook", idempotency_key=idempotency_key)
+            trigger="webhook", idempotency_key=idempotency_key,
+            wait_s=target.config.wait_s if target.config.respond == "output" else 0)
         run_id = run.id
-    if created:
+        queue = created and submitter.needs_worker(run)
+        ended = (run.status, run.outputs) if created and not queue else None
+    if queue:
         submitter.enqueue(run_id)
-    return run_id, created
+    return run_id, ended
 
 
 def _state(request: Request, run_id: uuid.UUID) -> tuple[str, dict[str, Any] | None]:
@@ -163,10 +167,12 @@ async def receive_webhook(
     passed = {name: request.headers[name] for name in target.config.headers if name in request.headers}
     inputs = {"body": parse_body(request.headers.get("content-type", ""), body),
               "query": dict(request.query_params), "headers": passed}
-    run_id, _ = await run_in_threadpool(_start, request, target, inputs, idempotency_key, signature)
-    if target.config.respond == "output":
-        await wait_until_ended(request, run_id, target.config.wait_s)
-    state, outputs = await run_in_threadpool(_state, request, run_id)
+    run_id, ended = await run_in_threadpool(_start, request, target, inputs, idempotency_key, signature)
+    if ended is None:
+        if target.config.respond == "output":
+            await wait_until_ended(request, run_id, target.config.wait_s)
+        ended = await run_in_threadpool(_state, request, run_id)
+    state, outputs = ended
     finished = target.config.respond == "output" and RunStatus(state) in TERMINAL
     answer = WebhookAnswer(run_id=run_id, status=state, outputs=outputs if finished else None)
     return JSONResponse(answer.model_dump(mode="json"), status_code=200 if finished else 202,

@@ -1,0 +1,91 @@
+"""Direct runs: a new run whose every node is pure, with its caller waiting, runs where it was asked.
+
+A trigger that waits for its answer (`?wait=`, a webhook with `respond: output`) would otherwise
+insert a queued run, publish a message, and wait while a worker locks the run, plans, runs its
+nodes, records them and tells the API by a notification, after which the API reads the run back.
+When every node of the version is pure (templates, conditions, extraction, the trigger and the
+output: nothing outside the run changes, see the `blocks` contract), none of that hop buys
+anything: the API process plans and runs the nodes with the same executor, then inserts the run
+with its final state, its node runs and its events in the one transaction that creates it.
+
+The record is the same as a worker's, event for event. What changes is the durability story, and
+only in what it has to cover: nothing is recorded until that transaction commits, and the caller
+is answered only after it does. If the API process dies in the middle, there is no run and the
+caller's request fails (a retry with the same Idempotency-Key starts it once). A run that cannot
+end within the step's slice (a slow template, a node waiting to retry) is not recorded from here:
+the work is dropped (pure work can be redone unnoticed) and the run goes through the queue as any
+other, from its start.
+"""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy.orm import Session
+
+from blocks.base import Execution
+from blocks.registry import Registry
+from builder.executor import TERMINAL, Executor, NodeStarted, NodeStatus, RunState, SliceSpent
+from builder.validation import Analysis
+from core.settings import Settings
+from models.base import new_id, utcnow
+from models.runs import Run, RunKind
+from worker.engine import AnalysisCache, Recorder, bounded_outcome, run_graph
+
+
+def all_pure(analysis: Analysis) -> bool:
+    """Whether every node of the analysed graph is a pure inline block."""
+    return all(block.pure and block.execution is Execution.inline for block in analysis.blocks.values())
+
+
+class DirectRunner:
+    """Runs pure published runs in the calling process; one per API process."""
+
+    def __init__(self, registry: Registry, settings: Settings) -> None:
+        self.settings = settings
+        # The graph as the engine executes it (with the version's pinned policies): versions and
+        # their pins never change, so each is analysed once, like the workers do.
+        self.analyses = AnalysisCache(registry)
+
+    def execute(self, session: Session, run: Run, *, within_s: float) -> Recorder | None:
+        """Run the new published run `run` (not yet added to `session`) to its end and record it
+        there; None when it is not a direct run or did not end in time (nothing was recorded)."""
+        if run.draft or run.version_id is None or run.kind != RunKind.run.value:
+            return None
+        analysis = self.analyses.get(run.version_id, lambda: run_graph(session, run))
+        if not all_pure(analysis):
+            return None
+        if run.id is None:
+            run.id = new_id()
+        run.created_at = utcnow()
+        state = RunState(run_id=run.id, org_id=run.org_id, app_id=run.app_id, inputs=run.inputs,
+                         created_at=run.created_at)
+        executor = Executor(analysis, pure_timeout_s=self.settings.pure_timeout_s,
+                            start_timeout_s=self.settings.pure_timeout_s)
+        recorder = Recorder(session, run, {}, executor)
+        if not self._run(executor, state, recorder, min(within_s, self.settings.pure_step_s)):
+            return None
+        recorder.save_new_run(state)
+        return recorder
+
+    def _run(self, executor: Executor, state: RunState, recorder: Recorder, within_s: float) -> bool:
+        """Plan and run nodes until the run ends (True) or cannot end now (False)."""
+        ends = time.monotonic() + within_s
+        limit = self.settings.max_value_bytes
+        while True:
+            events = executor.plan(state)
+            for event in events:
+                recorder.record(event, state)
+            claimed = next((e.node_id for e in reversed(events) if isinstance(e, NodeStarted)
+                            and state.node(e.node_id or "").status is NodeStatus.running), None)
+            if claimed is None:
+                return state.status in TERMINAL
+            left = ends - time.monotonic()
+            if left <= 0:
+                return False
+            try:
+                outcome = bounded_outcome(executor.run_node(state, claimed, within_s=left), limit)
+            except SliceSpent:
+                return False
+            executor.apply(state, outcome)
+            recorder.record(outcome, state)
