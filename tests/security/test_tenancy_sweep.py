@@ -123,9 +123,21 @@ def test_lists_never_include_another_organizations_rows(api: TestClient, world: 
     assert not failures, "\n".join(failures)
 
 
+def test_a_pruned_run_is_gone_to_its_organization_and_unknown_to_another(world: tuple[Owned, Owned]) -> None:
+    victim, attacker = world
+    pruned = victim.ids["pruned_run_id"]
+    gone = victim.tenant.client.get(f"/v1/runs/{pruned}")
+    assert gone.status_code == 410 and "the app's retention policy" in gone.text, gone.text
+    for path in (f"/v1/runs/{pruned}", f"/v1/runs/{pruned}/graph", f"/v1/runs/{pruned}/events"):
+        answer = attacker.tenant.client.get(path)
+        assert answer.status_code == 404 and "retention" not in answer.text, (path, answer.text)
+
+
 def assert_untouched(owned: Owned) -> None:
     """Every object of `owned` is still there, unchanged by the other organization's calls."""
     client, ids = owned.tenant.client, owned.ids
+    assert client.get("/v1/org/retention").json()["keep_days"] == 3650
+    assert client.get(f"/v1/apps/{ids['app_id']}/retention").json()["keep_runs"] == 1000
     app = client.get(f"/v1/apps/{ids['app_id']}").json()
     assert app["name"] == "victim greeter" and app["latest_version"] == 1 and app["draft_revision"] == 1
     assert client.get(f"/v1/runs/{ids['run_id']}").json()["status"] == "queued"

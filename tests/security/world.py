@@ -9,14 +9,18 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import schemathesis
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis import GenerationMode
+from sqlalchemy import update
 
+from models.base import utcnow
 from models.db import session_scope
+from models.runs import Run
 from models.usage import UsageSource, record_usage
 from tests.conftest import Tenant
 from tests.factories import greeter_graph
@@ -24,6 +28,7 @@ from tests.people import accept
 from tests.reviews import review_graph
 from tests.sms import ACCOUNT_SID, AUTH_TOKEN, NUMBER, inbound_form, post_signed, sms_app, store_twilio
 from worker.engine import RunEngine
+from worker.retention import Pruner
 
 PHONE = "+15557000001"
 
@@ -62,7 +67,8 @@ def build(tenant: Tenant, runs: RunEngine, *, number: str = NUMBER, label: str =
           twilio_token: str = AUTH_TOKEN) -> Owned:
     """One of everything for `tenant`: apps, a version, a run, a review, a share, a credential,
     a phone route with a conversation, a model deployment and a call's usage, a knowledge base with a
-    document, a second key, a pending invitation and a member signed in through a browser."""
+    document, a second key, a pending invitation, a member signed in through a browser, retention
+    settings and a run they pruned."""
     owned = Owned(tenant, twilio_token=twilio_token)
     client = tenant.client
     app = _created(client.post("/v1/apps", json={"name": f"{label} greeter", "graph": greeter_graph()}))
@@ -95,6 +101,16 @@ def build(tenant: Tenant, runs: RunEngine, *, number: str = NUMBER, label: str =
         record_usage(session, org_id=tenant.org_id, source=UsageSource.run, deployment=model["name"],
                      prompt_tokens=3, completion_tokens=4, latency_s=0.5, cost=None,
                      app_id=uuid.UUID(app["id"]), run_id=uuid.UUID(run["id"]), node_id="greet")
+    # Retention: the organization's policy, the greeter's own, and a run of it pruned long ago.
+    _created(client.put("/v1/org/retention", json={"keep_days": 3650}))
+    _created(client.put(f"/v1/apps/{app['id']}/retention", json={"keep_days": 3650, "keep_runs": 1000}))
+    old = _created(client.post(f"/v1/apps/{app['id']}/runs", json={"inputs": {"name": "long ago"}}))
+    assert runs.advance(uuid.UUID(old["id"])) == "succeeded"
+    with session_scope(runs.sessions) as session:
+        then = utcnow() - timedelta(days=4000)
+        aged = update(Run).where(Run.id == uuid.UUID(old["id"])).values(created_at=then, finished_at=then)
+        session.execute(aged)
+    assert Pruner(runs.sessions, runs.settings).sweep().runs == 1
     owned.share_slug = share["slug"]
     owned.ids = {"app_id": app["id"], "run_id": run["id"], "review_id": review["id"], "share_id": share["id"],
                  "credential_id": credential["id"], "route_id": route["id"], "phone": PHONE,
@@ -102,7 +118,7 @@ def build(tenant: Tenant, runs: RunEngine, *, number: str = NUMBER, label: str =
                  "review_run_id": waiting["id"], "account_sid": ACCOUNT_SID,
                  "node_id": "greet",  # the greeter's template node, for a node test of the draft
                  "user_id": person.user_id, "invitation_id": pending["id"], "session_id": browser["id"],
-                 "kb_id": kb["id"], "document_id": document["id"]}
+                 "kb_id": kb["id"], "document_id": document["id"], "pruned_run_id": old["id"]}
     return owned
 
 
