@@ -591,6 +591,17 @@ def summary(lines: list[dict[str, Any]], rounds: int, start_load: float) -> dict
     return result
 
 
+def code_version() -> dict[str, Any]:
+    """The commit measured, and whether tracked files differed from it."""
+    def git(*argv: str) -> str:
+        return subprocess.run(["git", *argv], cwd=REPO, capture_output=True, text=True, timeout=30).stdout
+
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        return {"commit": git("rev-parse", "--short=10", "HEAD").strip(),
+                "uncommitted_changes": bool(git("status", "--porcelain", "--untracked-files=no").strip())}
+    return {}
+
+
 def skipped(reason: str, message: str) -> None:
     """Say how to get what is missing, and print the `skipped` line."""
     print(message, file=sys.stderr)
@@ -654,7 +665,7 @@ def main() -> None:
                         line["answer_ok_after"] = check_answer(target)
                         lines.append(line)
                         print(json.dumps(line), flush=True)
-    print(json.dumps(summary(lines, args.rounds, start_load)), flush=True)
+    print(json.dumps({**summary(lines, args.rounds, start_load), **code_version()}), flush=True)
 
 
 if __name__ == "__main__":
