@@ -46,7 +46,7 @@ from builder.composition import (
     pin_interfaces,
     plan_map,
 )
-from builder.executor import Executor, NodeStatus, RunState
+from builder.executor import Executor, NodeStatus, RunState, RunStatus
 from builder.graph import Graph
 from builder.validation import Analysis, Limits, analyze
 from models import apps as app_store
@@ -316,6 +316,9 @@ class Composer:
     def orphans(self, session: Session, limit: int = 500) -> list[uuid.UUID]:
         """Children still going whose parent run has ended."""
         parent = aliased(Run)
+        # The live statuses spelled out (not NOT IN the ended ones): the reaper asks this every few
+        # seconds, and only an IN list is read through the status index instead of every run.
+        live = tuple(s.value for s in RunStatus if s.value not in ENDED)
         return list(session.scalars(
             select(Run.id).join(parent, parent.id == Run.parent_run_id)
-            .where(Run.status.not_in(tuple(ENDED)), parent.status.in_(tuple(ENDED))).limit(limit)))
+            .where(Run.status.in_(live), parent.status.in_(tuple(ENDED))).limit(limit)))
