@@ -100,8 +100,9 @@ class Settings(BaseSettings):
         "How often the scheduler prunes runs past their retention."))
     retention_batch: int = Field(default=200, ge=1, le=5000, description=(
         "Top-level runs (with their children) deleted per transaction: small, so no lock is held long."))
-    retention_sweep_s: float = Field(default=30.0, gt=0, le=3600, description=(
-        "The most one pruning sweep works; what is left waits for the next one."))
+    retention_sweep_s: float = Field(default=5.0, gt=0, le=3600, description=(
+        "The most one pruning task works (it holds a run worker's slot); with work left it sends "
+        "itself again, behind the runs already queued."))
     retention_tombstone_days: int = Field(default=365, ge=1, le=36500, description=(
         "How long a pruned run still answers 410 (with when and why) before it is simply unknown."))
 

@@ -215,13 +215,16 @@ def apps_to_prune(session: Session) -> list[AppToPrune]:
     return found
 
 
+def boundary_statement(app_id: uuid.UUID, keep_runs: int) -> Select[datetime, uuid.UUID]:
+    """The statement finding the newest of the app's top-level runs beyond its last `keep_runs`."""
+    return (select(Run.created_at, Run.id).where(Run.app_id == app_id, Run.parent_run_id.is_(None))
+            .order_by(Run.created_at.desc(), Run.id.desc()).offset(keep_runs).limit(1))
+
+
 def count_boundary(session: Session, *, app_id: uuid.UUID,
                    keep_runs: int) -> tuple[datetime, uuid.UUID] | None:
     """The newest of the app's top-level runs beyond its last `keep_runs` (None: it has no more)."""
-    row = session.execute(
-        select(Run.created_at, Run.id).where(Run.app_id == app_id, Run.parent_run_id.is_(None))
-        .order_by(Run.created_at.desc(), Run.id.desc()).offset(keep_runs).limit(1)
-    ).first()
+    row = session.execute(boundary_statement(app_id, keep_runs)).first()
     return None if row is None else (row[0], row[1])
 
 

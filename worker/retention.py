@@ -3,11 +3,12 @@
 Celery beat sends `runs.prune` every `MANTLE_RETENTION_INTERVAL_S`; each sweep goes through the
 apps under a policy (models/retention.py says what is pruned and what is kept) and deletes their
 runs in batches of `MANTLE_RETENTION_BATCH`, one short transaction each, for at most
-`MANTLE_RETENTION_SWEEP_S`: a backlog (a policy just set on years of runs) is worked off over
-several sweeps, never in one long transaction. On PostgreSQL a batch waits at most a couple of
-seconds for a row lock (a reader holding a run `FOR UPDATE`) and otherwise gives up until the next
-sweep, so the pruner queues behind the hot path and never the other way round. Each batch logs one
-`runs_pruned` line and adds to `mantle_runs_pruned_total`.
+`MANTLE_RETENTION_SWEEP_S`. The task holds one of a run worker's slots meanwhile, so with work left
+it sends itself again, behind the runs already queued: a backlog (a policy just set on years of
+runs) is worked off in many short tasks and transactions, never in one long one. On PostgreSQL a
+batch waits at most a couple of seconds for a row lock (a reader holding a run `FOR UPDATE`) and
+otherwise leaves the app to the next sweep, so the pruner queues behind the hot path, never the
+other way round. Each batch logs one `runs_pruned` line and adds to `mantle_runs_pruned_total`.
 """
 
 from __future__ import annotations
@@ -115,4 +116,7 @@ def pruner() -> Pruner:
 @celery_app.task(name="runs.prune")
 def prune() -> int:
     """Delete runs past their retention policy; returns how many (child runs included)."""
-    return pruner().sweep().runs
+    done = pruner().sweep()
+    if not done.finished:
+        prune.apply_async()
+    return done.runs

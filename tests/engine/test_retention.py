@@ -25,7 +25,8 @@ from models.runs import NodeRun, Run, RunEvent
 from models.sms import SmsInbound
 from models.usage import ModelUsage, UsageSource, record_usage
 from tests.engine.conftest import ENDED, Stack, running_stack, wait_until
-from tests.factories import greeter_graph
+from tests.engine.test_composition import mapping
+from tests.factories import edge, greeter_graph, node
 from tests.reviews import review_graph
 
 
@@ -225,6 +226,31 @@ def test_a_live_run_is_never_pruned_and_reviews_and_sms_follow_their_run(stack: 
     decided(live, live_review)
     prune(stack)
     assert status_of(client, live) == 200
+
+
+def test_child_runs_go_with_their_parent_and_a_rerun_outlives_what_it_repeated(stack: Stack) -> None:
+    _, client = tenant(stack)
+    body = [node("t", "text.template", template="#{{ index }}: {{ value }}")]
+    wiring = [edge("m", "item", "t", "value"), edge("m", "index", "t", "index")]
+    mapper = publish(client, mapping(body, wiring, [{"name": "texts", "node": "t", "port": "text"}]))
+    answer = client.post(f"/v1/apps/{mapper}/runs", params={"wait": 20},
+                         json={"inputs": {"items": ["a", "b"]}})
+    assert answer.status_code == 200 and answer.json()["status"] == "succeeded", answer.text
+    parent = answer.json()
+    items = [c["id"] for n in parent["trace"] if n["node_id"] == "m" for c in n["children"]]
+    assert len(items) == 2 and all(status_of(client, c) == 200 for c in items)
+    greeter = publish(client, greeter_graph())
+    repeated = finished_run(client, greeter)
+    again = client.post(f"/v1/runs/{repeated}/rerun", params={"wait": 20})
+    assert again.status_code == 200 and again.json()["rerun_of"] == repeated, again.text
+    age(stack, [parent["id"], repeated], days=40)  # the items themselves are recent
+
+    assert client.put("/v1/org/retention", json={"keep_days": 30}).status_code == 200
+    prune(stack)
+
+    assert [status_of(client, r) for r in (parent["id"], *items, repeated)] == [410, 410, 410, 410]
+    rerun = client.get(f"/v1/runs/{again.json()['id']}")
+    assert rerun.status_code == 200 and rerun.json()["rerun_of"] is None, rerun.text
 
 
 def test_bad_settings_are_refused_naming_the_field(stack: Stack) -> None:
