@@ -20,7 +20,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
-from blocks.base import Block, BlockContext, Execution, Port, Suspend
+from blocks.base import Block, BlockContext, Execution, Port, PortsFromConfig, Suspend
 from blocks.fields import FieldSpec, ports_from_fields
 from blocks.suspends import CallWait
 
@@ -82,7 +82,15 @@ class AppCallConfig(BaseModel):
         return self
 
 
-class AppCallBlock(Block):
+class AppCallInputs(PortsFromConfig):
+    """The called app's inputs, one port per field of its trigger."""
+
+
+class AppCallOutputs(PortsFromConfig):
+    """The called app's outputs, one port per field of its output nodes."""
+
+
+class AppCallBlock(Block[AppCallConfig, AppCallInputs, AppCallOutputs]):
     """Runs another published app as a child run and emits its outputs."""
 
     type = "app.call"
@@ -92,12 +100,9 @@ class AppCallBlock(Block):
     category = "logic"
     execution = Execution.deferred
     bounded = True
-    Config = AppCallConfig
     suspends = (CallWait,)
     dynamic_ports = ("One input port per field of the called app's trigger, one output port per field of "
                      "its output nodes (config.app_id and config.version choose the app).")
-
-    config: AppCallConfig
 
     def input_ports(self) -> dict[str, Port]:
         interface = self.config.interface
@@ -115,14 +120,13 @@ class AppCallBlock(Block):
         """The called app may do anything its own blocks do."""
         return True
 
-    def start(self, inputs: Mapping[str, Any], ctx: BlockContext) -> Suspend:
+    def start(self, inputs: AppCallInputs, ctx: BlockContext) -> Suspend:
         return CallWait(app_id=str(self.config.app_id), version=self.config.version).suspend()
 
-    def resume(self, inputs: Mapping[str, Any], result: Mapping[str, Any], ctx: BlockContext
-               ) -> Mapping[str, Any]:
+    def resume(self, inputs: AppCallInputs, result: Mapping[str, Any], ctx: BlockContext) -> AppCallOutputs:
         outputs: Mapping[str, Any] = result.get("outputs") or {}
         declared = self.output_ports()
-        return {name: value for name, value in outputs.items() if name in declared}
+        return self.emit({name: value for name, value in outputs.items() if name in declared})
 
 
 BLOCKS = [AppCallBlock]

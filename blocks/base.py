@@ -9,9 +9,11 @@ import typing
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, Self, TypeAlias, TypeVar, cast
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+
+from core.errors import ContractBroken, MantleError
 
 if TYPE_CHECKING:
     from blocks.suspends import SuspendPayload
@@ -111,6 +113,70 @@ class NoPorts(BaseModel):
     """No ports at all."""
 
 
+class PortsFromConfig(BaseModel):
+    """Base of the ports model of a block whose config makes its ports (a template's variables, a
+    form's fields): `ports_model` adds one field per port; a port whose name cannot be a pydantic
+    field (`json`, `_x`) is an extra value. Read the values with `port_values`."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class RunPayload(BaseModel):
+    """A trigger's inputs: the run's inputs as its `accept` checked them, each an extra value
+    (`model_extra`); a trigger has no input ports."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class InputMismatch(MantleError):
+    """A value arrived on an input port whose type it does not fit (through an `any` port)."""
+
+    type = "input_mismatch"
+
+
+_FIELD_TYPES: dict[str, Any] = {
+    "string": str, "number": int | float, "integer": int, "boolean": bool,
+    "object": dict[str, Any], "array": list[Any], "any": Any,
+}
+_TAKEN = frozenset(dir(BaseModel))
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def _problems(exc: ValidationError) -> str:
+    """Each value pydantic refused: `port: why`."""
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'ports'}: {e['msg']}"
+                     for e in exc.errors(include_url=False, include_input=False))
+
+
+def ports_model(base: builtins.type[ModelT], ports: Mapping[str, Port]) -> builtins.type[ModelT]:
+    """A subclass of `base` with one typed field per port it lacks (extra values allowed)."""
+    fields: dict[str, Any] = {}
+    for port in ports.values():
+        name = port.name
+        if name in base.model_fields or name in _TAKEN or name.startswith(("_", "model_")):
+            continue  # kept as an extra value, unchecked
+        kind = _FIELD_TYPES[port.type]
+        if port.nullable or not port.required:
+            kind = kind | None
+        fields[name] = (kind, ... if port.required else None)
+    return cast(builtins.type[ModelT], create_model(
+        base.__name__, __base__=base, __module__=base.__module__, __cls_kwargs__={"extra": "allow"},
+        **fields))
+
+
+def port_values(model: BaseModel) -> dict[str, Any]:
+    """The port values a model holds: the fields that were set, then its extra values (a field
+    left at its default was not emitted, or did not arrive)."""
+    values = model.__dict__
+    given = model.__pydantic_fields_set__
+    found = dict(values) if len(given) == len(values) else {k: v for k, v in values.items() if k in given}
+    extra = model.__pydantic_extra__
+    if extra:
+        found.update(extra)
+    return found
+
+
 @dataclass(frozen=True, slots=True)
 class BlockContext:
     """What a running block may know about its run (never the environment)."""
@@ -145,8 +211,17 @@ class Suspend:
     result: Mapping[str, Any] | None = None
 
 
-class Block:
-    """Base class of every block type; see the `blocks` package docstring for the contract."""
+ConfigT = TypeVar("ConfigT", bound=BaseModel)
+InputsT = TypeVar("InputsT", bound=BaseModel)
+OutputsT = TypeVar("OutputsT", bound=BaseModel)
+
+
+class Block(Generic[ConfigT, InputsT, OutputsT]):
+    """Base class of every block type; see the `blocks` package docstring for the contract.
+
+    A block type names its models once, as the class's type arguments
+    (`class TemplateBlock(Block[TemplateConfig, TemplateInputs, TemplateOutputs])`); they become
+    its `Config`, `Inputs` and `Outputs`."""
 
     type: ClassVar[str]
     version: ClassVar[int] = 1
@@ -172,17 +247,26 @@ class Block:
     # to start when one of their kinds has no handler; suspending with another kind breaks the contract.
     suspends: ClassVar[tuple[builtins.type[SuspendPayload], ...]] = ()
 
-    def __init__(self, config: BaseModel) -> None:
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for base in cls.__dict__.get("__orig_bases__", ()):
+            if typing.get_origin(base) is Block:
+                models = typing.get_args(base)
+                for name, model in zip(("Config", "Inputs", "Outputs"), models, strict=True):
+                    if isinstance(model, builtins.type) and issubclass(model, BaseModel):
+                        setattr(cls, name, model)
+
+    def __init__(self, config: ConfigT) -> None:
         self.config = config
 
     @classmethod
-    def from_config(cls, raw: Mapping[str, Any], context: Mapping[str, Any] | None = None) -> Block:
+    def from_config(cls, raw: Mapping[str, Any], context: Mapping[str, Any] | None = None) -> Self:
         """Build a block from raw JSON config; raises pydantic's ValidationError.
 
         `context` is what the deployment knows that a config may refer to (`models`: the model
         deployment names an app may use); validators read it from pydantic's validation context,
         and skip their check without it (the run worker builds blocks of already validated apps)."""
-        return cls(cls.Config.model_validate(raw, context=context))
+        return cls(cast(ConfigT, cls.Config.model_validate(raw, context=context)))
 
     def input_ports(self) -> dict[str, Port]:
         """The input ports of this configured block."""
@@ -197,20 +281,69 @@ class Block:
         POST); a block whose effects depend on its config narrows the class's `side_effects`."""
         return self.side_effects
 
-    def run(self, inputs: Mapping[str, Any], ctx: BlockContext) -> Mapping[str, Any]:
-        """Execute an inline block; return the output ports it emits."""
+    def inputs_model(self) -> builtins.type[InputsT]:
+        """The model a node's inputs are validated into before `run`/`start`/`resume`: `Inputs`, or,
+        when config makes the ports, a subclass of it with one field per port (made once per block)."""
+        found = self.__dict__.get("_inputs_model")
+        if found is None:
+            found = self.__dict__["_inputs_model"] = (
+                self.Inputs if type(self).input_ports is Block.input_ports
+                else ports_model(self.Inputs, self.input_ports()))
+        return cast(builtins.type[InputsT], found)
+
+    def outputs_model(self) -> builtins.type[OutputsT]:
+        """The model `run`/`start`/`resume` return: `Outputs`, or, when config makes the ports, a
+        subclass of it with one field per port (made once per block)."""
+        found = self.__dict__.get("_outputs_model")
+        if found is None:
+            found = self.__dict__["_outputs_model"] = (
+                self.Outputs if type(self).output_ports is Block.output_ports
+                else ports_model(self.Outputs, self.output_ports()))
+        return cast(builtins.type[OutputsT], found)
+
+    def typed_inputs(self, values: Mapping[str, Any]) -> InputsT:
+        """A node's input values as its inputs model; InputMismatch names a value that does not fit."""
+        validate = self.__dict__.get("_validate_inputs")
+        if validate is None:  # the model's own validator: model_validate's wrapper costs as much again
+            validate = self.inputs_model().__pydantic_validator__.validate_python
+            self.__dict__["_validate_inputs"] = validate
+        try:
+            return cast(InputsT, validate(values))
+        except ValidationError as exc:
+            raise InputMismatch(f"block {self.type} cannot take its inputs: {_problems(exc)}") from None
+
+    def emit(self, values: Mapping[str, Any]) -> OutputsT:
+        """The outputs model emitting exactly `values`, validated (for ports whose values are made at
+        run time: a form's fields, a called app's outputs); a value that does not fit its port, a
+        required port left out or a port the block does not declare breaks its contract."""
+        found = self.__dict__.get("_validate_outputs")
+        if found is None:
+            model = self.outputs_model()
+            declared = None if model.model_config.get("extra") == "allow" else frozenset(model.model_fields)
+            found = (model.__pydantic_validator__.validate_python, declared)
+            self.__dict__["_validate_outputs"] = found
+        validate, declared = found
+        if declared is not None and not declared.issuperset(values):
+            raise ContractBroken(f"block {self.type} emitted ports it does not declare: "
+                                 f"{', '.join(sorted(set(values) - declared))} "
+                                 f"(it declares: {', '.join(sorted(declared)) or 'none'})")
+        try:
+            return cast(OutputsT, validate(values))
+        except ValidationError as exc:
+            raise ContractBroken(f"block {self.type} broke its output contract: {_problems(exc)}") from None
+
+    def run(self, inputs: InputsT, ctx: BlockContext) -> OutputsT:
+        """Execute an inline block; return its outputs model (a field left unset is not emitted)."""
         raise NotImplementedError(f"{self.type} does not run inline")
 
-    def start(self, inputs: Mapping[str, Any], ctx: BlockContext) -> Suspend | Mapping[str, Any]:
-        """Begin a deferred block's work elsewhere and suspend its node, or return the output
-        ports at once when nothing needs to wait (a policy that only sometimes asks a person)."""
+    def start(self, inputs: InputsT, ctx: BlockContext) -> Suspend | OutputsT:
+        """Begin a deferred block's work elsewhere and suspend its node, or return the outputs at
+        once when nothing needs to wait (a policy that only sometimes asks a person)."""
         raise NotImplementedError(f"{self.type} is not deferred")
 
-    def resume(
-        self, inputs: Mapping[str, Any], result: Mapping[str, Any], ctx: BlockContext
-    ) -> Mapping[str, Any]:
-        """Turn a deferred block's recorded result into the output ports it emits."""
-        return dict(result)
+    def resume(self, inputs: InputsT, result: Mapping[str, Any], ctx: BlockContext) -> OutputsT:
+        """Turn a deferred block's recorded result into its outputs model."""
+        return self.emit(result)
 
     def accept(self, payload: Mapping[str, Any]) -> dict[str, Any]:
         """A trigger's check of a run's inputs; raises pydantic's ValidationError on bad input."""
@@ -248,3 +381,7 @@ class Block:
             "dynamic_ports": cls.dynamic_ports,
             "config_schema": cls.Config.model_json_schema(),
         }
+
+
+# A block of any type, where the type does not matter (a registry, a graph's nodes).
+AnyBlock: TypeAlias = Block[Any, Any, Any]

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from blocks.base import Block, BlockContext, Execution, Port, Suspend
+from blocks.base import Block, BlockContext, Execution, Port, PortsFromConfig, Suspend
 from blocks.fields import IDENTIFIER, FieldSpec, ports_from_fields
 from blocks.suspends import MapWait
 from core.errors import MantleError
@@ -73,13 +73,17 @@ class MapConfig(BaseModel):
         return self
 
 
-class MapInputs(BaseModel):
-    """The list to map over."""
+class MapInputs(PortsFromConfig):
+    """The list to map over, and one port per config.shared field."""
 
     items: list[Any]
 
 
-class MapBlock(Block):
+class MapOutputs(PortsFromConfig):
+    """The per-item ports the body reads, one list per config.collect entry, and `errors`."""
+
+
+class MapBlock(Block[MapConfig, MapInputs, MapOutputs]):
     """Runs its body once per item (in order, a few at a time) and collects the results into lists."""
 
     type = "flow.map"
@@ -89,14 +93,10 @@ class MapBlock(Block):
     category = "logic"
     execution = Execution.deferred
     bounded = True
-    Config = MapConfig
-    Inputs = MapInputs
     suspends = (MapWait,)
     dynamic_ports = ("Inputs: `items` and one port per config.shared field. Outputs to the body: `item`, "
                      "`index` and the shared fields; outputs after the map: one list per config.collect "
                      "entry, and `errors`.")
-
-    config: MapConfig
 
     def input_ports(self) -> dict[str, Port]:
         return {"items": Port("items", "array", True, "The list to map over."),
@@ -118,20 +118,17 @@ class MapBlock(Block):
         """The body may do anything its blocks do."""
         return True
 
-    def start(self, inputs: Mapping[str, Any], ctx: BlockContext) -> Suspend | Mapping[str, Any]:
-        items = inputs.get("items")
-        if not isinstance(items, list):
-            raise MantleError(f"items must be a list, not {type(items).__name__}")
+    def start(self, inputs: MapInputs, ctx: BlockContext) -> Suspend | MapOutputs:
+        items = inputs.items  # a list: the inputs model checked it
         if len(items) > self.config.max_items:
             raise MantleError(f"the list has {len(items)} items; this map takes at most "
                               f"{self.config.max_items} (config.max_items)")
         if not items:
-            return {**{c.name: [] for c in self.config.collect}, "errors": []}
+            return self.emit({**{c.name: [] for c in self.config.collect}, "errors": []})
         return MapWait(items=len(items)).suspend()
 
-    def resume(self, inputs: Mapping[str, Any], result: Mapping[str, Any], ctx: BlockContext
-               ) -> Mapping[str, Any]:
-        return dict(result.get("outputs") or {})
+    def resume(self, inputs: MapInputs, result: Mapping[str, Any], ctx: BlockContext) -> MapOutputs:
+        return self.emit(result.get("outputs") or {})
 
 
 BLOCKS = [MapBlock]

@@ -35,7 +35,7 @@ class WaitOutputs(BaseModel):
     value: Any
 
 
-class WaitBlock(Block):
+class WaitBlock(Block[WaitConfig, WaitInputs, WaitOutputs]):
     """Suspends its node for `seconds` without holding a worker, then emits its input."""
 
     type = "flow.wait"
@@ -44,20 +44,14 @@ class WaitBlock(Block):
     category = "logic"
     execution = Execution.deferred
     bounded = True
-    Config = WaitConfig
-    Inputs = WaitInputs
-    Outputs = WaitOutputs
     suspends = (TimerWait,)
 
-    config: WaitConfig
-
-    def start(self, inputs: Mapping[str, Any], ctx: BlockContext) -> Suspend:
+    def start(self, inputs: WaitInputs, ctx: BlockContext) -> Suspend:
         return TimerWait(seconds=self.config.seconds).suspend(resume_after_s=self.config.seconds,
-                                                              result={"value": inputs.get("value")})
+                                                              result={"value": inputs.value})
 
-    def resume(self, inputs: Mapping[str, Any], result: Mapping[str, Any], ctx: BlockContext
-               ) -> Mapping[str, Any]:
-        return {"value": result.get("value")}
+    def resume(self, inputs: WaitInputs, result: Mapping[str, Any], ctx: BlockContext) -> WaitOutputs:
+        return WaitOutputs(value=result.get("value"))
 
 
 BLOCKS = [WaitBlock]

@@ -41,7 +41,7 @@ class PolicyOutputs(BaseModel):
     blocked: str | None = Field(default=None, description="Why it was blocked; only when blocked.")
 
 
-class GovernancePolicyBlock(Block):
+class GovernancePolicyBlock(Block[PolicyRules, PolicyInputs, PolicyOutputs]):
     """Applies governance rules to a text; routes on `blocked` when the graph wires it."""
 
     type = "governance.policy"
@@ -50,44 +50,38 @@ class GovernancePolicyBlock(Block):
                    "sends to review or blocks the text.")
     category = "governance"
     execution = Execution.deferred
-    Config = PolicyRules
-    Inputs = PolicyInputs
-    Outputs = PolicyOutputs
     suspends = (ReviewRequest,)
-
-    config: PolicyRules
 
     def decide(self, text: str) -> Decision:
         """The policy's decision on `text`."""
         return evaluate(self.config, text)
 
-    def start(self, inputs: Mapping[str, Any], ctx: BlockContext) -> Suspend | Mapping[str, Any]:
+    def start(self, inputs: PolicyInputs, ctx: BlockContext) -> Suspend | PolicyOutputs:
         """Decide; only a `review` verdict makes the node wait."""
-        decision = self.decide(str(inputs.get("text", "")))
+        decision = self.decide(inputs.text)
         if decision.verdict == "block":
             return self._blocked(decision.summary(), decision.findings, ctx)
         if decision.verdict == "review":
             return review(self.config.review, text=decision.text, actions=["approve", "edit", "reject"],
                           context={"policy": decision.summary()}, findings=decision.findings)
-        return {"text": decision.text, "verdict": decision.verdict, "findings": decision.findings}
+        return PolicyOutputs(text=decision.text, verdict=decision.verdict, findings=decision.findings)
 
-    def resume(self, inputs: Mapping[str, Any], result: Mapping[str, Any], ctx: BlockContext
-               ) -> Mapping[str, Any]:
+    def resume(self, inputs: PolicyInputs, result: Mapping[str, Any], ctx: BlockContext) -> PolicyOutputs:
         """A reviewer's approval or edit passes the text on; a rejection blocks it."""
         # Evaluation is deterministic: deciding again gives the findings the reviewer saw.
-        findings = self.decide(str(inputs.get("text", ""))).findings
+        findings = self.decide(inputs.text).findings
         decision = result.get("decision")
         if decision == "reject":
             note = str(result.get("note") or "").strip()
             return self._blocked("rejected in review" + (f": {note}" if note else ""), findings, ctx)
         if decision not in ("approve", "edit"):
             raise ReviewError(f"unknown review decision {decision!r}")
-        return {"text": str(result.get("text", "")), "verdict": "review", "findings": findings}
+        return PolicyOutputs(text=str(result.get("text", "")), verdict="review", findings=findings)
 
-    def _blocked(self, reason: str, findings: list[dict[str, Any]], ctx: BlockContext) -> Mapping[str, Any]:
+    def _blocked(self, reason: str, findings: list[dict[str, Any]], ctx: BlockContext) -> PolicyOutputs:
         message = f"blocked by policy: {reason}"
         if "blocked" in ctx.connected:
-            return {"blocked": message, "verdict": "block", "findings": findings}
+            return PolicyOutputs(blocked=message, verdict="block", findings=findings)
         raise PolicyViolation(message)
 
 

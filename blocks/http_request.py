@@ -27,7 +27,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from blocks.base import Block, BlockContext, Port
+from blocks.base import Block, BlockContext, Port, PortsFromConfig, port_values
 from blocks.http_client import Fetched, Fetcher
 from blocks.http_template import HttpTemplates
 from blocks.net_guard import NetGuard
@@ -105,7 +105,15 @@ OUTPUT_PORTS = {
 }
 
 
-class HttpRequestBlock(Block):
+class HttpRequestInputs(PortsFromConfig):
+    """The values the URL, header, query and body templates read, one port per variable."""
+
+
+class HttpRequestOutputs(PortsFromConfig):
+    """The answer: status, headers, text, url, and json when the body is JSON (`OUTPUT_PORTS`)."""
+
+
+class HttpRequestBlock(Block[HttpRequestConfig, HttpRequestInputs, HttpRequestOutputs]):
     """Sends one HTTP request and emits the answer."""
 
     type = "http.request"
@@ -114,10 +122,7 @@ class HttpRequestBlock(Block):
                    "retries, limits; private and internal addresses are refused.")
     category = "integrations"
     side_effects = True
-    Config = HttpRequestConfig
     dynamic_ports = "One input port per variable read by the URL, header, query or body templates."
-
-    config: HttpRequestConfig
 
     def input_ports(self) -> dict[str, Port]:
         return {name: Port(name, "any", True) for name in self.config.variables()}
@@ -134,9 +139,9 @@ class HttpRequestBlock(Block):
         """The palette entry; the outputs are fixed even though the config has no defaults."""
         return {**super().describe(), "outputs": [p.as_dict() for p in OUTPUT_PORTS.values()]}
 
-    def run(self, inputs: Mapping[str, Any], ctx: BlockContext) -> Mapping[str, Any]:
+    def run(self, inputs: HttpRequestInputs, ctx: BlockContext) -> HttpRequestOutputs:
         cfg = self.config
-        url, headers, content, content_type = cfg.render(inputs)
+        url, headers, content, content_type = cfg.render(port_values(inputs))
         named = {k.lower() for k in headers}
         if content_type and "content-type" not in named:
             headers["Content-Type"] = content_type
@@ -159,7 +164,7 @@ class HttpRequestBlock(Block):
         if cfg.fail_on_status and fetched.status >= 400:
             snippet = fetched.content[:200].decode("utf-8", "replace")
             raise MantleError(f"{url.host} answered HTTP {fetched.status}: {snippet}")
-        return outputs(fetched)
+        return self.emit(outputs(fetched))
 
     def _auth(self, ctx: BlockContext) -> tuple[dict[str, str], Sequence[str]]:
         """The headers the configured credential adds, and the URLs it may be sent to."""

@@ -71,7 +71,7 @@ class ReviewOutputs(BaseModel):
     rejected: str | None = Field(default=None, description="The reviewer's note, only when rejected.")
 
 
-class HumanReviewBlock(Block):
+class HumanReviewBlock(Block[ReviewConfig, ReviewInputs, ReviewOutputs]):
     """Holds the run until a person (or the deadline) decides; routes on `approved` / `rejected`."""
 
     type = "human.review"
@@ -81,34 +81,25 @@ class HumanReviewBlock(Block):
     category = "governance"
     execution = Execution.deferred
     bounded = True
-    Config = ReviewConfig
-    Inputs = ReviewInputs
-    Outputs = ReviewOutputs
     suspends = (ReviewRequest,)
 
-    config: ReviewConfig
-
-    def start(self, inputs: Mapping[str, Any], ctx: BlockContext) -> Suspend:
+    def start(self, inputs: ReviewInputs, ctx: BlockContext) -> Suspend:
         """Ask for a review: the queue turns this payload into a review item."""
-        return review(self.config, text=str(inputs.get("text", "")), actions=list(self.config.actions),
-                      context=inputs.get("context"))
+        return review(self.config, text=inputs.text, actions=list(self.config.actions),
+                      context=inputs.context)
 
-    def resume(self, inputs: Mapping[str, Any], result: Mapping[str, Any], ctx: BlockContext
-               ) -> Mapping[str, Any]:
+    def resume(self, inputs: ReviewInputs, result: Mapping[str, Any], ctx: BlockContext) -> ReviewOutputs:
         """Map the recorded decision to the output ports; only the taken branch is emitted."""
         decision = result.get("decision")
         if decision not in ("approve", "edit", "reject"):
             raise ReviewError(f"unknown review decision {decision!r}")
-        original = str(inputs.get("text", ""))
+        original = inputs.text
         text = str(result.get("text", original)) if decision == "edit" else original
         note = str(result.get("note") or "")
-        outputs: dict[str, Any] = {"text": text, "decision": decision,
-                                   "reviewer": str(result.get("reviewer") or ""), "note": note}
+        reviewer = str(result.get("reviewer") or "")
         if decision == "reject":
-            outputs["rejected"] = note
-        else:
-            outputs["approved"] = text
-        return outputs
+            return ReviewOutputs(text=text, decision=decision, reviewer=reviewer, note=note, rejected=note)
+        return ReviewOutputs(text=text, decision=decision, reviewer=reviewer, note=note, approved=text)
 
 
 BLOCKS = [HumanReviewBlock]

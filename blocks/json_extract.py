@@ -17,7 +17,6 @@ receives, and every result, is measured as it would print (shared parts counted 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -27,7 +26,7 @@ from jmespath.parser import ParsedResult
 from jmespath.visitor import TreeInterpreter
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from blocks.base import Block, BlockContext, Port, PortType, value_fits
+from blocks.base import Block, BlockContext, Port, PortsFromConfig, PortType, value_fits
 from blocks.fields import IDENTIFIER, unique_names
 from blocks.limits import MAX_CHARS, LimitExceeded, charge, measure
 from core.errors import MantleError
@@ -143,7 +142,11 @@ class ExtractInputs(BaseModel):
     data: Any = Field(description="A JSON value (an object, a list) or a JSON text.")
 
 
-class JsonExtractBlock(Block):
+class ExtractOutputs(PortsFromConfig):
+    """The extracted values, one port per entry of config.fields."""
+
+
+class JsonExtractBlock(Block[ExtractConfig, ExtractInputs, ExtractOutputs]):
     """Evaluates JMESPath expressions against its input, one output port each."""
 
     type = "json.extract"
@@ -152,18 +155,14 @@ class JsonExtractBlock(Block):
     category = "data"
     pure = True
     bounded = True
-    Config = ExtractConfig
-    Inputs = ExtractInputs
     dynamic_ports = "One output port per entry of config.fields."
-
-    config: ExtractConfig
 
     def output_ports(self) -> dict[str, Port]:
         return {f.name: Port(f.name, f.type, f.required, f.description or f.expression)
                 for f in self.config.fields}
 
-    def run(self, inputs: Mapping[str, Any], ctx: BlockContext) -> Mapping[str, Any]:
-        data = inputs.get("data")
+    def run(self, inputs: ExtractInputs, ctx: BlockContext) -> ExtractOutputs:
+        data = inputs.data
         if isinstance(data, str):
             try:
                 data = json.loads(data)
@@ -185,7 +184,7 @@ class JsonExtractBlock(Block):
                 raise ExtractError(f"{spec.name}: {spec.expression!r} found {type(value).__name__} "
                                    f"{json.dumps(value)[:100]}, not {spec.type}")
             found[spec.name] = value
-        return found
+        return self.emit(found)
 
 
 BLOCKS = [JsonExtractBlock]

@@ -75,7 +75,7 @@ class RetrieveOutputs(BaseModel):
     count: int
 
 
-class RetrieveBlock(Block):
+class RetrieveBlock(Block[RetrieveConfig, RetrieveInputs, RetrieveOutputs]):
     """Searches a knowledge base of the run's organization."""
 
     type = "knowledge.retrieve"
@@ -83,17 +83,12 @@ class RetrieveBlock(Block):
     description = ("Finds the passages of a knowledge base that best answer a query (vector and keyword "
                    "search, fused), with their source, ready to be cited by a prompt.")
     category = "ai"
-    Config = RetrieveConfig
-    Inputs = RetrieveInputs
-    Outputs = RetrieveOutputs
 
-    config: RetrieveConfig
-
-    def run(self, inputs: Mapping[str, Any], ctx: BlockContext) -> Mapping[str, Any]:
+    def run(self, inputs: RetrieveInputs, ctx: BlockContext) -> RetrieveOutputs:
         service: KnowledgeService | None = ctx.services.get("knowledge")
         if service is None:
             raise MantleError("this worker has no knowledge service (ctx.services['knowledge'])")
-        query = str(inputs.get("query") or "").strip()
+        query = inputs.query.strip()
         if not query:
             raise MantleError("the query is empty", loc=["inputs", "query"])
         cfg = self.config
@@ -104,7 +99,7 @@ class RetrieveBlock(Block):
         sources = [citation(n, c) for n, c in enumerate(chunks, start=1)]
         context = "\n\n".join(f"{source}\n{c['text'][:cfg.max_chunk_chars]}"
                                 for source, c in zip(sources, chunks, strict=True))
-        return {"chunks": chunks, "context": context, "sources": sources, "count": len(chunks)}
+        return RetrieveOutputs(chunks=chunks, context=context, sources=sources, count=len(chunks))
 
 
 def citation(n: int, chunk: Mapping[str, Any]) -> str:

@@ -14,12 +14,11 @@ import re
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from jinja2 import TemplateSyntaxError
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from blocks.base import Block, BlockContext, Execution, Port, Suspend
+from blocks.base import Block, BlockContext, Execution, Port, PortsFromConfig, Suspend, port_values
 from blocks.suspends import InferenceRequest
-from blocks.text_template import compile_template, render_template
+from blocks.text_template import TemplateText, render_template, template_ports
 from core.errors import MantleError
 
 SUSPEND_KIND = InferenceRequest.kind
@@ -34,9 +33,7 @@ class PromptConfig(BaseModel):
 
     model: str = Field(default=DEFAULT_MODEL, pattern=MODEL_NAME,
                        description="A model deployment name (see GET /v1/models).")
-    template: str = Field(
-        default="{{ text }}", max_length=32_000,
-        description="Jinja2 template (sandboxed); each variable it reads becomes an input port.")
+    template: TemplateText = "{{ text }}"
     chat: bool = Field(default=True, description="Send the text as a user turn of the model's chat template.")
     system: str | None = Field(default=None, max_length=8_000, description="System prompt (chat mode).")
     max_new_tokens: int = Field(default=256, ge=1, le=8192)
@@ -54,15 +51,6 @@ class PromptConfig(BaseModel):
     fallbacks: list[str] = Field(default_factory=list, max_length=4, description=(
         "Deployments tried in order when `model` fails in a way its own retries cannot fix (a refused "
         "key, an unknown model, a prompt too long, rate limited, down); the trace names who answered."))
-
-    @field_validator("template")
-    @classmethod
-    def _parses(cls, value: str) -> str:
-        try:
-            compile_template(value)
-        except TemplateSyntaxError as exc:
-            raise ValueError(f"template syntax error on line {exc.lineno}: {exc.message}") from None
-        return value
 
     @field_validator("stop")
     @classmethod
@@ -90,6 +78,10 @@ class PromptConfig(BaseModel):
         return value
 
 
+class PromptInputs(PortsFromConfig):
+    """The values the prompt template reads, one port per variable."""
+
+
 class PromptOutputs(BaseModel):
     """The generated text and what it cost."""
 
@@ -105,7 +97,7 @@ class InferenceError(MantleError):
     type = "inference_error"
 
 
-class PromptBlock(Block):
+class PromptBlock(Block[PromptConfig, PromptInputs, PromptOutputs]):
     """Renders its template and has a model served by Mantle complete it."""
 
     type = "llm.prompt"
@@ -114,30 +106,24 @@ class PromptBlock(Block):
     category = "ai"
     execution = Execution.deferred
     bounded = True
-    Config = PromptConfig
-    Outputs = PromptOutputs
     suspends = (InferenceRequest,)
     dynamic_ports = "One input port per variable the template reads."
 
-    config: PromptConfig
-
     def input_ports(self) -> dict[str, Port]:
-        _, variables = compile_template(self.config.template)
-        return {name: Port(name, "any", True) for name in variables}
+        return template_ports(self.config.template)
 
-    def start(self, inputs: Mapping[str, Any], ctx: BlockContext) -> Suspend:
+    def start(self, inputs: PromptInputs, ctx: BlockContext) -> Suspend:
         """Render the prompt and ask an inference worker for the completion."""
-        prompt = render_template(self.config.template, dict(inputs))
+        prompt = render_template(self.config.template, port_values(inputs))
         request = self.config.model_dump(exclude={"template"})
         return InferenceRequest(**request, prompt=prompt).suspend()
 
-    def resume(self, inputs: Mapping[str, Any], result: Mapping[str, Any], ctx: BlockContext
-               ) -> Mapping[str, Any]:
+    def resume(self, inputs: PromptInputs, result: Mapping[str, Any], ctx: BlockContext) -> PromptOutputs:
         """The recorded completion as output ports."""
         try:
-            return {"text": str(result["text"]), "finish_reason": str(result["finish_reason"]),
-                    "prompt_tokens": int(result["prompt_tokens"]),
-                    "completion_tokens": int(result["completion_tokens"])}
+            return PromptOutputs(text=str(result["text"]), finish_reason=str(result["finish_reason"]),
+                                 prompt_tokens=int(result["prompt_tokens"]),
+                                 completion_tokens=int(result["completion_tokens"]))
         except (KeyError, TypeError, ValueError) as exc:
             raise InferenceError(f"the inference result lacks {exc}") from None
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any, Literal
 
 import regex
@@ -65,7 +64,7 @@ def _fold(value: Any, case_sensitive: bool) -> Any:
     return value.casefold() if isinstance(value, str) and not case_sensitive else value
 
 
-class ConditionBlock(Block):
+class ConditionBlock(Block[ConditionConfig, ConditionInputs, ConditionOutputs]):
     """Emits its input on `true` or `false`; nodes only reachable from the other are skipped."""
 
     type = "logic.condition"
@@ -74,12 +73,6 @@ class ConditionBlock(Block):
     category = "logic"
     pure = True
     bounded = True
-    Config = ConditionConfig
-    Inputs = ConditionInputs
-    Outputs = ConditionOutputs
-
-    config: ConditionConfig
-
     def test(self, value: Any) -> bool:
         """Whether `value` passes the configured test."""
         cfg = self.config
@@ -117,9 +110,9 @@ class ConditionBlock(Block):
             raise ConditionError("the regular expression took too long") from None
         raise AssertionError(cfg.operator)  # pragma: no cover - Literal is exhaustive
 
-    def run(self, inputs: Mapping[str, Any], ctx: BlockContext) -> Mapping[str, Any]:
-        value = inputs.get("value")
-        return {"true": value} if self.test(value) else {"false": value}
+    def run(self, inputs: ConditionInputs, ctx: BlockContext) -> ConditionOutputs:
+        value = inputs.value
+        return ConditionOutputs(true=value) if self.test(value) else ConditionOutputs(false=value)
 
 
 BLOCKS = [ConditionBlock]

@@ -14,13 +14,12 @@ timeout that fits. A result the tool marks as an error fails the node unless `fa
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from typing import Any
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from blocks.base import Block, BlockContext, Port
+from blocks.base import Block, BlockContext, Port, PortsFromConfig, port_values
 from blocks.fields import IDENTIFIER
 from blocks.http_request import CREDENTIAL_NAME, CredentialRefused, CredentialSource
 from blocks.mcp_client import ToolCallFailed, call_tool
@@ -79,7 +78,15 @@ OUTPUT_PORTS = {
 }
 
 
-class McpToolBlock(Block):
+class McpToolInputs(PortsFromConfig):
+    """The tool's arguments, one port per entry of config.arguments."""
+
+
+class McpToolOutputs(PortsFromConfig):
+    """The tool's answer: text, is_error, and result when it gives one (`OUTPUT_PORTS`)."""
+
+
+class McpToolBlock(Block[McpToolConfig, McpToolInputs, McpToolOutputs]):
     """Calls one tool on an MCP server and emits its answer."""
 
     type = "mcp.tool"
@@ -88,10 +95,7 @@ class McpToolBlock(Block):
                    "bearer credential, a timeout; private and internal addresses are refused.")
     category = "integrations"
     side_effects = True  # a tool may do anything
-    Config = McpToolConfig
     dynamic_ports = "One input port per entry of config.arguments."
-
-    config: McpToolConfig
 
     def input_ports(self) -> dict[str, Port]:
         return {name: Port(name, "any", True) for name in self.config.arguments}
@@ -104,8 +108,9 @@ class McpToolBlock(Block):
         """The palette entry; the outputs are fixed even though the config has no defaults."""
         return {**super().describe(), "outputs": [p.as_dict() for p in OUTPUT_PORTS.values()]}
 
-    def run(self, inputs: Mapping[str, Any], ctx: BlockContext) -> Mapping[str, Any]:
+    def run(self, inputs: McpToolInputs, ctx: BlockContext) -> McpToolOutputs:
         cfg = self.config
+        values = port_values(inputs)
         guard: NetGuard = ctx.services.get("net_guard") or NetGuard()
         headers, allowed = self._auth(ctx)
         url = httpx.URL(cfg.url)
@@ -115,7 +120,7 @@ class McpToolBlock(Block):
                 f"the bearer_token credential {cfg.credential!r} may not be sent to {url.scheme}://"
                 f"{url.netloc.decode('ascii', 'replace')}{url.path}; its admin allows {where} "
                 "(PUT /v1/credentials/{id} with allowed_urls)", loc=["config", "credential"])
-        answer = call_tool(cfg.url, cfg.tool, {name: inputs.get(name) for name in cfg.arguments}, guard=guard,
+        answer = call_tool(cfg.url, cfg.tool, {name: values.get(name) for name in cfg.arguments}, guard=guard,
                            headers=headers, secret_allowed=lambda hop: url_scope.allows(allowed, hop),
                            timeout_s=cfg.timeout_s, max_bytes=cfg.max_response_bytes)
         if answer.is_error and cfg.fail_on_error:
@@ -123,7 +128,7 @@ class McpToolBlock(Block):
         found: dict[str, Any] = {"text": answer.text, "is_error": answer.is_error}
         if answer.structured is not None:
             found["result"] = answer.structured
-        return found
+        return self.emit(found)
 
     def _auth(self, ctx: BlockContext) -> tuple[dict[str, str], list[str]]:
         """The header the credential adds, and the URLs it may be sent to."""

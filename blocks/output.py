@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from blocks.base import Block, BlockContext, Port
+from blocks.base import Block, BlockContext, NoPorts, Port, PortsFromConfig
 from blocks.fields import FieldSpec, ports_from_fields, unique_names
 
 
@@ -24,7 +24,11 @@ class OutputConfig(BaseModel):
     _unique = field_validator("fields")(unique_names)
 
 
-class OutputBlock(Block):
+class OutputInputs(PortsFromConfig):
+    """The app's results, one port per field of config.fields."""
+
+
+class OutputBlock(Block[OutputConfig, OutputInputs, NoPorts]):
     """Collects the app's results: its inputs become the run's outputs."""
 
     type = "output"
@@ -33,16 +37,13 @@ class OutputBlock(Block):
     category = "outputs"
     pure = True
     bounded = True
-    Config = OutputConfig
     dynamic_ports = "One input port per entry of config.fields."
-
-    config: OutputConfig
 
     def input_ports(self) -> dict[str, Port]:
         return ports_from_fields(self.config.fields)
 
-    def run(self, inputs: Mapping[str, Any], ctx: BlockContext) -> Mapping[str, Any]:
-        return {}
+    def run(self, inputs: OutputInputs, ctx: BlockContext) -> NoPorts:
+        return NoPorts()
 
     def results(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
         """The run outputs this node contributes (missing optional fields get their default)."""

@@ -10,7 +10,7 @@ import pkgutil
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
 
-from blocks.base import Block
+from blocks.base import AnyBlock
 
 
 class UnknownBlockType(KeyError):
@@ -20,19 +20,19 @@ class UnknownBlockType(KeyError):
 class Registry:
     """A set of block types, looked up by their dotted `type` name."""
 
-    def __init__(self, block_types: Iterable[type[Block]] = ()) -> None:
-        self._types: dict[str, type[Block]] = {}
+    def __init__(self, block_types: Iterable[type[AnyBlock]] = ()) -> None:
+        self._types: dict[str, type[AnyBlock]] = {}
         for block_type in block_types:
             self.register(block_type)
 
-    def register(self, block_type: type[Block]) -> type[Block]:
+    def register(self, block_type: type[AnyBlock]) -> type[AnyBlock]:
         """Add a block type; a second type with the same name is a programming error."""
         if block_type.type in self._types:
             raise ValueError(f"block type {block_type.type!r} is registered twice")
         self._types[block_type.type] = block_type
         return block_type
 
-    def get(self, name: str) -> type[Block]:
+    def get(self, name: str) -> type[AnyBlock]:
         """The block type called `name`; raises UnknownBlockType."""
         try:
             return self._types[name]
@@ -42,14 +42,14 @@ class Registry:
     def __contains__(self, name: object) -> bool:
         return name in self._types
 
-    def __iter__(self) -> Iterator[type[Block]]:
+    def __iter__(self) -> Iterator[type[AnyBlock]]:
         return iter(sorted(self._types.values(), key=lambda b: b.type))
 
     def names(self) -> list[str]:
         """Every registered type name, sorted."""
         return sorted(self._types)
 
-    def extended(self, *block_types: type[Block]) -> Registry:
+    def extended(self, *block_types: type[AnyBlock]) -> Registry:
         """A copy of this registry with more block types (for tests and plug-ins)."""
         return Registry([*self._types.values(), *block_types])
 
@@ -60,7 +60,7 @@ def default_registry() -> Registry:
     with (a plug-in module lists its own the same way, see `load_registry`)."""
     import blocks
 
-    found: list[type[Block]] = []
+    found: list[type[AnyBlock]] = []
     for module_info in sorted(pkgutil.iter_modules(blocks.__path__), key=lambda m: m.name):
         found.extend(getattr(importlib.import_module(f"blocks.{module_info.name}"), "BLOCKS", ()))
     return Registry(found)
@@ -71,7 +71,7 @@ def load_registry(plugins: tuple[str, ...] = ()) -> Registry:
     """The default registry plus the block types of plug-in modules (each lists them in `BLOCKS`)."""
     if not plugins:
         return default_registry()
-    extra: list[type[Block]] = []
+    extra: list[type[AnyBlock]] = []
     for module_name in plugins:
         module = importlib.import_module(module_name)
         extra.extend(module.BLOCKS)

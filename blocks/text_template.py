@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import lru_cache
-from typing import Any
+from typing import Annotated, Any
 
 from jinja2 import StrictUndefined, Template, TemplateSyntaxError, meta
 from jinja2.exceptions import SecurityError, UndefinedError
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from blocks.base import Block, BlockContext, Port
+from blocks.base import Block, BlockContext, Port, PortsFromConfig, port_values
 from blocks.limits import LimitExceeded
 from blocks.template_sandbox import MAX_EXPONENT, MAX_RESULT_CHARS, BoundedSandbox  # noqa: F401
 from core.errors import MantleError
@@ -51,24 +51,37 @@ def render_template(source: str, values: Mapping[str, Any]) -> str:
         raise TemplateError(f"template failed: {type(exc).__name__}: {exc}") from None
 
 
+def _parses(value: str) -> str:
+    try:
+        _compile(value)
+    except TemplateSyntaxError as exc:
+        raise ValueError(f"template syntax error on line {exc.lineno}: {exc.message}") from None
+    return value
+
+
+# A config's template text (`text.template`, `llm.prompt`): checked to parse when the config is.
+TemplateText = Annotated[str, Field(
+    max_length=32_000,
+    description="Jinja2 template (sandboxed); each variable it reads becomes an input port.",
+), AfterValidator(_parses)]
+
+
+def template_ports(source: str) -> dict[str, Port]:
+    """The input ports of a template: one per variable it reads, of any type, required."""
+    _, variables = _compile(source)
+    return {name: Port(name, "any", True) for name in variables}
+
+
 class TemplateConfig(BaseModel):
     """The template text."""
 
     model_config = ConfigDict(extra="forbid")
 
-    template: str = Field(
-        default="{{ text }}", max_length=32_000,
-        description="Jinja2 template (sandboxed); each variable it reads becomes an input port.",
-    )
+    template: TemplateText = "{{ text }}"
 
-    @field_validator("template")
-    @classmethod
-    def _parses(cls, value: str) -> str:
-        try:
-            _compile(value)
-        except TemplateSyntaxError as exc:
-            raise ValueError(f"template syntax error on line {exc.lineno}: {exc.message}") from None
-        return value
+
+class TemplateInputs(PortsFromConfig):
+    """The values the template reads, one port per variable."""
 
 
 class TemplateOutputs(BaseModel):
@@ -77,7 +90,7 @@ class TemplateOutputs(BaseModel):
     text: str
 
 
-class TemplateBlock(Block):
+class TemplateBlock(Block[TemplateConfig, TemplateInputs, TemplateOutputs]):
     """Renders its template with the values on its input ports."""
 
     type = "text.template"
@@ -86,22 +99,17 @@ class TemplateBlock(Block):
     category = "text"
     pure = True
     bounded = True
-    Config = TemplateConfig
-    Outputs = TemplateOutputs
     dynamic_ports = "One input port per variable the template reads."
 
-    config: TemplateConfig
-
     def input_ports(self) -> dict[str, Port]:
-        _, variables = _compile(self.config.template)
-        return {name: Port(name, "any", True) for name in variables}
+        return template_ports(self.config.template)
 
     def render(self, values: Mapping[str, Any]) -> str:
         """The template rendered with `values`."""
         return render_template(self.config.template, values)
 
-    def run(self, inputs: Mapping[str, Any], ctx: BlockContext) -> Mapping[str, Any]:
-        return {"text": self.render(inputs)}
+    def run(self, inputs: TemplateInputs, ctx: BlockContext) -> TemplateOutputs:
+        return TemplateOutputs(text=self.render(port_values(inputs)))
 
 
 BLOCKS = [TemplateBlock]

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from blocks.base import Block, BlockContext, Port
+from blocks.base import Block, BlockContext, Port, PortsFromConfig, RunPayload
 from blocks.fields import (
     FieldSpec,
     check_payload,
@@ -33,7 +33,11 @@ class ApiTriggerConfig(BaseModel):
     _unique = field_validator("fields")(unique_names)
 
 
-class ApiTriggerBlock(Block):
+class ApiTriggerOutputs(PortsFromConfig):
+    """The run's inputs, one port per field of config.fields."""
+
+
+class ApiTriggerBlock(Block[ApiTriggerConfig, RunPayload, ApiTriggerOutputs]):
     """Starts the app from `POST /v1/apps/{id}/runs`; its output ports are the input fields."""
 
     type = "trigger.api"
@@ -43,10 +47,7 @@ class ApiTriggerBlock(Block):
     pure = True
     bounded = True
     trigger = True
-    Config = ApiTriggerConfig
     dynamic_ports = "One output port per entry of config.fields."
-
-    config: ApiTriggerConfig
 
     def output_ports(self) -> dict[str, Port]:
         return ports_from_fields(self.config.fields)
@@ -63,8 +64,8 @@ class ApiTriggerBlock(Block):
         """The JSON Schema of the fields a caller sends."""
         return fields_schema(self.config.fields)
 
-    def run(self, inputs: Mapping[str, Any], ctx: BlockContext) -> Mapping[str, Any]:
-        return self.accept(dict(inputs))
+    def run(self, inputs: RunPayload, ctx: BlockContext) -> ApiTriggerOutputs:
+        return self.emit(self.accept(inputs.model_extra or {}))
 
 
 BLOCKS = [ApiTriggerBlock]

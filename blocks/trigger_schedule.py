@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from cronsim import CronSim, CronSimError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from blocks.base import Block, BlockContext
+from blocks.base import Block, BlockContext, RunPayload
 
 ALIASES = {"@hourly": "0 * * * *", "@daily": "0 0 * * *", "@midnight": "0 0 * * *",
            "@weekly": "0 0 * * 0", "@monthly": "0 0 1 * *", "@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *"}
@@ -94,7 +94,7 @@ class ScheduleOutputs(BaseModel):
     timezone: str
 
 
-class ScheduleTriggerBlock(Block):
+class ScheduleTriggerBlock(Block[ScheduleConfig, RunPayload, ScheduleOutputs]):
     """Starts the app on a cron schedule; emits the tick it runs for."""
 
     type = "trigger.schedule"
@@ -104,10 +104,6 @@ class ScheduleTriggerBlock(Block):
     pure = True
     bounded = True
     trigger = True
-    Config = ScheduleConfig
-    Outputs = ScheduleOutputs
-
-    config: ScheduleConfig
 
     def accept(self, payload: Mapping[str, Any]) -> dict[str, Any]:
         """The tick, checked; raises ValidationError on anything else."""
@@ -119,10 +115,10 @@ class ScheduleTriggerBlock(Block):
         """The schedule's first tick after `after`, in UTC."""
         return next_tick(self.config.cron, self.config.timezone, after)
 
-    def run(self, inputs: Mapping[str, Any], ctx: BlockContext) -> Mapping[str, Any]:
-        when = datetime.fromisoformat(self.accept(inputs)["scheduled_at"])
-        return {"scheduled_at": when.astimezone(zone(self.config.timezone)).isoformat(),
-                "timezone": self.config.timezone}
+    def run(self, inputs: RunPayload, ctx: BlockContext) -> ScheduleOutputs:
+        when = datetime.fromisoformat(self.accept(inputs.model_extra or {})["scheduled_at"])
+        return ScheduleOutputs(scheduled_at=when.astimezone(zone(self.config.timezone)).isoformat(),
+                               timezone=self.config.timezone)
 
 
 BLOCKS = [ScheduleTriggerBlock]

@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from blocks.base import Block, BlockContext
+from blocks.base import Block, BlockContext, RunPayload
 
 SIGNATURE_HEADER = "X-Mantle-Signature"
 SIGNATURE_FORMAT = 't=<Unix time>,v1=<hex HMAC-SHA256 of "<t>.<body>">'
@@ -103,7 +103,7 @@ class WebhookOutputs(BaseModel):
     headers: dict[str, Any] = Field(description="The request headers named in the config (lower-case).")
 
 
-class WebhookTriggerBlock(Block):
+class WebhookTriggerBlock(Block[WebhookConfig, RunPayload, WebhookOutputs]):
     """Starts the app from a POST to its webhook URL."""
 
     type = "trigger.webhook"
@@ -113,10 +113,6 @@ class WebhookTriggerBlock(Block):
     pure = True
     bounded = True
     trigger = True
-    Config = WebhookConfig
-    Outputs = WebhookOutputs
-
-    config: WebhookConfig
 
     def accept(self, payload: Mapping[str, Any]) -> dict[str, Any]:
         """The run's inputs checked; raises ValidationError on anything but body, query and headers."""
@@ -125,8 +121,8 @@ class WebhookTriggerBlock(Block):
         parsed.headers = {k.lower(): v for k, v in parsed.headers.items() if k.lower() in wanted}
         return parsed.model_dump()
 
-    def run(self, inputs: Mapping[str, Any], ctx: BlockContext) -> Mapping[str, Any]:
-        return self.accept(inputs)
+    def run(self, inputs: RunPayload, ctx: BlockContext) -> WebhookOutputs:
+        return WebhookOutputs(**self.accept(inputs.model_extra or {}))
 
 
 BLOCKS = [WebhookTriggerBlock]

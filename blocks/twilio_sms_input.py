@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from blocks.base import Block, BlockContext
+from blocks.base import Block, BlockContext, RunPayload
 
 DEFAULT_HELP = "Reply STOP to stop receiving messages, START to receive them again."
 
@@ -65,7 +65,7 @@ class SmsInputOutputs(BaseModel):
     history: list[Any]
 
 
-class SmsInputBlock(Block):
+class SmsInputBlock(Block[SmsInputConfig, RunPayload, SmsInputOutputs]):
     """Starts the app when an SMS arrives at a number routed to it."""
 
     type = "twilio.sms_input"
@@ -76,17 +76,13 @@ class SmsInputBlock(Block):
     pure = True
     bounded = True
     trigger = True
-    Config = SmsInputConfig
-    Outputs = SmsInputOutputs
-
-    config: SmsInputConfig
 
     def accept(self, payload: Mapping[str, Any]) -> dict[str, Any]:
         """The run's inputs checked; raises ValidationError naming each problem."""
         return SmsInputs.model_validate(dict(payload)).model_dump()
 
-    def run(self, inputs: Mapping[str, Any], ctx: BlockContext) -> Mapping[str, Any]:
-        return self.accept(inputs)
+    def run(self, inputs: RunPayload, ctx: BlockContext) -> SmsInputOutputs:
+        return SmsInputOutputs(**self.accept(inputs.model_extra or {}))
 
 
 BLOCKS = [SmsInputBlock]

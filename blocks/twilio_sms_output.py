@@ -104,7 +104,7 @@ def fit(body: str, max_chars: int, on_long: str, max_parts: int) -> tuple[list[s
     return parts, False
 
 
-class SmsOutputBlock(Block):
+class SmsOutputBlock(Block[SmsOutputConfig, SmsOutputInputs, SmsOutputOutputs]):
     """Sends a text message through Twilio (or inline in the webhook's answer)."""
 
     type = "twilio.sms_output"
@@ -112,30 +112,25 @@ class SmsOutputBlock(Block):
     description = "Sends an SMS through Twilio, once per run; long bodies are split or truncated."
     category = "outputs"
     side_effects = True
-    Config = SmsOutputConfig
-    Inputs = SmsOutputInputs
-    Outputs = SmsOutputOutputs
 
-    config: SmsOutputConfig
-
-    def run(self, inputs: Mapping[str, Any], ctx: BlockContext) -> Mapping[str, Any]:
+    def run(self, inputs: SmsOutputInputs, ctx: BlockContext) -> SmsOutputOutputs:
         sender: SmsSender | None = ctx.services.get("sms")
         if sender is None:
             raise MantleError("this worker has no SMS service (ctx.services['sms'])")
-        body = str(inputs.get("body") or "")
-        to = str(inputs.get("to") or "").strip()
+        body = inputs.body
+        to = inputs.to.strip()
         if not body.strip():
             raise MantleError("the message body is empty", loc=["body"])
         if not to:
             raise MantleError("the recipient (`to`) is empty", loc=["to"])
         parts, truncated = fit(body, self.config.max_chars, self.config.on_long, self.config.max_parts)
-        sender_number = inputs.get("from_number") or self.config.from_number or None
+        sender_number = inputs.from_number or self.config.from_number or None
         result = sender.send(OutgoingSms(
             org_id=ctx.org_id, app_id=ctx.app_id, run_id=ctx.run_id, node_id=ctx.node_id,
             idempotency_key=ctx.idempotency_key, to=to, from_number=sender_number, parts=tuple(parts)))
-        return {"delivery": result["delivery"], "status": result["status"],
-                "message_sids": list(result.get("message_sids", [])), "parts": len(parts),
-                "truncated": truncated, "chars": len(body)}
+        return SmsOutputOutputs(delivery=result["delivery"], status=result["status"],
+                                message_sids=list(result.get("message_sids", [])), parts=len(parts),
+                                truncated=truncated, chars=len(body))
 
 
 BLOCKS = [SmsOutputBlock]

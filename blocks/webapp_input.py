@@ -23,7 +23,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from blocks.base import Block, BlockContext, Port, PortType
+from blocks.base import Block, BlockContext, Port, PortsFromConfig, PortType, RunPayload
 from blocks.fields import IDENTIFIER
 
 FieldKind = Literal["text", "long_text", "number", "choice", "checkbox"]
@@ -209,7 +209,11 @@ class WebAppInputConfig(BaseModel):
         return fields
 
 
-class WebAppInputBlock(Block):
+class WebAppInputOutputs(PortsFromConfig):
+    """The form's answers, one port per field."""
+
+
+class WebAppInputBlock(Block[WebAppInputConfig, RunPayload, WebAppInputOutputs]):
     """Starts the app from a shared page's form; its output ports are the form's fields."""
 
     type = "webapp.input"
@@ -219,10 +223,7 @@ class WebAppInputBlock(Block):
     pure = True
     bounded = True
     trigger = True
-    Config = WebAppInputConfig
     dynamic_ports = "One output port per entry of config.fields."
-
-    config: WebAppInputConfig
 
     def output_ports(self) -> dict[str, Port]:
         return {f.name: Port(f.name, f.port_type, True, f.help) for f in self.config.fields}
@@ -248,8 +249,8 @@ class WebAppInputBlock(Block):
         return {"type": "object", "properties": {f.name: f.value_schema() for f in fields},
                 "required": [f.name for f in fields if f.must_send], "additionalProperties": False}
 
-    def run(self, inputs: Mapping[str, Any], ctx: BlockContext) -> Mapping[str, Any]:
-        return self.accept(dict(inputs))
+    def run(self, inputs: RunPayload, ctx: BlockContext) -> WebAppInputOutputs:
+        return self.emit(self.accept(inputs.model_extra or {}))
 
 
 BLOCKS = [WebAppInputBlock]

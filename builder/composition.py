@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from blocks.app_call import AppCallBlock, AppDirectory, CalleeInterface
-from blocks.base import Block
+from blocks.base import AnyBlock
 from blocks.fields import FieldSpec
 from blocks.flow_map import ITEM_PORTS, MapBlock
 from blocks.output import OutputBlock
@@ -44,7 +44,7 @@ def collector_id(map_id: str, taken: Iterable[str]) -> str:
 
 # -- validating bodies -------------------------------------------------------------------------
 
-def check_bodies(blocks: Mapping[str, Block], edges: Iterable[Any], node_ids: Sequence[str]) -> tuple[
+def check_bodies(blocks: Mapping[str, AnyBlock], edges: Iterable[Any], node_ids: Sequence[str]) -> tuple[
         list[Problem], dict[str, list[str]]]:
     """Problems of every map's body wiring, and the body node ids of each map."""
     problems: list[Problem] = []
@@ -264,7 +264,7 @@ def chain_refusal(chain: Sequence[tuple[uuid.UUID, str]], callee: tuple[uuid.UUI
     return None
 
 
-def call_problems(blocks: Mapping[str, Block], app: tuple[uuid.UUID, str] | None,
+def call_problems(blocks: Mapping[str, AnyBlock], app: tuple[uuid.UUID, str] | None,
                   apps: AppDirectory) -> list[Problem]:
     """Cycles and chains too deep among the app.call nodes of a graph, following each callee's
     published graph (the version it pins, or its latest)."""
@@ -300,7 +300,7 @@ def _walk(root: list[tuple[uuid.UUID, str]], start: tuple[uuid.UUID, int | None]
     return None
 
 
-def pin_interfaces(graph: dict[str, Any], blocks: Mapping[str, Block]) -> dict[str, Any]:
+def pin_interfaces(graph: dict[str, Any], blocks: Mapping[str, AnyBlock]) -> dict[str, Any]:
     """A copy of `graph` whose app.call nodes carry the interface the validator resolved, so the
     worker knows their ports without asking (a version is frozen with it)."""
     pinned = {node_id: b.config.interface.model_dump(mode="json") for node_id, b in blocks.items()

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from blocks.base import Block, BlockContext, Port, Suspend, value_fits
+from blocks.base import AnyBlock, BlockContext, Port, Suspend, port_values, value_fits
 from blocks.limits import Budget, OutOfTime, budget
 from builder.validation import Analysis
 from core.errors import ContractBroken, MantleError, PolicyViolation
@@ -210,7 +210,7 @@ class Executor:
         # kind fails its node at once instead of waiting for its timeout.
         self.handled_kinds = handled_kinds
 
-    def block(self, node_id: str) -> Block:
+    def block(self, node_id: str) -> AnyBlock:
         """The configured block of a node."""
         return self.analysis.blocks[node_id]
 
@@ -347,16 +347,16 @@ class Executor:
             return "skip", {"reason": "no input arrives (its branch was not taken)"}
         return "ready", inputs
 
-    def _start_deferred(self, state: RunState, node_id: str, block: Block, inputs: dict[str, Any],
+    def _start_deferred(self, state: RunState, node_id: str, block: AnyBlock, inputs: dict[str, Any],
                         emit: Callable[[Event], None]) -> None:
         limit = _least(self.analysis.policies[node_id].timeout_s, self.start_timeout_s)
         ctx = self.context(state, node_id)
         with budget(limit) as spent:
             try:
-                started = _call_within(lambda: block.start(inputs, ctx), limit, block.bounded, spent)
+                typed = block.typed_inputs(inputs)
+                started = _call_within(lambda: block.start(typed, ctx), limit, block.bounded, spent)
                 if not isinstance(started, Suspend):  # finished at once: nothing to wait for
-                    outputs = dict(started)
-                    self._check_ports(node_id, outputs)
+                    outputs = self._emitted(node_id, block, started)
                 else:
                     self._check_suspend(block, started)
             except Exception as exc:  # a block's failure is the node's failure, never the worker's
@@ -380,10 +380,11 @@ class Executor:
                 failure.type = str(result.get("error_type") or failure.type)  # what the sender named it
                 emit(self._failed(state, node_id, failure))
                 return
+            block = self.block(node_id)
             try:
-                outputs = dict(self.block(node_id).resume(node.inputs or {}, result,
-                                                           self.context(state, node_id)))
-                self._check_ports(node_id, outputs)
+                typed = block.typed_inputs(node.inputs or {})
+                resumed = block.resume(typed, result, self.context(state, node_id))
+                outputs = self._emitted(node_id, block, resumed)
             except Exception as exc:  # a block's failure is the node's failure, never the worker's
                 emit(self._failed(state, node_id, exc))
                 return
@@ -454,9 +455,9 @@ class Executor:
         seconds = _least(limit, within_s)
         with budget(seconds) as spent:
             try:
-                outputs = dict(_call_within(lambda: block.run(node.inputs or {}, ctx), seconds,
-                                            block.bounded, spent))
-                self._check_ports(node_id, outputs)
+                typed = block.typed_inputs(node.inputs or {})
+                outputs = self._emitted(node_id, block, _call_within(lambda: block.run(typed, ctx), seconds,
+                                                                     block.bounded, spent))
             except Exception as exc:  # a block's failure is the node's failure, never the worker's
                 if not spent.timed_out:
                     return self._failed(state, node_id, exc)
@@ -466,6 +467,16 @@ class Executor:
             return self._failed(state, node_id,
                                 OutOfTime(f"the node took longer than its {limit:g} s timeout"))
         return NodeSucceeded(self.clock(), node_id, outputs=outputs)
+
+    def _emitted(self, node_id: str, block: AnyBlock, returned: object) -> dict[str, Any]:
+        """The ports a block's returned outputs model emits (its fields that were set, and extra
+        values), held to its output ports: anything but its outputs model breaks its contract."""
+        if not isinstance(returned, block.Outputs):
+            raise ContractBroken(f"block {block.type} returned {type(returned).__name__}, not its outputs "
+                                 f"model {block.Outputs.__name__}")
+        outputs = port_values(returned)
+        self._check_ports(node_id, outputs)
+        return outputs
 
     def _check_ports(self, node_id: str, outputs: Mapping[str, Any]) -> None:
         """Hold what a block emitted to the output ports it declares: no unknown port, every
@@ -482,7 +493,7 @@ class Executor:
             raise ContractBroken(f"block {self.block(node_id).type} broke its output contract: "
                                  + "; ".join(broken))
 
-    def _check_suspend(self, block: Block, suspend: Suspend) -> None:
+    def _check_suspend(self, block: AnyBlock, suspend: Suspend) -> None:
         """A wait must be of a kind the block declares (when it declares any) and, unless it is a
         timer, of one the driver can hand over."""
         declared = {model.kind for model in block.suspends}

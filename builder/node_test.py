@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from blocks.base import Block, Port
+from blocks.base import AnyBlock, Port
 from blocks.fields import FieldSpec, payload_model
 from blocks.registry import Registry
 from builder.graph import Graph, Node
@@ -43,7 +43,7 @@ def find_node(draft: Graph, node_id: str) -> Node:
     raise NotFound(f"the draft has no node {node_id!r}", loc=["path", "node_id"])
 
 
-def testable_block(node: Node, registry: Registry, *, side_effects: bool) -> Block:
+def testable_block(node: Node, registry: Registry, *, side_effects: bool) -> AnyBlock:
     """The node's configured block, if a node test may run it (else the reason, as an error)."""
     problems = [p for p in analyze(Graph(nodes=[node]), registry).problems if p.code not in _OUT_OF_CONTEXT]
     if problems:
@@ -66,7 +66,7 @@ def _ports_model(ports: Mapping[str, Port]) -> type[BaseModel]:
     return payload_model([FieldSpec(name=p.name, type=p.type, required=p.required) for p in ports.values()])
 
 
-def accept_inputs(block: Block, inputs: Mapping[str, Any]) -> dict[str, Any]:
+def accept_inputs(block: AnyBlock, inputs: Mapping[str, Any]) -> dict[str, Any]:
     """The inputs checked against the block's input ports (its `Inputs` model when the ports are
     its fields), coerced as a run would; InvalidInputs names every port that does not fit."""
     ports = block.input_ports()

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from pydantic_core import to_json
 
 from blocks.app_call import AppDirectory
-from blocks.base import Block, Port, types_compatible
+from blocks.base import AnyBlock, Port, types_compatible
 from blocks.registry import Registry, UnknownBlockType
 from builder import composition
 from builder.graph import Edge, Graph, NodePolicy, RunSettings
@@ -54,7 +54,7 @@ class Analysis:
     """The result of validating a graph: its problems and, when valid, what the executor needs."""
 
     problems: list[Problem] = field(default_factory=list)
-    blocks: dict[str, Block] = field(default_factory=dict)
+    blocks: dict[str, AnyBlock] = field(default_factory=dict)
     inputs: dict[str, dict[str, Port]] = field(default_factory=dict)
     outputs: dict[str, dict[str, Port]] = field(default_factory=dict)
     incoming: dict[str, list[Edge]] = field(default_factory=lambda: defaultdict(list))

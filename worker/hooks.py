@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from blocks.base import Block, Suspend
+from blocks.base import AnyBlock, Suspend
 from blocks.suspends import InferenceRequest, ReviewRequest
 from core.settings import Settings
 
@@ -75,7 +75,7 @@ def handled_kinds(served: Iterable[str] = ()) -> frozenset[str]:
     return frozenset(_handlers) | frozenset(builtin_handlers()) | frozenset(served)
 
 
-def missing_handlers(block_types: Iterable[type[Block]], served: Iterable[str] = ()) -> list[str]:
+def missing_handlers(block_types: Iterable[type[AnyBlock]], served: Iterable[str] = ()) -> list[str]:
     """`block type: kind` for each kind a block may suspend with that no handler takes."""
     handled = handled_kinds(served)
     return [f"{b.type}: {m.kind}" for b in block_types for m in b.suspends if m.kind not in handled]

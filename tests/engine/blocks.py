@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Engine, create_engine, text
 
-from blocks.base import Block, BlockContext, Execution, Suspend
+from blocks.base import Block, BlockContext, Execution, NoConfig, Suspend
 from worker.hooks import WaitContext, on_wait
 
 COUNTER_TABLE = "test_executions"
@@ -59,7 +59,7 @@ class ValueOut(BaseModel):
     value: Any
 
 
-class CountBlock(Block):
+class CountBlock(Block[CountConfig, ValueIn, ValueOut]):
     """Records its execution, optionally waits for a file to appear, optionally fails N times or
     until a file appears."""
 
@@ -67,15 +67,10 @@ class CountBlock(Block):
     description = "Counts its executions in the database (tests only)."
     category = "test"
     side_effects = True
-    Config = CountConfig
-    Inputs = ValueIn
-    Outputs = ValueOut
 
-    config: CountConfig
-
-    def run(self, inputs: Mapping[str, Any], ctx: BlockContext) -> Mapping[str, Any]:
+    def run(self, inputs: ValueIn, ctx: BlockContext) -> ValueOut:
         cfg = self.config
-        if cfg.hold_file and (not cfg.hold_values or inputs.get("value") in cfg.hold_values):
+        if cfg.hold_file and (not cfg.hold_values or inputs.value in cfg.hold_values):
             deadline = time.monotonic() + cfg.hold_seconds
             while not Path(cfg.hold_file).exists():
                 if time.monotonic() > deadline:
@@ -88,25 +83,22 @@ class CountBlock(Block):
             raise RuntimeError(f"planned failure {ctx.attempt} of {cfg.fail_times}")
         if cfg.fail_until_file and not Path(cfg.fail_until_file).exists():
             raise RuntimeError(f"{cfg.fail_until_file} does not exist yet")
-        return {"value": inputs.get("value")}
+        return ValueOut(value=inputs.value)
 
 
-class ExternalBlock(Block):
+class ExternalBlock(Block[NoConfig, ValueIn, ValueOut]):
     """A deferred block whose result a test delivers by hand (`runs.resume`)."""
 
     type = "test.external"
     description = "Waits for a result delivered from outside (tests only)."
     category = "test"
     execution = Execution.deferred
-    Inputs = ValueIn
-    Outputs = ValueOut
 
-    def start(self, inputs: Mapping[str, Any], ctx: BlockContext) -> Suspend:
-        return Suspend("external", {"question": inputs.get("value")})
+    def start(self, inputs: ValueIn, ctx: BlockContext) -> Suspend:
+        return Suspend("external", {"question": inputs.value})
 
-    def resume(self, inputs: Mapping[str, Any], result: Mapping[str, Any], ctx: BlockContext
-               ) -> Mapping[str, Any]:
-        return {"value": result["answer"]}
+    def resume(self, inputs: ValueIn, result: Mapping[str, Any], ctx: BlockContext) -> ValueOut:
+        return ValueOut(value=result["answer"])
 
 
 BLOCKS = [CountBlock, ExternalBlock]

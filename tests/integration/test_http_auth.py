@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from blocks.base import BlockContext
+from blocks.base import BlockContext, port_values
 from blocks.http_request import HttpRequestBlock
 from blocks.net_guard import NetGuard
 from core.errors import MantleError
@@ -52,7 +52,7 @@ def call(tenant: Tenant, settings: Settings, sessions: sessionmaker[Session], co
                 "credentials": CredentialReader(settings, sessions)}
     ctx = BlockContext(run_id=uuid.uuid4(), node_id="http", org_id=tenant.org_id, app_id=uuid.uuid4(),
                        services=services)
-    return dict(block.run({}, ctx))
+    return port_values(block.run(block.typed_inputs({}), ctx))
 
 
 def test_integration_credentials_are_typed_encrypted_and_write_only(tenant: Tenant, session: Session) -> None:

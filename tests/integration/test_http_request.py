@@ -12,7 +12,7 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
-from blocks.base import BlockContext
+from blocks.base import BlockContext, port_values
 from blocks.http_client import Fetcher, HttpFailed, ResponseTooLarge
 from blocks.http_request import HttpRequestBlock
 from blocks.net_guard import NetGuard, Refused
@@ -49,7 +49,7 @@ def call(config: dict[str, Any], guard: NetGuard | None = None, **inputs: Any) -
     block = HttpRequestBlock.from_config({"timeout_s": 5, "backoff_s": 0.01, **config})
     ctx = BlockContext(run_id=RUN_ID, node_id="http", org_id=uuid.uuid4(), app_id=uuid.uuid4(),
                        services={"net_guard": guard or NetGuard(allow=["127.0.0.1"])})
-    return dict(block.run(inputs, ctx))
+    return port_values(block.run(block.typed_inputs(inputs), ctx))
 
 
 def test_a_get_renders_its_templates_and_emits_status_headers_json_and_text(server: LocalServer) -> None:

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from blocks.base import BlockContext
-from blocks.twilio_sms_output import OutgoingSms, SmsOutputBlock
+from blocks.twilio_sms_output import OutgoingSms, SmsOutputBlock, SmsOutputInputs
 from core.errors import MantleError
 from core.settings import Settings
 from models.sms import SmsInbound, SmsNumber, SmsOutbound, set_opt_out
@@ -79,8 +79,9 @@ def test_the_block_splits_a_long_body_into_parts(case: Case) -> None:
     block = SmsOutputBlock.from_config({"max_chars": 20, "max_parts": 2})
     ctx = BlockContext(run_id=case.run_id, node_id="reply", org_id=case.org_id, app_id=case.app_id,
                        services={"sms": case.sender})
-    outputs = block.run({"to": PHONE, "body": "one two three four five six seven eight nine ten"}, ctx)
-    assert outputs["parts"] == 2 and outputs["truncated"] is True and len(outputs["message_sids"]) == 2
+    body = "one two three four five six seven eight nine ten"
+    outputs = block.run(SmsOutputInputs(to=PHONE, body=body), ctx)
+    assert outputs.parts == 2 and outputs.truncated is True and len(outputs.message_sids) == 2
     bodies = [m.body for m in sorted(case.sent(), key=lambda m: m.created)]
     assert bodies[0] == "one two three four" and bodies[1].endswith("…") and len(bodies[1]) <= 20
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from blocks.base import BlockContext
+from blocks.base import BlockContext, port_values
 from blocks.http_request import CredentialRefused, HttpRequestBlock
 from blocks.net_guard import NetGuard
 from blocks.registry import default_registry
@@ -70,7 +70,7 @@ def call(tenant: Tenant, settings: Settings, sessions: sessionmaker[Session], ur
          **config: Any) -> dict[str, Any]:
     block = HttpRequestBlock.from_config({"url": url, "timeout_s": 5, "retries": 0,
                                           "auth": {"type": "bearer_token", "credential": "svc"}, **config})
-    return dict(block.run({}, context(tenant, settings, sessions)))
+    return port_values(block.run(block.typed_inputs({}), context(tenant, settings, sessions)))
 
 
 def carried(server: LocalServer) -> list[str]:

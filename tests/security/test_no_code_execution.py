@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from blocks.base import Block, BlockContext
+from blocks.base import AnyBlock, BlockContext
 from blocks.registry import default_registry
 from core.errors import MantleError
 from core.settings import Settings
@@ -102,7 +102,7 @@ def internal_port() -> Any:
     server.shutdown()
 
 
-def url_blocks() -> list[type[Block]]:
+def url_blocks() -> list[type[AnyBlock]]:
     """Every registered block type whose config names a URL to fetch."""
     return [b for b in default_registry() if "url" in b.Config.model_fields]
 
@@ -139,7 +139,7 @@ def test_blocks_that_fetch_urls_refuse_internal_addresses(internal_port: int, tm
             except (ValidationError, ValueError):
                 continue  # refused when the app is saved: fine
             try:
-                outputs = block.run({}, ctx)
+                outputs = block.run(block.typed_inputs({}), ctx)
             except MantleError:
                 continue  # the node fails with a clear reason: fine
             fetched.append(f"{block_type.type} fetched {url}: {str(outputs)[:100]}")

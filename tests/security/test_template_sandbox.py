@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from blocks.base import Block, BlockContext, Execution, Suspend
+from blocks.base import AnyBlock, BlockContext, Execution, Suspend, port_values
 from blocks.registry import default_registry
 from core.errors import MantleError
 
@@ -63,12 +63,12 @@ BOMBS = [
 LEAKS = ("<class", "<function", "<module", "<built-in", "__", "uid=", "root:", "os.popen", "Context")
 
 
-def template_blocks() -> list[type[Block]]:
+def template_blocks() -> list[type[AnyBlock]]:
     """Every registered block type whose config takes a template."""
     return [b for b in default_registry() if "template" in b.Config.model_fields]
 
 
-def outcome(block_type: type[Block], template: str) -> tuple[str, str]:
+def outcome(block_type: type[AnyBlock], template: str) -> tuple[str, str]:
     """What the block does with `template`: ('invalid' | 'failed' | 'rendered', detail)."""
     try:
         block = block_type.from_config({"template": template})
@@ -78,15 +78,15 @@ def outcome(block_type: type[Block], template: str) -> tuple[str, str]:
     ctx = BlockContext(run_id=uuid.uuid4(), node_id="n", org_id=uuid.uuid4(), app_id=uuid.uuid4())
     try:
         if block_type.execution is Execution.deferred:
-            suspended = block.start(values, ctx)
+            suspended = block.start(block.typed_inputs(values), ctx)
             assert isinstance(suspended, Suspend)
             return "rendered", str(dict(suspended.payload).get("prompt", suspended.payload))
-        return "rendered", str(block.run(values, ctx))
+        return "rendered", str(port_values(block.run(block.typed_inputs(values), ctx)))
     except MantleError as exc:
         return "failed", exc.message
 
 
-def bounded(block_type: type[Block], template: str) -> tuple[str, str]:
+def bounded(block_type: type[AnyBlock], template: str) -> tuple[str, str]:
     """`outcome`, in a thread that must finish (a hang guard, not a timing)."""
     result: list[tuple[str, str]] = []
     errors: list[BaseException] = []
@@ -112,7 +112,7 @@ def test_the_template_blocks_are_found() -> None:
 
 @pytest.mark.parametrize("block_type", template_blocks(), ids=lambda b: b.type)
 @pytest.mark.parametrize("template", ESCAPES)
-def test_escape_payloads_fail_or_render_harmlessly(block_type: type[Block], template: str) -> None:
+def test_escape_payloads_fail_or_render_harmlessly(block_type: type[AnyBlock], template: str) -> None:
     kind, detail = bounded(block_type, template)
     if kind == "rendered":
         assert not [leak for leak in LEAKS if leak in detail], detail[:500]
@@ -123,14 +123,14 @@ def test_escape_payloads_fail_or_render_harmlessly(block_type: type[Block], temp
 
 @pytest.mark.parametrize("block_type", template_blocks(), ids=lambda b: b.type)
 @pytest.mark.parametrize("template", BOMBS)
-def test_resource_bombs_are_refused(block_type: type[Block], template: str) -> None:
+def test_resource_bombs_are_refused(block_type: type[AnyBlock], template: str) -> None:
     kind, detail = bounded(block_type, template)
     assert kind in ("invalid", "failed"), (kind, detail[:200])
     assert "template failed" in detail or "syntax" in detail, detail
 
 
 @pytest.mark.parametrize("block_type", template_blocks(), ids=lambda b: b.type)
-def test_ordinary_templates_still_work(block_type: type[Block]) -> None:
+def test_ordinary_templates_still_work(block_type: type[AnyBlock]) -> None:
     template = ("{% for w in text.split(' ') %}{{ loop.index }}:{{ w|upper }}{{ ', ' if not loop.last }}"
                 "{% endfor %} {{ '%05.1f'|format(3.14159) }} {{ '{:>6}'.format('ok') }} {{ 2 ** 10 }}")
     kind, detail = bounded(block_type, template)

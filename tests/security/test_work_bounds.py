@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import sessionmaker
 
-from blocks.base import Block, BlockContext
+from blocks.base import AnyBlock, BlockContext
 from blocks.limits import charge, measure
 from blocks.registry import default_registry
 from builder.executor import Executor, NodeFailed, NodeStatus, NodeSucceeded, RunState, SliceSpent
@@ -191,13 +191,13 @@ def test_ordinary_templates_and_expressions_still_work() -> None:
 # -- the executor's time limits --------------------------------------------------------------
 
 
-def pure_block(name: str, *, bounded: bool, run: Any) -> type[Block]:
+def pure_block(name: str, *, bounded: bool, run: Any) -> type[AnyBlock]:
     """A pure throwaway block, charging the work budget (`bounded`) or not."""
     base = make_block(name, inputs={"text": str}, outputs={"text": str}, run=run)
     return type(base.__name__, (base,), {"pure": True, "bounded": bounded})
 
 
-def single(block_type: type[Block], **executor: Any) -> tuple[Executor, RunState]:
+def single(block_type: type[AnyBlock], **executor: Any) -> tuple[Executor, RunState]:
     """An executor of trigger → one node of `block_type`, and a run whose node is claimed."""
     graph = {"nodes": [node("in", "trigger.api", fields=[{"name": "text"}]), node("bomb", block_type.type)],
              "edges": [edge("in", "text", "bomb", "text")]}
@@ -247,7 +247,7 @@ def test_a_pure_block_that_does_not_charge_the_budget_is_given_up_on() -> None:
 
 
 def test_a_quick_pure_node_finishes_within_its_slice() -> None:
-    ex, state = single(pure_block("test.echo", bounded=True, run=lambda i, c: {"text": i["text"]}))
+    ex, state = single(pure_block("test.echo", bounded=True, run=lambda i, c: {"text": i.text}))
     outcome = ex.run_node(state, "bomb", within_s=5)
     assert isinstance(outcome, NodeSucceeded) and outcome.outputs == {"text": TEXT}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import typing
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -14,10 +15,11 @@ import pytest
 
 import blocks
 from blocks import suspends
-from blocks.base import Block, BlockContext, Suspend
-from blocks.governance_policy import GovernancePolicyBlock
-from blocks.human_review import HumanReviewBlock
+from blocks.base import AnyBlock, Block, BlockContext, InputMismatch, PortsFromConfig, Suspend
+from blocks.governance_policy import GovernancePolicyBlock, PolicyInputs
+from blocks.human_review import HumanReviewBlock, ReviewInputs
 from blocks.registry import default_registry
+from blocks.text_template import TemplateBlock, TemplateOutputs
 from builder.executor import Executor, NodeStatus, RunState, RunStatus
 from builder.graph import Graph
 from builder.validation import analyze
@@ -28,11 +30,11 @@ from worker.hooks import handled_kinds, missing_handlers
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 
 
-def run_block(block_type: type[Block], *, wired: str = "value", result: dict[str, Any] | None = None,
-              handled: frozenset[str] | None = None) -> RunState:
+def run_block(block_type: type[AnyBlock], *, wired: str = "value", result: dict[str, Any] | None = None,
+              handled: frozenset[str] | None = None, text_type: str = "string") -> RunState:
     """Run in.text → x → out, to its end; answer a deferred x with `result`."""
     graph = {"schema_version": 1, "nodes": [
-        node("in", "trigger.api", fields=[{"name": "text", "type": "string"}]),
+        node("in", "trigger.api", fields=[{"name": "text", "type": text_type}]),
         node("x", block_type.type),
         node("out", "output", fields=[{"name": "value", "type": "any", "required": False}]),
     ], "edges": [edge("in", "text", "x", "text"), edge("x", wired, "out", "value")]}
@@ -48,9 +50,9 @@ def run_block(block_type: type[Block], *, wired: str = "value", result: dict[str
     return state
 
 
-def emitting(outputs: Mapping[str, Any], **ports: Any) -> type[Block]:
+def emitting(outputs: Mapping[str, Any], **ports: Any) -> type[AnyBlock]:
     """An inline block with input `text` and these output ports, emitting `outputs`."""
-    def run(inputs: Mapping[str, Any], ctx: BlockContext) -> Mapping[str, Any]:
+    def run(inputs: Any, ctx: BlockContext) -> Mapping[str, Any]:
         return outputs
 
     return make_block("test.emit", inputs={"text": str}, outputs=ports, run=run)
@@ -122,12 +124,74 @@ def test_a_deferred_block_whose_resume_breaks_the_contract_fails_the_same_way() 
     assert broken.node("x").error_type == "contract_broken"
 
 
+# -- typed end to end: each block's models ----------------------------------------------------
+
+
+def test_every_block_names_its_models_and_its_methods_take_and_return_them() -> None:
+    wrong: list[str] = []
+    for block in default_registry():
+        named = [typing.get_args(base) for base in block.__dict__.get("__orig_bases__", ())
+                 if typing.get_origin(base) is Block]
+        if named != [(block.Config, block.Inputs, block.Outputs)]:
+            wrong.append(f"{block.type}: class {block.__name__}(Block[Config, Inputs, Outputs]) expected")
+        for method in ("run", "start", "resume"):
+            if getattr(block, method) is getattr(Block, method):
+                continue  # not overridden: the base's own (raises, or emits the result)
+            hints = typing.get_type_hints(getattr(block, method))
+            returns = {block.Outputs} if method != "start" else \
+                {Suspend, block.Outputs, Suspend | block.Outputs}
+            if hints.get("inputs") is not block.Inputs or hints.get("return") not in returns:
+                wrong.append(f"{block.type}.{method}({hints.get('inputs')}) -> {hints.get('return')}")
+    assert wrong == []
+
+
+def test_a_block_that_returns_a_dict_instead_of_its_outputs_model_breaks_its_contract() -> None:
+    typed = make_block("test.untyped", inputs={"text": str}, outputs={"value": str})
+    untyped = type("test_untyped", (typed,), {"run": lambda self, inputs, ctx: {"value": inputs.text}})
+    state = run_block(untyped)
+    assert state.node("x").error_type == "contract_broken"
+    assert state.node("x").error == "block test.untyped returned dict, not its outputs model test.untypedOut"
+
+
+def test_a_block_receives_its_inputs_model_and_an_unset_output_field_is_not_emitted() -> None:
+    seen: list[Any] = []
+
+    def run(inputs: Any, ctx: BlockContext) -> Mapping[str, Any]:
+        seen.append(inputs)
+        return {"yes": inputs.text}
+
+    state = run_block(make_block("test.branch", inputs={"text": str},
+                                 outputs={"yes": (str | None, None), "no": (str | None, None)}, run=run),
+                      wired="yes")
+    assert type(seen[0]).__name__ == "test.branchIn" and seen[0].text == "hi"
+    assert state.node("x").outputs == {"yes": "hi"}  # `no` keeps its default, unset: not emitted
+
+
+def test_a_value_that_does_not_fit_a_typed_input_port_fails_the_node_naming_it() -> None:
+    state = run_block(make_block("test.count", inputs={"text": int}, outputs={"value": int},
+                                 run=lambda inputs, ctx: {"value": inputs.text}), text_type="any")
+    assert state.node("x").error_type == InputMismatch.type
+    assert str(state.node("x").error).startswith(
+        "block test.count cannot take its inputs: text: Input should be a valid integer")
+
+
+def test_ports_made_by_config_are_a_model_made_once_per_block_with_a_field_per_port() -> None:
+    block = TemplateBlock.from_config({"template": "{{ name }} {{ json }}"})
+    model = block.inputs_model()
+    assert model is block.inputs_model() and issubclass(model, PortsFromConfig)
+    assert set(model.model_fields) == {"name"}  # `json` is a BaseModel method: an extra value instead
+    ctx = BlockContext(run_id=uuid.uuid4(), node_id="x", org_id=uuid.uuid4(), app_id=uuid.uuid4())
+    assert block.run(block.typed_inputs({"name": "Ada", "json": "{}"}), ctx) == TemplateOutputs(text="Ada {}")
+    with pytest.raises(InputMismatch, match="name: Field required"):
+        block.typed_inputs({"json": "{}"})
+
+
 # -- every block registered, every wait handled ----------------------------------------------
 
 
 def test_every_block_class_in_the_blocks_package_is_listed_by_its_module_and_registered() -> None:
     registry = default_registry()
-    defined: dict[str, type[Block]] = {}
+    defined: dict[str, type[AnyBlock]] = {}
     unlisted: list[str] = []
     for module_info in pkgutil.iter_modules(blocks.__path__):
         module = importlib.import_module(f"blocks.{module_info.name}")
@@ -156,7 +220,7 @@ class LostWait(suspends.SuspendPayload):
     kind = "test.lost"
 
 
-def lost_block() -> type[Block]:
+def lost_block() -> type[AnyBlock]:
     """A deferred block that suspends with a kind no worker handles."""
     block = make_deferred_block("test.lost", inputs={"text": str}, outputs={"value": str},
                                 start=lambda inputs, ctx: LostWait().suspend())
@@ -186,9 +250,9 @@ def test_a_wait_of_a_kind_the_block_does_not_declare_breaks_its_contract() -> No
 
 def test_both_review_blocks_ask_with_the_one_review_payload() -> None:
     ctx = BlockContext(run_id=uuid.uuid4(), node_id="x", org_id=uuid.uuid4(), app_id=uuid.uuid4())
-    asked = HumanReviewBlock.from_config({"deadline_s": 60}).start({"text": "hello"}, ctx)
+    asked = HumanReviewBlock.from_config({"deadline_s": 60}).start(ReviewInputs(text="hello"), ctx)
     flagged = GovernancePolicyBlock.from_config({"deny_list": {"keywords": ["hello"], "action": "review"}})
-    policy = flagged.start({"text": "hello"}, ctx)
+    policy = flagged.start(PolicyInputs(text="hello"), ctx)
     assert isinstance(asked, Suspend) and isinstance(policy, Suspend)
     assert asked.kind == policy.kind == "review"
     review, screened = suspends.ReviewRequest.read(asked.payload), suspends.ReviewRequest.read(policy.payload)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from blocks.base import Block, BlockContext, Port
+from blocks.base import AnyBlock, BlockContext, InputMismatch, Port, port_values
 from blocks.logic_condition import ConditionBlock, ConditionError
 from blocks.output import OutputBlock
 from blocks.registry import Registry, default_registry
@@ -25,9 +25,9 @@ def ctx() -> BlockContext:
     return BlockContext(run_id=uuid.uuid4(), node_id="n", org_id=uuid.uuid4(), app_id=uuid.uuid4())
 
 
-def run(block: Block, **inputs: Any) -> dict[str, Any]:
+def run(block: AnyBlock, **inputs: Any) -> dict[str, Any]:
     """The ports `block` emits for these inputs."""
-    return dict(block.run(inputs, ctx()))
+    return port_values(block.run(block.typed_inputs(inputs), ctx()))
 
 
 # -- text.template -------------------------------------------------------------------------
@@ -63,8 +63,10 @@ def test_a_template_syntax_error_is_an_invalid_config_naming_the_line() -> None:
 def test_a_missing_variable_fails_the_render_instead_of_printing_nothing() -> None:
     block = TemplateBlock.from_config({"template": "Hello {{ name }}"})
 
-    with pytest.raises(TemplateError, match="'name' is undefined"):
+    with pytest.raises(InputMismatch, match="name: Field required"):  # a required port: never reaches run
         run(block)
+    with pytest.raises(TemplateError, match="'name' is undefined"):
+        block.render({})
 
 
 @pytest.mark.parametrize("source", [

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from blocks.base import Block, BlockContext, Suspend
+from blocks.base import AnyBlock, BlockContext, Suspend, port_values
 from blocks.registry import default_registry
 from builder.executor import (
     TERMINAL,
@@ -72,7 +72,7 @@ def with_policy(spec: dict[str, Any], **policy: Any) -> dict[str, Any]:
     return {**spec, "policy": policy}
 
 
-def build(graph: dict[str, Any], *block_types: type[Block], clock: FakeClock) -> Executor:
+def build(graph: dict[str, Any], *block_types: type[AnyBlock], clock: FakeClock) -> Executor:
     """An executor for a graph that must be valid."""
     analysis = analyze(Graph.model_validate(graph), default_registry().extended(*block_types))
     assert analysis.valid, [p.message for p in analysis.problems]
@@ -137,47 +137,48 @@ def summary(state: RunState) -> tuple[Any, ...]:
 # -- throwaway blocks --------------------------------------------------------------------
 
 
-def echo_block(calls: list[str], name: str = "test.echo") -> type[Block]:
+def echo_block(calls: list[str], name: str = "test.echo") -> type[AnyBlock]:
     """Passes `value` on and records which node ran."""
 
-    def run(inputs: Mapping[str, Any], ctx: BlockContext) -> Mapping[str, Any]:
+    def run(inputs: Any, ctx: BlockContext) -> Mapping[str, Any]:
         calls.append(ctx.node_id)
-        return {"value": inputs["value"]}
+        return {"value": inputs.value}
 
     return make_block(name, inputs={"value": str}, outputs={"value": str}, run=run)
 
 
-def flaky_block(failures: int, attempts: list[int]) -> type[Block]:
+def flaky_block(failures: int, attempts: list[int]) -> type[AnyBlock]:
     """Fails its first `failures` executions, then appends `!` to its value."""
 
-    def run(inputs: Mapping[str, Any], ctx: BlockContext) -> Mapping[str, Any]:
+    def run(inputs: Any, ctx: BlockContext) -> Mapping[str, Any]:
         attempts.append(ctx.attempt)
         if len(attempts) <= failures:
             raise RuntimeError(f"upstream unavailable (attempt {ctx.attempt})")
-        return {"value": inputs["value"] + "!"}
+        return {"value": inputs.value + "!"}
 
     return make_block("test.flaky", inputs={"value": str}, outputs={"value": str}, run=run)
 
 
-def ask_block(starts: list[str]) -> type[Block]:
+def ask_block(starts: list[str]) -> type[AnyBlock]:
     """A deferred block asking someone outside a question; the answer arrives as `{"text": ...}`."""
 
-    def start(inputs: Mapping[str, Any], ctx: BlockContext) -> Suspend:
+    def start(inputs: Any, ctx: BlockContext) -> Suspend:
         starts.append(ctx.node_id)
-        return Suspend("external", {"question": inputs["value"]})
+        return Suspend("external", {"question": inputs.value})
 
-    def resume(inputs: Mapping[str, Any], result: Mapping[str, Any], ctx: BlockContext) -> Mapping[str, Any]:
-        return {"answer": f"{inputs['value']} -> {result['text']}"}
+    def resume(inputs: Any, result: Mapping[str, Any], ctx: BlockContext) -> Mapping[str, Any]:
+        return {"answer": f"{inputs.value} -> {result['text']}"}
 
     return make_deferred_block("test.ask", inputs={"value": str}, outputs={"answer": str},
                                start=start, resume=resume)
 
 
-def join_block(name: str = "test.join") -> type[Block]:
+def join_block(name: str = "test.join") -> type[AnyBlock]:
     """Joins up to three branches; reports which inputs arrived."""
 
-    def run(inputs: Mapping[str, Any], ctx: BlockContext) -> Mapping[str, Any]:
-        return {"joined": ",".join(f"{k}={v}" for k, v in sorted(inputs.items()) if v is not None)}
+    def run(inputs: Any, ctx: BlockContext) -> Mapping[str, Any]:
+        arrived = sorted(port_values(inputs).items())
+        return {"joined": ",".join(f"{k}={v}" for k, v in arrived if v is not None)}
 
     return make_join_block(name, inputs={"a": str, "b": str, "c": str}, outputs={"joined": str}, run=run)
 
@@ -476,7 +477,7 @@ def test_an_inline_block_overrunning_its_timeout_fails_with_a_timeout_message() 
     release = threading.Event()
     finished = threading.Event()
 
-    def run(inputs: Mapping[str, Any], ctx: BlockContext) -> Mapping[str, Any]:
+    def run(inputs: Any, ctx: BlockContext) -> Mapping[str, Any]:
         release.wait(30)
         finished.set()
         return {"value": "too late"}
@@ -504,10 +505,10 @@ def test_an_inline_block_overrunning_its_timeout_fails_with_a_timeout_message() 
 def test_a_block_within_its_timeout_succeeds_and_its_own_error_is_reported_as_is() -> None:
     clock = FakeClock()
 
-    def run(inputs: Mapping[str, Any], ctx: BlockContext) -> Mapping[str, Any]:
-        if inputs["value"] == "bad":
+    def run(inputs: Any, ctx: BlockContext) -> Mapping[str, Any]:
+        if inputs.value == "bad":
             raise ValueError("bad value")
-        return {"value": inputs["value"].upper()}
+        return {"value": inputs.value.upper()}
 
     upper = make_block("test.upper", inputs={"value": str}, outputs={"value": str}, run=run)
     ex = build(single_node_app("test.upper", timeout_s=30), upper, clock=clock)
@@ -634,7 +635,7 @@ def test_a_deferred_node_retried_after_an_error_result_asks_again() -> None:
 def test_a_deferred_block_that_fails_to_start_fails_its_node() -> None:
     clock = FakeClock()
 
-    def start(inputs: Mapping[str, Any], ctx: BlockContext) -> Suspend:
+    def start(inputs: Any, ctx: BlockContext) -> Suspend:
         raise ConnectionError("the queue is down")
 
     broken = make_deferred_block("test.broken", inputs={"value": str}, outputs={"value": str}, start=start)
@@ -740,7 +741,7 @@ def test_a_policy_violation_blocks_the_run_instead_of_failing_it() -> None:
     clock = FakeClock()
     calls: list[int] = []
 
-    def run(inputs: Mapping[str, Any], ctx: BlockContext) -> Mapping[str, Any]:
+    def run(inputs: Any, ctx: BlockContext) -> Mapping[str, Any]:
         calls.append(ctx.attempt)
         raise PolicyViolation("the text contains a card number")
 
@@ -919,16 +920,16 @@ def test_random_apps_follow_the_branching_rules(seed: int) -> None:
     graph, sources = random_app(rng)
     failed_once: set[str] = set()
 
-    def flaky(inputs: Mapping[str, Any], ctx: BlockContext) -> Mapping[str, Any]:
+    def flaky(inputs: Any, ctx: BlockContext) -> Mapping[str, Any]:
         if ctx.node_id not in failed_once:
             failed_once.add(ctx.node_id)
             raise RuntimeError("first attempt fails")
-        return {"value": inputs["value"]}
+        return {"value": inputs.value}
 
     ex = build(graph, echo_block([]), join_block(),
                make_block("test.flaky", inputs={"value": str}, outputs={"value": str}, run=flaky),
                make_deferred_block("test.ask", inputs={"value": str}, outputs={"value": str},
-                                   start=lambda inputs, ctx: Suspend("external", dict(inputs))),
+                                   start=lambda inputs, ctx: Suspend("external", port_values(inputs))),
                clock=clock)
     text = rng.choice("ab")
     state = new_run(clock, text=text)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from blocks.base import BlockContext, Port
+from blocks.base import BlockContext, Port, port_values
 from blocks.json_extract import ExtractError, JsonExtractBlock
 from blocks.registry import default_registry
 from blocks.trigger_schedule import ScheduleConfig, ScheduleTriggerBlock, last_tick, next_tick
@@ -25,7 +25,8 @@ def ctx() -> BlockContext:
 
 
 def extract(fields: list[dict[str, Any]], data: Any) -> dict[str, Any]:
-    return dict(JsonExtractBlock.from_config({"fields": fields}).run({"data": data}, ctx()))
+    block = JsonExtractBlock.from_config({"fields": fields})
+    return port_values(block.run(block.typed_inputs({"data": data}), ctx()))
 
 
 def test_each_expression_fills_its_own_typed_output_port() -> None:
@@ -77,8 +78,8 @@ def test_a_schedule_is_validated_and_ticks_in_its_time_zone() -> None:
         datetime(2026, 1, 1, 10, 5, tzinfo=UTC)
     assert next_tick("@hourly", "UTC", datetime(2026, 1, 1, 10, 0, tzinfo=UTC)) == \
         datetime(2026, 1, 1, 11, tzinfo=UTC)
-    out = paris.run(paris.accept({"scheduled_at": "2026-07-06T07:00:00+00:00"}), ctx())
-    assert out == {"scheduled_at": "2026-07-06T09:00:00+02:00", "timezone": "Europe/Paris"}
+    out = paris.run(paris.typed_inputs(paris.accept({"scheduled_at": "2026-07-06T07:00:00+00:00"})), ctx())
+    assert port_values(out) == {"scheduled_at": "2026-07-06T09:00:00+02:00", "timezone": "Europe/Paris"}
     by_hand = datetime.fromisoformat(paris.accept({})["scheduled_at"])  # "run now" from the builder
     assert abs((by_hand - datetime.now(UTC)).total_seconds()) < 60
 

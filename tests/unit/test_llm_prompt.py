@@ -8,7 +8,7 @@ import uuid
 import pytest
 from pydantic import ValidationError
 
-from blocks.base import BlockContext
+from blocks.base import BlockContext, port_values
 from blocks.llm_prompt import PromptBlock
 from blocks.registry import default_registry
 from builder.graph import Graph
@@ -57,14 +57,16 @@ def test_bad_config_is_refused_with_the_field_named() -> None:
 def test_start_sends_the_rendered_prompt_and_resume_emits_the_outputs() -> None:
     block = PromptBlock.from_config({"template": "Hello {{ name }}", "temperature": 0, "stop": ["\n"],
                                      "seed": 3})
-    suspend = block.start({"name": "Ada"}, CTX)
+    inputs = block.typed_inputs({"name": "Ada"})
+    suspend = block.start(inputs, CTX)
     assert suspend.kind == "inference"
     assert suspend.payload["prompt"] == "Hello Ada" and suspend.payload["model"] == "smollm2-135m-instruct"
     assert suspend.payload["stop"] == ["\n"] and suspend.payload["seed"] == 3
     assert suspend.payload["chat"] is True
-    outputs = block.resume({"name": "Ada"}, {"text": "Hi!", "finish_reason": "stop", "prompt_tokens": 9,
+    outputs = block.resume(inputs, {"text": "Hi!", "finish_reason": "stop", "prompt_tokens": 9,
                                              "completion_tokens": 3, "timing": {}}, CTX)
-    assert outputs == {"text": "Hi!", "finish_reason": "stop", "prompt_tokens": 9, "completion_tokens": 3}
+    assert port_values(outputs) == {"text": "Hi!", "finish_reason": "stop", "prompt_tokens": 9,
+                                    "completion_tokens": 3}
 
 
 def test_a_long_prompt_loses_its_beginning_or_is_refused() -> None:

@@ -13,7 +13,7 @@ from api.twilio_auth import public_url
 from blocks.base import BlockContext
 from blocks.registry import default_registry
 from blocks.twilio_sms_input import SmsInputBlock
-from blocks.twilio_sms_output import SmsOutputBlock, fit
+from blocks.twilio_sms_output import SmsOutputBlock, SmsOutputInputs, fit
 from core.crypto import SecretUnreadable, cipher_for, decrypt, encrypt, rotate
 from core.errors import MantleError
 from core.settings import Settings
@@ -63,9 +63,9 @@ def test_the_output_block_needs_the_workers_sms_service() -> None:
     ctx = BlockContext(run_id=uuid.uuid4(), node_id="reply", org_id=uuid.uuid4(), app_id=uuid.uuid4())
     block = SmsOutputBlock.from_config({})
     with pytest.raises(MantleError, match="no SMS service"):
-        block.run({"to": "+15551234567", "body": "hi"}, ctx)
+        block.run(SmsOutputInputs(to="+15551234567", body="hi"), ctx)
     with pytest.raises(MantleError, match="empty"):
-        block.run({"to": "+15551234567", "body": "  "}, BlockContext(
+        block.run(SmsOutputInputs(to="+15551234567", body="  "), BlockContext(
             run_id=ctx.run_id, node_id="reply", org_id=ctx.org_id, app_id=ctx.app_id,
             services={"sms": object()}))
 
