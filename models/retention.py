@@ -262,15 +262,22 @@ class Pruned:
     sms_detached: int = 0
 
 
-def _tree(session: Session, roots: Sequence[uuid.UUID]) -> list[list[uuid.UUID]] | None:
-    """The runs of the roots' trees level by level (roots first); None if one of them is still live."""
+def _trees(session: Session, roots: Sequence[uuid.UUID]) -> list[list[uuid.UUID]]:
+    """The runs of the roots' trees level by level (roots first), one query per level, leaving out
+    every tree with a run still live."""
+    root_of = {run_id: run_id for run_id in roots}
     levels = [list(roots)]
+    live_roots = set()
     while levels[-1]:
-        children = session.execute(select(Run.id, Run.status).where(Run.parent_run_id.in_(levels[-1]))).all()
-        if any(status not in ENDED for _, status in children):
-            return None
-        levels.append([child_id for child_id, _ in children])
-    return levels[:-1]
+        children = session.execute(select(Run.id, Run.status, Run.parent_run_id)
+                                   .where(Run.parent_run_id.in_(levels[-1]))).all()
+        for child_id, status, parent_id in children:
+            assert parent_id is not None  # it was asked for by its parent
+            root_of[child_id] = root_of[parent_id]
+            if status not in ENDED:
+                live_roots.add(root_of[parent_id])
+        levels.append([child_id for child_id, _, _ in children])
+    return [[run_id for run_id in level if root_of[run_id] not in live_roots] for level in levels[:-1]]
 
 
 def prune_batch(session: Session, *, app: AppToPrune, now: datetime,
@@ -283,15 +290,7 @@ def prune_batch(session: Session, *, app: AppToPrune, now: datetime,
     roots = list(session.scalars(stmt))
     if not roots:
         return Pruned()
-    levels: list[list[uuid.UUID]] = [[]]
-    for root in roots:  # a root whose tree has a live child waits; the others go
-        tree = _tree(session, [root])
-        if tree is None:
-            continue
-        for depth, ids in enumerate(tree):
-            while len(levels) <= depth:
-                levels.append([])
-            levels[depth].extend(ids)
+    levels = _trees(session, roots)  # a root whose tree has a live child waits; the others go
     ids = [run_id for level in levels for run_id in level]
     if not ids:
         return Pruned()
