@@ -26,10 +26,10 @@ from blocks.fields import FieldSpec
 from blocks.flow_map import ITEM_PORTS, MapBlock
 from blocks.output import OutputBlock
 from builder.problems import Code, Problem
+from core.statuses import TERMINAL, RunStatus
 
 # How many `app.call`s deep a chain may go (A calls B is one); a cycle is refused at any depth.
 MAX_CALL_DEPTH = 5
-ENDED = frozenset({"succeeded", "failed", "blocked", "cancelled"})
 # Triggers whose fields an `app.call` can fill (others take an SMS, a webhook or a schedule).
 CALLABLE_TRIGGERS = frozenset({"trigger.api", "webapp.input"})
 
@@ -181,8 +181,8 @@ def plan_map(*, count: int, concurrency: int, skip: bool, attempt: int, children
         if held is None or child.attempt > held.attempt:
             latest[child.index] = child
     plan = MapPlan()
-    running = [c for c in latest.values() if c.status not in ENDED]
-    failed = sorted((c for c in latest.values() if c.status in ENDED and c.status != "succeeded"
+    running = [c for c in latest.values() if c.status not in TERMINAL]
+    failed = sorted((c for c in latest.values() if c.status in TERMINAL and c.status != RunStatus.succeeded
                      and c.attempt == attempt), key=lambda c: c.index or 0)
     if failed and not skip:
         plan.done, plan.failed = True, failed[0]

@@ -21,7 +21,6 @@ node again, with its full limit, where it holds no lock.
 from __future__ import annotations
 
 import contextvars
-import enum
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -33,6 +32,7 @@ from blocks.base import AnyBlock, BlockContext, Port, Suspend, port_values, valu
 from blocks.limits import Budget, OutOfTime, budget
 from builder.validation import Analysis
 from core.errors import ContractBroken, MantleError, PolicyViolation
+from core.statuses import TERMINAL, UNFINISHED, NodeStatus, RunStatus
 
 PURE_TIMEOUT_S = 10.0
 START_TIMEOUT_S = 10.0
@@ -41,32 +41,6 @@ START_TIMEOUT_S = 10.0
 def utcnow() -> datetime:
     """The current time in UTC (the default clock)."""
     return datetime.now(UTC)
-
-
-class NodeStatus(enum.StrEnum):
-    """Where one node of a run stands."""
-
-    pending = "pending"
-    running = "running"
-    waiting = "waiting"
-    succeeded = "succeeded"
-    failed = "failed"
-    skipped = "skipped"
-
-
-class RunStatus(enum.StrEnum):
-    """Where a run stands; `waiting` means a deferred node (model, reviewer) holds it."""
-
-    queued = "queued"
-    running = "running"
-    waiting = "waiting"
-    succeeded = "succeeded"
-    failed = "failed"
-    blocked = "blocked"
-    cancelled = "cancelled"
-
-
-TERMINAL = frozenset({RunStatus.succeeded, RunStatus.failed, RunStatus.blocked, RunStatus.cancelled})
 
 
 @dataclass
@@ -412,7 +386,7 @@ class Executor:
     def _finish_unfinished(self, state: RunState, emit: Callable[[Event], None], now: datetime,
                            reason: str) -> None:
         for node_id in self.analysis.order:
-            if state.node(node_id).status in (NodeStatus.pending, NodeStatus.running, NodeStatus.waiting):
+            if state.node(node_id).status in UNFINISHED:
                 emit(NodeSkipped(now, node_id, reason=reason))
 
     def deadline(self, state: RunState) -> datetime | None:

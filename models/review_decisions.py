@@ -14,12 +14,13 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from core.errors import Conflict, InvalidRequest
+from core.statuses import TERMINAL, NodeStatus
 from models import audit
 from models.base import utcnow
 from models.reviews import CANCELLED, DECIDED, EXPIRED, PENDING, ReviewItem
 from models.runs import NodeRun, Run
 
-ENDED = ("succeeded", "failed", "blocked", "cancelled")
+ENDED = tuple(sorted(TERMINAL))  # in a fixed order: the statement is the same in every process
 DEADLINE_ACTOR = "system:deadline"
 
 
@@ -30,7 +31,8 @@ def _waiting_node(session: Session, item: ReviewItem) -> tuple[Run, NodeRun] | s
         return f"the run has ended ({run.status if run else 'deleted'})"
     row = session.scalar(select(NodeRun).where(NodeRun.run_id == item.run_id,
                                                NodeRun.node_id == item.node_id))
-    if row is None or row.status != "waiting" or row.attempts != item.attempt or row.result is not None:
+    if row is None or row.status != NodeStatus.waiting or row.attempts != item.attempt \
+            or row.result is not None:
         return "the run no longer waits for this review"
     return run, row
 
@@ -128,7 +130,7 @@ def close_orphans(session: Session, *, limit: int = 200) -> int:
     orphans = session.scalars(
         select(ReviewItem).join(Run, Run.id == ReviewItem.run_id).outerjoin(NodeRun, node)
         .where(ReviewItem.status == PENDING,
-               or_(Run.status.in_(ENDED), NodeRun.id.is_(None), NodeRun.status != "waiting",
+               or_(Run.status.in_(ENDED), NodeRun.id.is_(None), NodeRun.status != NodeStatus.waiting,
                    NodeRun.attempts != ReviewItem.attempt))
         .with_for_update(of=ReviewItem, skip_locked=True).limit(limit)
     ).all()

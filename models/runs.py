@@ -28,6 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from core.errors import Conflict, NotFound
+from core.statuses import LIVE, TERMINAL, UNFINISHED, NodeStatus, RunStatus
 from models.base import Base, new_id, utcnow
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY.
@@ -83,7 +84,7 @@ class Run(Base):
     parent_node_id: Mapped[str | None] = mapped_column(String(64))
     parent_attempt: Mapped[int | None]
     item_index: Mapped[int | None]
-    status: Mapped[str] = mapped_column(String(20), default="queued")
+    status: Mapped[str] = mapped_column(String(20), default=RunStatus.queued)
     inputs: Mapped[dict[str, Any]]
     outputs: Mapped[dict[str, Any] | None]
     error: Mapped[dict[str, Any] | None]
@@ -108,7 +109,7 @@ class NodeRun(Base):
     run_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
     node_id: Mapped[str] = mapped_column(String(64))
     block_type: Mapped[str] = mapped_column(String(100))
-    status: Mapped[str] = mapped_column(String(20), default="pending")
+    status: Mapped[str] = mapped_column(String(20), default=NodeStatus.pending)
     inputs: Mapped[dict[str, Any] | None]
     outputs: Mapped[dict[str, Any] | None]
     error: Mapped[str | None] = mapped_column(Text)
@@ -205,22 +206,26 @@ def events_after(session: Session, *, run_id: uuid.UUID, after: int, limit: int 
     return list(session.scalars(stmt))
 
 
+# The statuses of a run that may still change, in a fixed order (the same statement in every process).
+_LIVE = tuple(sorted(LIVE))
+
+
 def cancel_run(session: Session, *, run: Run, actor: str) -> Run:
     """Stop a run that has not ended; its unfinished nodes are skipped (the run row must be locked)."""
-    if run.status in ("succeeded", "failed", "blocked", "cancelled"):
+    if run.status in TERMINAL:
         raise Conflict(f"the run already ended ({run.status})", loc=["run_id"])
     now = utcnow()
     for row in session.scalars(select(NodeRun).where(NodeRun.run_id == run.id)):
-        if row.status in ("pending", "running", "waiting"):
-            row.status, row.finished_at = "skipped", now
+        if row.status in UNFINISHED:
+            row.status, row.finished_at = NodeStatus.skipped, now
     error = {"type": "cancelled", "node_id": None, "message": f"cancelled by {actor}"}
-    run.status, run.finished_at, run.error, run.wake_at = "cancelled", now, error, None
+    run.status, run.finished_at, run.error, run.wake_at = RunStatus.cancelled, now, error, None
     session.add(RunEvent(run_id=run.id, type="run_finished", at=now,
-                         data={"status": "cancelled", "outputs": None, "error": error}))
+                         data={"status": RunStatus.cancelled.value, "outputs": None, "error": error}))
     wake_parent(session, run=run)
     # Its child runs too: parent before child, never waiting for one busy in a step (the
     # reaper's sweep of orphans ends those).
-    live = select(Run).where(Run.parent_run_id == run.id, Run.status.in_(("queued", "running", "waiting")))
+    live = select(Run).where(Run.parent_run_id == run.id, Run.status.in_(_LIVE))
     for child in session.scalars(live.with_for_update(skip_locked=True)):
         cancel_run(session, run=child, actor="its parent run")
     return run
@@ -230,5 +235,5 @@ def wake_parent(session: Session, *, run: Run) -> None:
     """A child run ended: make its parent due, so the reaper advances it even if no message does."""
     if run.parent_run_id is not None:
         session.execute(update(Run).where(Run.id == run.parent_run_id,
-                                          Run.status.in_(("queued", "running", "waiting")))
+                                          Run.status.in_(_LIVE))
                         .values(wake_at=utcnow()))

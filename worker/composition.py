@@ -35,7 +35,6 @@ from blocks.flow_map import WAIT_KIND as MAP_KIND
 from blocks.flow_map import MapBlock
 from blocks.registry import Registry
 from builder.composition import (
-    ENDED,
     Child,
     body_graph,
     calls_in,
@@ -46,9 +45,10 @@ from builder.composition import (
     pin_interfaces,
     plan_map,
 )
-from builder.executor import Executor, NodeStatus, RunState, RunStatus
+from builder.executor import Executor, RunState
 from builder.graph import Graph
 from builder.validation import Analysis, Limits, analyze
+from core.statuses import LIVE, TERMINAL, NodeStatus
 from models import apps as app_store
 from models.apps import App, AppVersion, VersionRef
 from models.base import new_id
@@ -58,6 +58,8 @@ from models.runs import Run, RunKind, cancel_run
 log = structlog.get_logger("mantle.composition")
 
 KINDS = frozenset({MAP_KIND, CALL_KIND})
+# Run statuses in a fixed order, so a statement is the same in every process.
+_LIVE, _TERMINAL = tuple(sorted(LIVE)), tuple(sorted(TERMINAL))
 Analyses = Callable[[object, Callable[[], dict[str, Any]]], Analysis]
 
 
@@ -229,7 +231,7 @@ class Composer:
         current = [c for c in children if c.attempt == attempt]
         if current:
             child = current[-1]
-            if child.status not in ENDED:
+            if child.status not in TERMINAL:
                 return None
             name = self._app_name(session, block.config.app_id)
             if child.status == "succeeded":
@@ -299,7 +301,7 @@ class Composer:
     def live_children(self, session: Session, run_id: uuid.UUID) -> list[uuid.UUID]:
         """The run's children that have not ended."""
         return list(session.scalars(select(Run.id).where(Run.parent_run_id == run_id,
-                                                         Run.status.not_in(tuple(ENDED)))))
+                                                         Run.status.not_in(_TERMINAL))))
 
     def cancel(self, run_ids: Sequence[uuid.UUID], why: str) -> None:
         """Cancel child runs no one waits for any more; one busy in a step is left to the reaper."""
@@ -308,7 +310,7 @@ class Composer:
                 with session_scope(self.sessions) as session:
                     child = session.scalar(select(Run).where(Run.id == run_id)
                                            .with_for_update(skip_locked=True))
-                    if child is not None and child.status not in ENDED:
+                    if child is not None and child.status not in TERMINAL:
                         cancel_run(session, run=child, actor=why)
             except Exception:  # the reaper's sweep of orphans tries again
                 log.warning("cancel_child_failed", run_id=str(run_id))
@@ -318,7 +320,6 @@ class Composer:
         parent = aliased(Run)
         # The live statuses spelled out (not NOT IN the ended ones): the reaper asks this every few
         # seconds, and only an IN list is read through the status index instead of every run.
-        live = tuple(s.value for s in RunStatus if s.value not in ENDED)
         return list(session.scalars(
             select(Run.id).join(parent, parent.id == Run.parent_run_id)
-            .where(Run.status.in_(live), parent.status.in_(tuple(ENDED))).limit(limit)))
+            .where(Run.status.in_(_LIVE), parent.status.in_(_TERMINAL)).limit(limit)))

@@ -22,10 +22,11 @@ from sqlalchemy.orm import sessionmaker
 from blocks.base import AnyBlock, BlockContext
 from blocks.limits import charge, measure
 from blocks.registry import default_registry
-from builder.executor import Executor, NodeFailed, NodeStatus, NodeSucceeded, RunState, SliceSpent
+from builder.executor import Executor, NodeFailed, NodeSucceeded, RunState, SliceSpent
 from builder.graph import Graph
 from builder.validation import analyze
 from core.settings import Settings
+from core.statuses import NodeStatus
 from tests.factories import edge, make_block, node
 from worker.engine import RunEngine
 

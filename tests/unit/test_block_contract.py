@@ -20,9 +20,10 @@ from blocks.governance_policy import GovernancePolicyBlock, PolicyInputs
 from blocks.human_review import HumanReviewBlock, ReviewInputs
 from blocks.registry import default_registry
 from blocks.text_template import TemplateBlock, TemplateOutputs
-from builder.executor import Executor, NodeStatus, RunState, RunStatus
+from builder.executor import Executor, RunState
 from builder.graph import Graph
 from builder.validation import analyze
+from core.statuses import NodeStatus, RunStatus
 from tests.factories import edge, make_block, make_deferred_block, node
 from worker.engine import SERVED_KINDS, MissingWaitHandler, require_wait_handlers
 from worker.hooks import handled_kinds, missing_handlers

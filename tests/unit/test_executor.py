@@ -14,22 +14,20 @@ import pytest
 from blocks.base import AnyBlock, BlockContext, Suspend, port_values
 from blocks.registry import default_registry
 from builder.executor import (
-    TERMINAL,
     Event,
     Executor,
     NodeFailed,
     NodeSkipped,
     NodeStarted,
-    NodeStatus,
     NodeSucceeded,
     NodeWaiting,
     RunFinished,
     RunState,
-    RunStatus,
 )
 from builder.graph import Graph
 from builder.validation import analyze
 from core.errors import PolicyViolation
+from core.statuses import TERMINAL, NodeStatus, RunStatus
 from tests.factories import edge, greeter_graph, make_block, make_deferred_block, make_join_block, node
 
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)

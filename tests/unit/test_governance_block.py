@@ -7,9 +7,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from blocks.registry import default_registry
-from builder.executor import Executor, NodeStatus, RunState, RunStatus
+from builder.executor import Executor, RunState
 from builder.graph import Graph
 from builder.validation import analyze
+from core.statuses import NodeStatus, RunStatus
 from governance.graph import govern
 from tests.factories import edge, node
 

@@ -13,9 +13,10 @@ from pydantic import ValidationError
 
 from blocks.human_review import HumanReviewBlock
 from blocks.registry import default_registry
-from builder.executor import Executor, NodeStatus, RunState, RunStatus
+from builder.executor import Executor, RunState
 from builder.graph import Graph
 from builder.validation import analyze
+from core.statuses import NodeStatus, RunStatus
 from tests.reviews import review_graph
 
 

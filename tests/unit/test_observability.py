@@ -11,15 +11,8 @@ from typing import Any
 import structlog
 from prometheus_client import REGISTRY
 
-from builder.executor import (
-    NodeFailed,
-    NodeState,
-    NodeStatus,
-    NodeSucceeded,
-    RunFinished,
-    RunStarted,
-    RunStatus,
-)
+from builder.executor import NodeFailed, NodeState, NodeSucceeded, RunFinished, RunStarted
+from core.statuses import NodeStatus, RunStatus
 from worker.health import WorkerHealth
 from worker.observability import StepMetrics, run_logging
 

@@ -8,9 +8,10 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from blocks.registry import default_registry
-from builder.executor import Executor, NodeStatus, NodeWaiting, RunState, RunStatus
+from builder.executor import Executor, NodeWaiting, RunState
 from builder.graph import Graph
 from builder.validation import analyze
+from core.statuses import NodeStatus, RunStatus
 from tests.factories import edge, node
 
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
