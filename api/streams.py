@@ -19,7 +19,7 @@ from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from api.watch import RunWatcher
-from builder.executor import TERMINAL, RunStatus
+from core.statuses import TERMINAL, RunStatus
 from models.runs import Run
 
 

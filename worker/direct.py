@@ -25,9 +25,10 @@ from sqlalchemy.orm import Session
 
 from blocks.base import Execution
 from blocks.registry import Registry
-from builder.executor import TERMINAL, Executor, NodeStarted, NodeStatus, RunState, SliceSpent
+from builder.executor import Executor, NodeStarted, RunState, SliceSpent
 from builder.validation import Analysis
 from core.settings import Settings
+from core.statuses import TERMINAL, NodeStatus
 from models.base import new_id, utcnow
 from models.runs import Run, RunKind
 from worker.engine import AnalysisCache, Recorder, bounded_outcome, run_graph

@@ -35,8 +35,8 @@ from starlette.requests import Request
 
 from api.deps import Principal
 from api.watch import RunWatcher
-from builder.executor import TERMINAL, NodeStatus, RunStatus
 from core.errors import InvalidInputs, MantleError
+from core.statuses import TERMINAL, NodeStatus, RunStatus
 from models import apps as app_store
 from models.apps import AppVersion, ToolApp
 from models.db import session_scope

@@ -18,7 +18,7 @@ from api.idempotency import NOT_BLANK
 from api.schemas import NodeTestStart, PageOf, RunGraph, RunRead, RunStart, RunSummary
 from api.streams import Batch, Message, follow_run, wait_until_ended
 from api.trace import run_read
-from builder.executor import TERMINAL, RunStatus
+from core.statuses import TERMINAL, RunStatus
 from models import apps as app_store
 from models import runs as run_store
 from models.db import session_scope

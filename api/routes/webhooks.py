@@ -27,8 +27,8 @@ from api.schemas import Read
 from api.streams import wait_until_ended
 from api.webhook_inbound import Target, check_signature, find_target, parse_body, read_body
 from blocks.trigger_webhook import SIGNATURE_HEADER, Signature
-from builder.executor import TERMINAL, RunStatus
 from core.errors import Forbidden
+from core.statuses import TERMINAL, RunStatus
 from models import apps as app_store
 from models import audit
 from models import webhooks as store
