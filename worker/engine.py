@@ -32,26 +32,24 @@ from blocks.limits import LimitExceeded, measure
 from blocks.registry import Registry
 from blocks.suspends import TimerWait
 from builder.executor import (
-    TERMINAL,
     Event,
     Executor,
     NodeFailed,
     NodeSkipped,
     NodeStarted,
     NodeState,
-    NodeStatus,
     NodeSucceeded,
     NodeWaiting,
     RunFinished,
     RunStarted,
     RunState,
-    RunStatus,
     RunWaiting,
     SliceSpent,
 )
 from builder.graph import Graph
 from builder.validation import Analysis, analyze
 from core.settings import Settings
+from core.statuses import TERMINAL, NodeStatus, RunStatus
 from governance.graph import govern
 from models import policies as policy_store
 from models.apps import AppVersion
