@@ -15,7 +15,6 @@ from sqlalchemy.orm import Session
 
 from blocks.registry import Registry
 from builder.composition import pin_interfaces
-from builder.executor import TERMINAL, NodeStatus, RunStatus
 from builder.graph import Graph
 from builder.node_test import accept_inputs, find_node, node_test_graph, testable_block
 from builder.retry import reusable
@@ -23,6 +22,7 @@ from builder.validation import Analysis, Limits, analyze
 from core.errors import Conflict, GraphInvalid, InvalidInputs, TooLarge
 from core.nesting import MAX_INPUT_DEPTH, depth
 from core.settings import Settings
+from core.statuses import TERMINAL, NodeStatus, RunStatus
 from models import apps as app_store
 from models.apps import App, AppVersion, VersionRef
 from models.base import utcnow
