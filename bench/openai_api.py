@@ -46,8 +46,8 @@ def main() -> None:
     import openai
 
     from core.settings import Settings
+    from inference.deployments import DEFAULT_MODEL, configured
     from worker.inference.backends import torch_dtype
-    from worker.inference.deployments import DEFAULT_MODEL, configured
     from worker.inference.sources import ensure_local
 
     models = Settings(models_dir=REPO / ".mantle" / "models")

@@ -32,7 +32,7 @@ def main() -> None:
     parser.add_argument("--production", action="store_true", help="PostgreSQL and Redis instead of embedded")
     args = parser.parse_args()
 
-    from worker.inference.deployments import DEFAULT_MODEL
+    from inference.deployments import DEFAULT_MODEL
 
     with http_stack(args.production, {"MANTLE_HTTP_ALLOW_HOSTS": '["127.0.0.1"]'}) as stack:
         client, endpoint = stack.client, f"{stack.url}/openai/v1"

@@ -20,10 +20,9 @@ from blocks.base import Block, BlockContext, Execution, Port, PortsFromConfig, S
 from blocks.suspends import InferenceRequest
 from blocks.text_template import TemplateText, render_template, template_ports
 from core.errors import MantleError
+from inference.deployments import DEFAULT_MODEL, NAME_PATTERN
 
 SUSPEND_KIND = InferenceRequest.kind
-DEFAULT_MODEL = "smollm2-135m-instruct"
-MODEL_NAME = r"^[a-z0-9][a-z0-9._-]{0,99}$"
 
 
 class PromptConfig(BaseModel):
@@ -31,7 +30,7 @@ class PromptConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    model: str = Field(default=DEFAULT_MODEL, pattern=MODEL_NAME,
+    model: str = Field(default=DEFAULT_MODEL, pattern=NAME_PATTERN,
                        description="A model deployment name (see GET /v1/models).")
     template: TemplateText = "{{ text }}"
     chat: bool = Field(default=True, description="Send the text as a user turn of the model's chat template.")
@@ -72,7 +71,7 @@ class PromptConfig(BaseModel):
     @classmethod
     def _known_fallbacks(cls, value: list[str], info: ValidationInfo) -> list[str]:
         for name in value:
-            if not re.fullmatch(MODEL_NAME, name):
+            if not re.fullmatch(NAME_PATTERN, name):
                 raise ValueError(f"{name!r} is not a deployment name")
             cls._known(name, info)
         return value

@@ -159,7 +159,7 @@ def _builder_link(sessions: sessionmaker[Session], api_key: str) -> str:
 
 def _pull_default(settings: Settings) -> None:
     """Make the default model's weights local once (a GGUF conversion, with a progress bar)."""
-    from worker.inference.deployments import DEFAULT_MODEL, configured
+    from inference.deployments import DEFAULT_MODEL, configured
     from worker.inference.sources import ModelUnavailable, ensure_local, is_ready, local_folder
 
     deployment = configured(settings).get(DEFAULT_MODEL)
@@ -528,7 +528,7 @@ def models() -> None:
 @models.command("list")
 def models_list() -> None:
     """The deployments in settings, and whether their weights are on this machine."""
-    from worker.inference.deployments import configured
+    from inference.deployments import configured
     from worker.inference.sources import is_ready, local_folder
 
     settings = get_settings()
@@ -544,7 +544,7 @@ def models_list() -> None:
 @click.argument("name")
 def models_pull(name: str) -> None:
     """Make a deployment's weights local: convert a GGUF file once, or download a hub model."""
-    from worker.inference.deployments import configured
+    from inference.deployments import configured
     from worker.inference.sources import ModelUnavailable, ensure_local
 
     _setup()

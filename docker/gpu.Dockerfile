@@ -32,6 +32,7 @@ COPY worker worker
 COPY twilio_sim twilio_sim
 COPY governance governance
 COPY knowledge knowledge
+COPY inference inference
 RUN pip install .
 
 # --- final: CUDA toolkit, Python and the venv; runs as `mantle`. The JIT kernel build also needs

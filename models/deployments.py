@@ -1,6 +1,6 @@
 """Model deployments an organization defined through `/v1/models` (settings define the rest).
 
-The spec is kept as JSON and validated by `worker.inference.deployments.Deployment` where it
+The spec is kept as JSON and validated by `inference.deployments.Deployment` where it
 is written and where it is served, so a new deployment field needs no migration.
 """
 

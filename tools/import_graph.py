@@ -16,8 +16,8 @@ from collections import defaultdict
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGES = ("core", "models", "migrations", "blocks", "governance", "knowledge", "builder", "worker",
-            "api", "twilio_sim", "cli", "bench")
+PACKAGES = ("core", "models", "migrations", "inference", "blocks", "governance", "knowledge", "builder",
+            "worker", "api", "twilio_sim", "cli", "bench")
 
 
 def imports_of(path: Path) -> set[str]:

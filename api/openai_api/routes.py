@@ -39,11 +39,11 @@ from api.openai_api.schemas import (
 from api.watch import RunWatcher
 from core.errors import MantleError
 from core.settings import Settings
+from inference.deployments import Deployment, configured, parse_organization
 from models import deployments as deployment_store
 from models import quotas
 from models.completions import ENDED, CompletionStatus, cancel, create_completion, read_completion
 from models.db import session_scope
-from worker.inference.deployments import Deployment, configured, parse_organization
 from worker.inference.provider import HOPS_HEADER, MAX_HOPS
 
 log = structlog.get_logger("mantle.openai")

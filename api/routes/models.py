@@ -22,9 +22,7 @@ from api.deps import Admin, Builder, SessionDep, SettingsDep
 from api.schemas import Request as RequestBody
 from core.errors import Conflict, InvalidInputs
 from core.settings import Settings
-from models import audit
-from models import deployments as store
-from worker.inference.deployments import (
+from inference.deployments import (
     Backend,
     Deployment,
     DType,
@@ -33,6 +31,8 @@ from worker.inference.deployments import (
     parse,
     parse_organization,
 )
+from models import audit
+from models import deployments as store
 from worker.inference.sources import PathRefused, is_ready, local_folder
 
 router = APIRouter(tags=["models"])

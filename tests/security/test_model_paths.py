@@ -16,9 +16,9 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.settings import Settings
+from inference.deployments import Deployment, models_dir, parse_organization
 from models import deployments as store
 from tests.conftest import Tenant
-from worker.inference.deployments import Deployment, models_dir, parse_organization
 from worker.inference.sources import ModelUnavailable, PathRefused, ensure_local, inside, local_folder
 
 TRAVERSING_REVISIONS = ["/../../outside", "../outside", "main/../../..", "..", "a/./b", "%2e%2e/outside",

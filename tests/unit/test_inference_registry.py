@@ -7,8 +7,8 @@ import threading
 from typing import Any
 
 from core.settings import Settings
+from inference.deployments import Deployment
 from tests.inference import tiny_backend
-from worker.inference.deployments import Deployment
 from worker.inference.registry import ModelRegistry
 
 

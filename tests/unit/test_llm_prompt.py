@@ -14,8 +14,8 @@ from blocks.registry import default_registry
 from builder.graph import Graph
 from builder.validation import Limits, analyze
 from core.settings import Settings
+from inference.deployments import Deployment, check_api_source, configured
 from tests.inference import tiny_backend
-from worker.inference.deployments import Deployment, check_api_source, configured
 from worker.inference.service import PromptTooLong, prompt_ids
 
 CTX = BlockContext(run_id=uuid.uuid4(), node_id="gen", org_id=uuid.uuid4(), app_id=uuid.uuid4())

@@ -27,7 +27,7 @@ import openai
 
 from blocks.net_guard import GuardedTransport, NetGuard, Refused
 from core import url_scope
-from worker.inference.deployments import Deployment
+from inference.deployments import Deployment
 
 MAX_STOPS = 4  # what OpenAI's API accepts
 HOPS_HEADER = "X-Mantle-Hops"  # Mantle's provider calls to a Mantle: how many led to this one

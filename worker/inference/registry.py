@@ -22,10 +22,10 @@ import structlog
 import torch
 
 from core.settings import Settings
+from inference.deployments import Deployment
 from worker.inference import metrics
 from worker.inference.backends import HFBackend, torch_dtype
 from worker.inference.batcher import Batcher
-from worker.inference.deployments import Deployment
 from worker.inference.sources import ModelUnavailable, ensure_local, local_folder
 from worker.inference.tokens import Tokenizer
 

@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from blocks.net_guard import NetGuard
 from core.settings import Settings
+from inference.deployments import Deployment, configured, parse_organization
 from models import quotas
 from models.base import utcnow
 from models.completions import Completion, CompletionStatus, claim
@@ -42,7 +43,6 @@ from models.runs import NodeRun, Run
 from models.usage import UsageSource, price, record_usage
 from worker.inference import metrics, provider
 from worker.inference.completions import CompletionReporter, notify
-from worker.inference.deployments import Deployment, configured, parse_organization
 from worker.inference.provider import CallFailed
 from worker.inference.registry import ModelRegistry
 from worker.inference.reporter import RunReporter

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from core.settings import Settings
-from worker.inference.deployments import HUB_PREFIX, PACKAGE_PREFIX, Deployment, models_dir
+from inference.deployments import HUB_PREFIX, PACKAGE_PREFIX, Deployment, models_dir
 
 
 class ModelUnavailable(RuntimeError):

@@ -22,6 +22,7 @@ from sqlalchemy import select
 
 from blocks.suspends import InferenceRequest
 from core.settings import Settings, get_settings
+from inference.deployments import configured, parse_organization
 from models import completions
 from models.base import utcnow
 from models.db import session_factory, session_scope
@@ -29,7 +30,6 @@ from models.deployments import find_deployment
 from models.runs import NodeRun, Run
 from worker.celery_app import RUNS_QUEUE, celery_app
 from worker.hooks import WaitContext
-from worker.inference.deployments import configured, parse_organization
 from worker.observability import run_logging
 
 if TYPE_CHECKING:
