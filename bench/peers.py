@@ -172,9 +172,11 @@ def stop(process: subprocess.Popen[bytes], timeout: float = 30) -> None:
         process.wait(timeout=timeout)
     _, alive = psutil.wait_procs(descendants, timeout=timeout)
     for leftover in alive:
-        with contextlib.suppress(psutil.Error):
-            os.killpg(leftover.pid, signal.SIGKILL) if os.getpgid(leftover.pid) == leftover.pid \
-                else leftover.kill()
+        with contextlib.suppress(psutil.Error, OSError):
+            if os.getpgid(leftover.pid) == leftover.pid:  # a group leader: its group goes with it
+                os.killpg(leftover.pid, signal.SIGKILL)
+            else:
+                leftover.kill()
     psutil.wait_procs(alive, timeout=10)
 
 
