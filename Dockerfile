@@ -20,6 +20,7 @@ RUN DS_BUILD_OPS=0 pip install --no-build-isolation deepspeed==0.19.8
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY core core
+COPY cli cli
 COPY models models
 COPY migrations migrations
 COPY blocks blocks

@@ -26,7 +26,7 @@ lint: install
 	$(BIN)/ruff check .
 
 typecheck: install
-	$(BIN)/mypy core models migrations blocks builder api worker bench twilio_sim governance knowledge inference
+	$(BIN)/mypy core cli models migrations blocks builder api worker bench twilio_sim governance knowledge inference
 
 # Browser tests drive Debian's Chromium through Playwright (never a downloaded browser).
 browser:

@@ -24,7 +24,7 @@ from bench.cluster import REPO, Cluster
 from models.audit import AuditEntry
 from models.db import session_factory
 
-EXAMPLE = REPO / "core" / "examples" / "review_before_reply.json"
+EXAMPLE = REPO / "cli" / "examples" / "review_before_reply.json"
 
 
 def _waiting_items(client: httpx.Client, app_id: str, runs: int) -> list[dict[str, Any]]:

@@ -31,7 +31,7 @@ from twilio_sim.store import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, DEFAULT_NU
 SIM_NUMBERS = (*DEFAULT_NUMBERS, "+15550007777", "+15550008888")
 
 REPO = Path(__file__).resolve().parents[1]
-CLI = [sys.executable, "-m", "core.cli"]
+CLI = [sys.executable, "-m", "cli"]
 
 
 @dataclass

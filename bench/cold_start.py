@@ -58,7 +58,7 @@ def mantle_up(repo: Path, twilio_url: str) -> Iterator[tuple[str, str, str]]:
     env.update(PYTHONPATH=str(repo), MANTLE_DATA_DIR=str(data / "data"), MANTLE_LOG_FORMAT="json",
                MANTLE_MODELS_DIR=str(REPO / ".mantle" / "models"), MANTLE_TWILIO_API_BASE_URL=twilio_url)
     with log.open("wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "core.cli", "up", "--port", str(port)], cwd=repo,
+        process = subprocess.Popen([sys.executable, "-m", "cli", "up", "--port", str(port)], cwd=repo,
                                    env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:

@@ -202,9 +202,9 @@ def main() -> None:
         env = {**os.environ, "MANTLE_DATABASE_URL": db_url, "MANTLE_BROKER_URL": REDIS,
                "MANTLE_DATA_DIR": str(data_dir), "MANTLE_LOG_LEVEL": "WARNING", "PYTHONPATH": str(REPO)}
         port = free_port()
-        api = ([sys.executable, "-m", "core.cli", "api", "--port", str(port), "--workers",
+        api = ([sys.executable, "-m", "cli", "api", "--port", str(port), "--workers",
                 str(args.api_workers)], env)
-        worker = ([sys.executable, "-m", "core.cli", "worker", "--queues", "runs", "--concurrency",
+        worker = ([sys.executable, "-m", "cli", "worker", "--queues", "runs", "--concurrency",
                    str(args.run_workers)], env)
         base = f"http://127.0.0.1:{port}"
         with processes(api, worker):

@@ -112,7 +112,7 @@ def baseline(folder: Path, dtype: Any, new_tokens: int, continuous: bool) -> dic
 
 def start_worker(env: dict[str, str], *args: str) -> tuple[subprocess.Popen[str], float]:
     """A worker process and the time it reported ready (it consumes from then on)."""
-    process = subprocess.Popen([sys.executable, "-m", "core.cli", "worker", *args], cwd=REPO, env=env,
+    process = subprocess.Popen([sys.executable, "-m", "cli", "worker", *args], cwd=REPO, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                                start_new_session=True)
     ready = threading.Event()

@@ -155,7 +155,7 @@ def main() -> None:
                "MANTLE_DATA_DIR": str(data_dir), "MANTLE_LOG_LEVEL": "WARNING", "PYTHONPATH": str(REPO),
                "MANTLE_PUBLIC_BASE_URL": base, "MANTLE_TWILIO_API_BASE_URL": sim,
                "MANTLE_TWILIO_REPLY_WINDOW_S": str(args.window)}
-        cli = [sys.executable, "-m", "core.cli"]
+        cli = [sys.executable, "-m", "cli"]
         with processes((cli + ["api", "--port", str(port), "--workers", str(args.api_workers)], env),
                        (cli + ["worker", "--queues", "runs", "--concurrency", str(args.run_workers)], env),
                        (cli + ["twilio-sim", "--port", str(sim_port), "--status-delay", "0.05"], env)):

@@ -25,10 +25,10 @@ from typing import Any
 
 import httpx
 
+from core.allow_list import Network, parse_allow_list
 from core.errors import MantleError
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Resolver = Callable[[str, int], Sequence[str]]
 
 SCHEMES = frozenset({"http", "https"})
@@ -79,23 +79,6 @@ def refusal(ip: Address) -> str | None:
         if getattr(ip, attribute):
             return f"{what} address"
     return None if ip.is_global else "a non-public address"
-
-
-def parse_allow_list(entries: Iterable[str]) -> tuple[frozenset[str], tuple[Network, ...]]:
-    """Split allow-list entries into host names and networks (an address is a one-address network)."""
-    hosts: set[str] = set()
-    networks: list[Network] = []
-    for raw in entries:
-        entry = raw.strip().lower().rstrip(".")
-        if not entry:
-            continue
-        try:
-            networks.append(ipaddress.ip_network(entry, strict=False))
-        except ValueError:
-            if any(c in entry for c in "/:@ "):
-                raise ValueError(f"allow-list entry {raw!r} is neither a host name nor a network") from None
-            hosts.add(entry)
-    return frozenset(hosts), tuple(networks)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,1 +1,4 @@
-"""Settings, logging and the `mantle` command line: the small package beside the layers."""
+"""The ground every layer stands on: settings, errors, run statuses, logging; it imports nothing of ours.
+
+The `mantle` command line, which imports every layer, is `cli/`.
+"""

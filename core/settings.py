@@ -18,6 +18,8 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from core.allow_list import parse_allow_list
+
 PLACEHOLDER_SECRETS = {"", "change-me", "changeme", "secret"}
 SECRET_KEY_FILE = "secret_key"
 
@@ -180,8 +182,6 @@ class Settings(BaseSettings):
     @field_validator("http_allow_hosts")
     @classmethod
     def _allow_list_parses(cls, value: list[str]) -> list[str]:
-        from blocks.net_guard import parse_allow_list  # the guard owns the format
-
         parse_allow_list(value)
         return value
 

@@ -41,7 +41,7 @@ from tests.conftest import (
 
 REPO = Path(__file__).resolve().parents[1]
 # What the image's `mantle` console script runs, with this interpreter.
-MANTLE = [sys.executable, "-m", "core.cli"]
+MANTLE = [sys.executable, "-m", "cli"]
 # Not the engine tests' Redis databases (10-15): suites on one machine never share a queue.
 REDIS_URL = os.environ.get("MANTLE_TEST_TOPOLOGY_REDIS_URL", f"redis://127.0.0.1:6379/{redis_database(2)}")
 

@@ -3,7 +3,7 @@
 Why multiprocess mode: run workers execute tasks in Celery's prefork children and the API may
 run several uvicorn workers, so the process that answers a scrape is not the one that counted.
 `mantle api` and `mantle worker` therefore give their process tree a private
-`PROMETHEUS_MULTIPROC_DIR` (see `core/metrics_dir.py`), every process writes its values there,
+`PROMETHEUS_MULTIPROC_DIR` (see `cli/metrics_dir.py`), every process writes its values there,
 and `/metrics` (the API's, or a worker's health port) merges them. Each container is one scrape
 target; nothing is shared between containers, so `--scale worker=N` needs no coordination.
 

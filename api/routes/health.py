@@ -1,7 +1,7 @@
 """Liveness, readiness and Prometheus metrics of the API.
 
 `/readyz` answers 503 naming every dependency that is down (the database, the broker, and under
-`mantle up` the workers it supervises: see core/supervisor.py), in the one error shape;
+`mantle up` the workers it supervises: see cli/supervisor.py), in the one error shape;
 `/metrics` merges the values of every API process of this server (see
 `worker/metrics_export.py`) and adds the deployment's queue depths, counted when scraped.
 """

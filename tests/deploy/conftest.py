@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from core.seed import Seeded, seed_local
+from cli.seed import Seeded, seed_local
 from models.db import session_factory
 from tests.conftest import free_port
 from tests.deploy.compose import LocalCommand, image_services, local_command

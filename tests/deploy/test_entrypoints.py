@@ -58,7 +58,7 @@ def test_migration_gives_up_clearly_when_the_database_never_answers(tmp_path: Pa
     port = free_port()  # nothing listens there
     env = {**Topology("", "", tmp_path).env,
            "MANTLE_DATABASE_URL": f"postgresql+psycopg://postgres@127.0.0.1:{port}/mantle"}
-    done = subprocess.run([sys.executable, "-m", "core.cli", "db", "upgrade", "--wait", "1"], env=env,
+    done = subprocess.run([sys.executable, "-m", "cli", "db", "upgrade", "--wait", "1"], env=env,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
     assert "the database did not answer within 1 s" in done.stderr, done.stderr

@@ -19,7 +19,7 @@ stack = engine_fixtures.stack  # the real worker stack of the engine tests (a py
 
 def example_graph() -> dict[str, Any]:
     """The shipped "Review before reply" example app."""
-    doc = json.loads((resources.files("core") / "examples" / "review_before_reply.json").read_text())
+    doc = json.loads((resources.files("cli") / "examples" / "review_before_reply.json").read_text())
     graph: dict[str, Any] = doc["draft"]
     return graph
 

@@ -107,7 +107,7 @@ class Stack:
                      timeout: float = 60) -> Worker:
         """Start a worker process and wait until it consumes."""
         # No policy-engine warm-up: seconds of CPU per worker start, and these tests time nothing.
-        args = [sys.executable, "-m", "core.cli", "worker", "--queues", queues, "--pool", pool,
+        args = [sys.executable, "-m", "cli", "worker", "--queues", queues, "--pool", pool,
                 "--no-warm-up"]
         if beat:
             args.append("--beat")

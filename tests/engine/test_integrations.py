@@ -56,7 +56,7 @@ def node(run: dict[str, Any], node_id: str) -> dict[str, Any]:
 
 def test_the_weather_example_looks_up_extracts_and_has_a_model_answer(stack: Stack,
                                                                       server: LocalServer) -> None:
-    doc = json.loads((resources.files("core") / "examples" / "weather_lookup.json").read_text())
+    doc = json.loads((resources.files("cli") / "examples" / "weather_lookup.json").read_text())
     graph = doc["draft"]
     nodes = {n["id"]: n for n in graph["nodes"]}
     nodes["lookup"]["config"]["url"] = server.url + "/weather/{{ city | urlencode }}"  # not the internet
@@ -150,7 +150,7 @@ def test_the_scheduler_in_the_worker_fires_a_missed_tick_once(stack: Stack) -> N
 
 
 def test_the_seeded_examples_include_the_weather_lookup(stack: Stack, tmp_path: Path) -> None:
-    from core.seed import seed_local
+    from cli.seed import seed_local
 
     seeded = seed_local(session_factory(stack.database_url), tmp_path)
     assert any(name == "Weather-style lookup" and version == 1 for _, name, version in seeded.apps)

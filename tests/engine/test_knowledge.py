@@ -16,8 +16,8 @@ import pytest
 from pypdf import PdfWriter
 from pypdf.generic import DecodedStreamObject, DictionaryObject, NameObject
 
-from core.seed import seed_local
-from core.seed_docs import DOCS_KB, seed_docs
+from cli.seed import seed_local
+from cli.seed_docs import DOCS_KB, seed_docs
 from models import knowledge as kb_store
 from models.db import session_factory, session_scope
 from tests.engine.conftest import Stack, running_stack, wait_until

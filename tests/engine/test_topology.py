@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from bench.cluster import Cluster, running_cluster
 from bench.services import missing_binaries, private_services
-from core.seed import Seeded, seed_local
+from cli.seed import Seeded, seed_local
 from models.db import session_factory
 from models.orgs import Organization
 from tests.conftest import IN_CI

@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.seed import seed_local
+from cli.seed import seed_local
 from core.settings import Settings
 from tests.conftest import Tenant
 from tests.factories import edge, node

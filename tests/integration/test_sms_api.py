@@ -10,8 +10,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from cli.seed import seed_local
 from core.crypto import SecretUnreadable, cipher_for
-from core.seed import seed_local
 from core.settings import Settings
 from models.credentials import Credential, reveal, rotate_all
 from models.orgs import Role

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.cli import main
+from cli.main import main
 from core.settings import get_settings
 from models import quotas
 from models.orgs import Organization, create_org

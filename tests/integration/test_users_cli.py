@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import sessionmaker
 
 from api.main import create_app
-from core.cli import main
+from cli.main import main
 from core.settings import Settings, get_settings
 from models.db import session_scope
 from models.orgs import create_org

@@ -27,7 +27,8 @@ from core.errors import MantleError
 from core.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
-PACKAGES = ["api", "blocks", "builder", "core", "models", "worker", "governance", "twilio_sim", "migrations"]
+PACKAGES = ["api", "blocks", "builder", "core", "models", "worker", "governance", "twilio_sim", "migrations",
+            "knowledge", "inference", "cli"]
 CALLS = {"eval", "exec", "compile", "__import__", "breakpoint"}
 ATTRIBUTE_CALLS = {("os", n) for n in ("system", "popen", "execv", "execvp", "execl", "spawnl", "fork")} | {
     ("subprocess", n) for n in ("run", "Popen", "call", "check_call", "check_output")} | {
@@ -36,7 +37,7 @@ ATTRIBUTE_CALLS = {("os", n) for n in ("system", "popen", "execv", "execvp", "ex
 MODULES = {"pickle", "marshal", "shelve", "dill", "cloudpickle", "ctypes", "jsonpickle", "subprocess"}
 # Reviewed: what each of these runs comes from the operator (command line, settings), never a request.
 ALLOWED = {
-    ("core/supervisor.py", "subprocess"), ("core/supervisor.py", "subprocess.Popen"),  # `mantle up`'s workers
+    ("cli/supervisor.py", "subprocess"), ("cli/supervisor.py", "subprocess.Popen"),  # `mantle up`'s workers
     ("blocks/registry.py", "importlib.import_module"),  # MANTLE_BLOCK_PLUGINS, set by the operator
     ("api/public/pages.py", "jinja2.Environment"),  # the share pages' own template files
     ("api/routes/review_page.py", "jinja2.Environment"),  # the reviewer pages' own template files

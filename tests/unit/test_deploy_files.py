@@ -21,7 +21,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from core.cli import main
+from cli.main import main
 from core.settings import Settings
 from tests.conftest import IN_CI
 

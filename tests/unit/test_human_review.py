@@ -96,7 +96,7 @@ def test_bad_config_is_refused(config: dict[str, Any]) -> None:
 
 
 def test_the_review_before_reply_example_is_valid() -> None:
-    doc = json.loads((resources.files("core") / "examples" / "review_before_reply.json").read_text())
+    doc = json.loads((resources.files("cli") / "examples" / "review_before_reply.json").read_text())
     analysis = analyze(Graph.model_validate(doc["draft"]), default_registry())
     assert analysis.valid, [p.message for p in analysis.problems]
     assert "human.review" in {n["type"] for n in doc["draft"]["nodes"]}

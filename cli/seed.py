@@ -68,7 +68,7 @@ def seed_local(sessions: sessionmaker[Session], data_dir: Path) -> Seeded:
 
 
 def _examples() -> list[dict[str, object]]:
-    folder = resources.files("core") / "examples"
+    folder = resources.files("cli") / "examples"
     return [json.loads(f.read_text()) for f in sorted(folder.iterdir(), key=lambda f: f.name)
             if f.name.endswith(".json")]
 

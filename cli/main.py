@@ -38,7 +38,7 @@ def main() -> None:
 def up(host: str, port: int) -> None:
     """Everything on embedded defaults: migrate, seed a local organization, serve the API and its
     workers; SIGTERM, SIGHUP or Ctrl-C stops them all, and a worker that dies is started again."""
-    from core.seed import seed_local
+    from cli.seed import seed_local
     from migrations.run import upgrade
     from models.db import session_factory
 
@@ -79,10 +79,10 @@ def up(host: str, port: int) -> None:
 
 def _serve_supervised(host: str, port: int, settings: Settings) -> None:
     """Serve the API in this process and the workers beside it until SIGTERM, SIGHUP or SIGINT
-    (see core/supervisor.py); the API's /readyz names a worker that is missing or warming up."""
+    (see cli/supervisor.py); the API's /readyz names a worker that is missing or warming up."""
     import uvicorn
 
-    from core.supervisor import Child, Supervisor, free_port
+    from cli.supervisor import Child, Supervisor, free_port
 
     class Server(uvicorn.Server):
         """uvicorn, without its own signal handling: it would re-raise SIGTERM once shut down,
@@ -92,7 +92,7 @@ def _serve_supervised(host: str, port: int, settings: Settings) -> None:
         def capture_signals(self) -> Iterator[None]:
             yield
 
-    worker = [sys.executable, "-m", "core.cli", "worker"]
+    worker = [sys.executable, "-m", "cli", "worker"]
     runs_port, inference_port = free_port(), settings.inference_metrics_port or free_port()
     supervisor = Supervisor([
         # The run worker also ingests knowledge documents (queue `knowledge`).
@@ -133,7 +133,7 @@ def _serve_supervised(host: str, port: int, settings: Settings) -> None:
 def _queue_docs(settings: Settings, org_name: str) -> None:
     """Put the README in the local organization's "Mantle docs" knowledge base, queued for the run
     worker to ingest (the example "Answer from our docs" searches it)."""
-    from core.seed_docs import seed_docs
+    from cli.seed_docs import seed_docs
     from models.db import session_factory
     from worker.celery_app import make_celery
     from worker.knowledge_queue import send_ingest
@@ -187,12 +187,12 @@ def _pull_default(settings: Settings) -> None:
 def worker(queues: str, concurrency: int | None, pool: str | None, beat: bool,
            health_port: int | None, warm_up: bool) -> None:
     """A Celery worker for the run queue, or (`--queues inference`) one that serves models."""
-    from core.supervisor import die_with_supervisor
+    from cli.supervisor import die_with_supervisor
 
     if die_with_supervisor():  # started by `mantle up`: never outlive it
         # `mantle up` said once that it runs as root; Celery would say it again in each worker.
         warnings.filterwarnings("ignore", message="You're running the worker with superuser privileges")
-    from core.metrics_dir import use_private_metrics_dir
+    from cli.metrics_dir import use_private_metrics_dir
 
     use_private_metrics_dir("worker")  # before anything imports prometheus_client
     _setup()
@@ -295,7 +295,7 @@ def _serve_worker_health(port: int, serves_models: bool, warmed: threading.Event
 @click.option("--workers", default=1, show_default=True, type=int)
 def api(host: str, port: int, workers: int) -> None:
     """Serve the API only (the database must be migrated)."""
-    from core.metrics_dir import use_private_metrics_dir
+    from cli.metrics_dir import use_private_metrics_dir
 
     use_private_metrics_dir("api")  # several uvicorn workers answer /metrics with one sum
     import uvicorn
