@@ -22,13 +22,14 @@ import re
 import signal
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import httpx
 import psutil
 import pytest
 
+from cli.supervisor import FAST_CRASH_S, GIVE_UP_AFTER
 from tests.conftest import IN_CI, free_port, serve
 from tests.engine.conftest import wait_until
 from tests.sms import ACCOUNT_SID, AUTH_TOKEN, NUMBER, PHONE, store_twilio
@@ -52,15 +53,17 @@ def _default_model() -> None:
 class Up:
     """A running `mantle up`, everything it printed, and its process tree."""
 
-    def __init__(self, data_dir: Path, *, terminal: bool, twilio_url: str | None = None) -> None:
+    def __init__(self, data_dir: Path, *, terminal: bool, twilio_url: str | None = None,
+                 env: Mapping[str, str] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MANTLE_")}
+        extra, env = env, {k: v for k, v in os.environ.items() if not k.startswith("MANTLE_")}
         env.update(PYTHONPATH=str(REPO), MANTLE_DATA_DIR=str(data_dir),
                    # Shared with `make up`: the default model is converted once per checkout.
                    MANTLE_MODELS_DIR=str(REPO / ".mantle" / "models"))
         if twilio_url:
             env["MANTLE_TWILIO_API_BASE_URL"] = twilio_url
+        env.update(extra or {})
         self.out = bytearray()  # stdout and stderr together at a terminal, else stdout
         self.err = bytearray()
         streams: list[tuple[int, bytearray]] = []
@@ -171,9 +174,10 @@ def gone(processes: list[psutil.Process]) -> bool:
 
 
 @contextlib.contextmanager
-def mantle_up(tmp_path: Path, *, terminal: bool = False, twilio_url: str | None = None) -> Iterator[Up]:
+def mantle_up(tmp_path: Path, *, terminal: bool = False, twilio_url: str | None = None,
+              env: Mapping[str, str] | None = None) -> Iterator[Up]:
     """`mantle up` until the block ends (the test stops it; a failed test has it killed)."""
-    up = Up(tmp_path / "data", terminal=terminal, twilio_url=twilio_url)
+    up = Up(tmp_path / "data", terminal=terminal, twilio_url=twilio_url, env=env)
     try:
         yield up
     finally:
@@ -292,3 +296,61 @@ def test_a_killed_worker_comes_back_and_sigkill_of_mantle_up_leaves_nothing(tmp_
         run = wait_until(lambda: finished(up, key, run_id), 120, "the run submitted meanwhile")
         assert run["status"] == "succeeded" and run["outputs"] == {"text": "Hello, Grace!"}, run
         stop_and_expect_no_process_left(up, signal.SIGKILL)
+
+
+# A block plug-in whose wait no handler takes: a run worker refuses to start with it (exit status 1,
+# at once, every time), while the API and the inference worker load it without complaint.
+UNSERVED_PLUGIN = """
+from blocks.base import Block, Execution, NoConfig, NoPorts
+from blocks.suspends import SuspendPayload
+
+
+class Unserved(SuspendPayload):
+    kind = "test.unserved"
+
+
+class UnservedBlock(Block[NoConfig, NoPorts, NoPorts]):
+    type = "test.unserved"
+    description = "Waits for something no worker serves."
+    execution = Execution.deferred
+    suspends = (Unserved,)
+
+
+BLOCKS = [UnservedBlock]
+"""
+
+
+def test_a_worker_that_keeps_crashing_is_given_up_on_and_mantle_up_says_so(tmp_path: Path) -> None:
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "unserved_blocks.py").write_text(UNSERVED_PLUGIN)
+    env = {"PYTHONPATH": f"{REPO}{os.pathsep}{plugins}", "MANTLE_BLOCK_PLUGINS": '["unserved_blocks"]'}
+    with mantle_up(tmp_path, env=env) as up:
+        given_up = f"run worker exited (exited with status 1); it crashed {GIVE_UP_AFTER} times within " \
+                   f"{FAST_CRASH_S:g} s of starting, so it is not restarted again"
+        # Restarted at once, then after 2, 4 and 8 s: about 15 s and five starts of the worker.
+        wait_until(lambda: given_up in up.log(), START_S, "mantle up giving up on the run worker")
+
+        def not_ready() -> list[dict[str, object]] | None:
+            answer = up.readiness()
+            return answer.json()["detail"] if answer is not None and answer.status_code == 503 else None
+
+        reasons = {item["loc"][0]: item["msg"] for item in wait_until(not_ready, 60, "/readyz answering")}
+        assert reasons["run_worker"] == \
+            f"run worker gave up after {GIVE_UP_AFTER} crashes in a row (last: exited with status 1)", reasons
+        # What it does then: the API still serves and the inference worker still runs; the run worker
+        # is not started again (its queue waits), until mantle up is restarted.
+        assert httpx.get(f"{up.url}/healthz", timeout=10).status_code == 200
+        workers = [p.cmdline() for p in psutil.Process(up.process.pid).children()]
+        assert not [c for c in workers if "runs,knowledge" in c], workers
+        assert [c for c in workers if "inference" in c], workers
+        up.process.send_signal(signal.SIGTERM)
+        assert up.process.wait(timeout=90) == 0, up.log()
+        for reader in up.readers:
+            reader.join(timeout=10)
+    logged = up.text() + up.err.decode(errors="replace")
+    assert "no wait handler for these block types' suspend kinds" in logged  # the worker's own reason
+    crashed = "run worker exited (exited with status 1); restart"
+    restarts = [line for line in logged.splitlines() if crashed in line]
+    assert [("restarting in" in line) for line in restarts] == [False, True, True, True], restarts
+    assert logged.count(given_up) == 1 and logged.count("run worker restarted") == GIVE_UP_AFTER - 1
