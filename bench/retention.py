@@ -2,18 +2,19 @@
 fast does the pruner work it off while runs are being made?
 
 1. Run creation through the API (`POST /v1/apps/{id}/runs?wait=30` on a 3-block app, a few
-   clients in a closed loop): p50/p95 and runs/s on an empty database (the baseline).
-2. About 1 million old runs of the same app, 5 node runs each and 3 events each, inserted into the
-   same tables (`INSERT ... SELECT generate_series`), then the same load again: the ratio to 1.
-3. The organization keeps 30 days: the pruner (a separate process, as a run worker would) works
-   while the same load runs; runs pruned per second, and the load's figures beside step 2's.
-4. EXPLAIN of the hot path's queries (the run insert's look-ups, a run read, node runs by run,
+   clients in a closed loop): p50/p95 and runs/s on an empty database (the baseline), and on a
+   second database holding about 1 million old runs of the same app, 5 node runs and 3 events
+   each, inserted into the same tables (`INSERT ... SELECT generate_series`). The same processes
+   serve each database in turn, alternating for `--rounds` rounds; medians and their ratio.
+2. The organization keeps 30 days: the pruner (a separate process, as a run worker would) works
+   while the same load runs; runs pruned per second, and the load's figures beside step 1's.
+3. EXPLAIN of the hot path's queries (the run insert's look-ups, a run read, node runs by run,
    events, the reaper's queries) and of the pruner's (its selection, the count boundary, child
    runs, the foreign-key look-ups deleting a run makes, a pruned run's tombstone): whether each
    avoids a Seq Scan on runs, node_runs and run_events.
 
-Prints one JSON line. It starts its own API and worker processes on a fresh database; nothing else
-needs to run but PostgreSQL and Redis.
+Prints one JSON line. It starts its own API and worker processes on two fresh databases; nothing
+else needs to run but PostgreSQL and Redis. About 10 minutes on 2 cores, most of it the insert.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -202,11 +206,60 @@ def prune_for(url: str, seconds: float) -> None:
     print(json.dumps({"runs": done.runs, "batches": done.batches, "seconds": time.perf_counter() - started}))
 
 
+@dataclass
+class Stack:
+    """A database with an organization, its key and a published 3-block app."""
+
+    url: str
+    org_id: uuid.UUID
+    key: str
+    app_id: str = ""
+
+
+def prepare(url: str) -> Stack:
+    """Migrate the database and give it an organization with an admin key."""
+    upgrade(url)
+    with session_scope(session_factory(url)) as session:
+        org = create_org(session, name="bench")
+        _, key = create_key(session, org_id=org.id, name="bench", role=Role.admin)
+        return Stack(url, org.id, key)
+
+
+@contextmanager
+def serving(stack: Stack, args: argparse.Namespace) -> Iterator[tuple[str, dict[str, str]]]:
+    """The API and a run worker on the stack's database; yields the base URL and the environment."""
+    redis.Redis.from_url(REDIS).flushdb()
+    data_dir = Path(os.environ.get("TMPDIR", "/tmp")) / f"mantle-bench-{uuid.uuid4().hex[:6]}"
+    env = {**os.environ, "MANTLE_DATABASE_URL": stack.url, "MANTLE_BROKER_URL": REDIS,
+           "MANTLE_DATA_DIR": str(data_dir), "MANTLE_LOG_LEVEL": "WARNING", "PYTHONPATH": str(REPO)}
+    port = free_port()
+    api = ([sys.executable, "-m", "cli", "api", "--port", str(port), "--workers",
+            str(args.api_workers)], env)
+    worker = ([sys.executable, "-m", "cli", "worker", "--queues", "runs", "--concurrency",
+               str(args.run_workers), "--no-warm-up"], env)
+    base = f"http://127.0.0.1:{port}"
+    with processes(api, worker):
+        wait_http(f"{base}/healthz")
+        if not stack.app_id:
+            auth = {"Authorization": f"Bearer {stack.key}"}
+            with httpx.Client(base_url=base, headers=auth, timeout=60) as client:
+                stack.app_id = publish(client, chain_graph(3))
+        yield base, env
+
+
+def medians(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """The median of each figure over the rounds, and the rounds themselves."""
+    keys = ("p50_ms", "p95_ms", "runs_per_s")
+    return {**{k: round(statistics.median(r[k] for r in rounds), 2) for k in keys},
+            "failed": sum(r["failed"] for r in rounds), "rounds": [{k: r[k] for k in keys} for r in rounds]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=1_000_000, help="old runs to insert")
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--rounds", type=int, default=2, help="empty and filled measured alternately")
     parser.add_argument("--api-workers", type=int, default=2)
     parser.add_argument("--run-workers", type=int, default=2)
     parser.add_argument("--prune", nargs=2, metavar=("URL", "SECONDS"), help=argparse.SUPPRESS)
@@ -215,56 +268,48 @@ def main() -> None:
         prune_for(args.prune[0], float(args.prune[1]))
         return
 
-    redis.Redis.from_url(REDIS).flushdb()
-    with database() as db_url:
-        upgrade(db_url)
-        with session_scope(session_factory(db_url)) as session:
-            org = create_org(session, name="bench")
-            _, key = create_key(session, org_id=org.id, name="bench", role=Role.admin)
-            org_id = org.id
-        data_dir = Path(os.environ.get("TMPDIR", "/tmp")) / f"mantle-bench-{uuid.uuid4().hex[:6]}"
-        env = {**os.environ, "MANTLE_DATABASE_URL": db_url, "MANTLE_BROKER_URL": REDIS,
-               "MANTLE_DATA_DIR": str(data_dir), "MANTLE_LOG_LEVEL": "WARNING", "PYTHONPATH": str(REPO)}
-        port = free_port()
-        api = ([sys.executable, "-m", "cli", "api", "--port", str(port), "--workers",
-                str(args.api_workers)], env)
-        worker = ([sys.executable, "-m", "cli", "worker", "--queues", "runs", "--concurrency",
-                   str(args.run_workers), "--no-warm-up"], env)
-        base = f"http://127.0.0.1:{port}"
-        with processes(api, worker):
-            wait_http(f"{base}/healthz")
-            auth = {"Authorization": f"Bearer {key}"}
-            with httpx.Client(base_url=base, headers=auth, timeout=60) as client:
-                app_id = publish(client, chain_graph(3))
-            empty = asyncio.run(load(base, key, app_id, args.clients, args.seconds))
-            filled = fill(db_url, org_id, uuid.UUID(app_id), args.runs)
-            big = asyncio.run(load(base, key, app_id, args.clients, args.seconds))
-            with session_scope(session_factory(db_url)) as session:
-                set_org_policy(session, org_id=org_id, policy=Policy(keep_days=30))
-            pruner = subprocess.Popen([sys.executable, str(Path(__file__)), "--prune", db_url,
+    started_load = os.getloadavg()[0]
+    # Two databases, the same processes started on each in turn, so a busy moment of the machine
+    # falls on both sides instead of on one.
+    with database() as empty_url, database() as full_url:
+        empty, full = prepare(empty_url), prepare(full_url)
+        for stack in (empty, full):
+            with serving(stack, args):
+                pass
+        filled = fill(full.url, full.org_id, uuid.UUID(full.app_id), args.runs)
+        measured: dict[str, list[dict[str, Any]]] = {"empty": [], "filled": []}
+        for _ in range(args.rounds):
+            for name, stack in (("empty", empty), ("filled", full)):
+                with serving(stack, args) as (base, _env):
+                    measured[name].append(asyncio.run(load(base, stack.key, stack.app_id, args.clients,
+                                                           args.seconds)))
+        with serving(full, args) as (base, env):
+            with session_scope(session_factory(full.url)) as session:
+                set_org_policy(session, org_id=full.org_id, policy=Policy(keep_days=30))
+            pruner = subprocess.Popen([sys.executable, str(Path(__file__)), "--prune", full.url,
                                        str(args.seconds + 3)], cwd=REPO, env=env, stdout=subprocess.PIPE,
                                       text=True)
-            pruning = asyncio.run(load(base, key, app_id, args.clients, args.seconds))
+            pruning = asyncio.run(load(base, full.key, full.app_id, args.clients, args.seconds))
             out, _ = pruner.communicate(timeout=600)
             pruned = json.loads(out.strip().splitlines()[-1])
-            # After pruning: the tables are still big, and the tombstones' table is no longer empty.
-            plans = explain_all(db_url, org_id, uuid.UUID(app_id))
+        # After pruning: the tables are still big, and the tombstones' table is no longer empty.
+        plans = explain_all(full.url, full.org_id, uuid.UUID(full.app_id))
 
+    before, after = medians(measured["empty"]), medians(measured["filled"])
     print(json.dumps({
         "bench": "retention", "database": "postgresql", "broker": "redis", "clients": args.clients,
         "blocks": 3, "api_workers": args.api_workers, "run_workers": args.run_workers,
-        "baseline": "run creation on an empty database", "empty": empty,
-        "filled": {**big, "tables": filled},
-        "ratio_p50": round(big["p50_ms"] / empty["p50_ms"], 3),
-        "ratio_p95": round(big["p95_ms"] / empty["p95_ms"], 3),
-        "ratio_runs_per_s": round(big["runs_per_s"] / empty["runs_per_s"], 3),
+        "baseline": "run creation on an empty database", "empty": before,
+        "filled": {**after, "tables": filled},
+        "ratio_p50": round(after["p50_ms"] / before["p50_ms"], 3),
+        "ratio_p95": round(after["p95_ms"] / before["p95_ms"], 3),
+        "ratio_runs_per_s": round(after["runs_per_s"] / before["runs_per_s"], 3),
         "while_pruning": {**pruning, "pruned_runs": pruned["runs"], "batches": pruned["batches"],
                           "prune_seconds": round(pruned["seconds"], 1),
                           "pruned_runs_per_s": round(pruned["runs"] / pruned["seconds"], 1)},
-        "explain": {name: {k: v for k, v in found.items() if k != "plan"} | {"plan": found["plan"]}
-                    for name, found in plans.items()},
+        "explain": plans,
         "all_indexed": all(found["uses_index"] for found in plans.values()),
-        "load_average": os.getloadavg()[0],
+        "load_average": {"start": started_load, "end": os.getloadavg()[0]},
     }))
 
 
