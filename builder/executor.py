@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextvars
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -510,13 +510,22 @@ class Executor:
         while True:
             events = self.plan(state)
             yield from events
-            claimed = [e for e in events if isinstance(e, NodeStarted)
-                       and state.node(e.node_id or "").status is NodeStatus.running]
-            if not claimed:
+            claimed = claimed_node(state, events)
+            if claimed is None:
                 return
-            outcome = self.run_node(state, claimed[-1].node_id or "")
+            outcome = self.run_node(state, claimed)
             self.apply(state, outcome)
             yield outcome
+
+
+def claimed_node(state: RunState, events: Sequence[Event]) -> str | None:
+    """The inline node that `plan` claimed among `events` (its last), if it is still running: the
+    driver runs it with `run_node`. A deferred node's start is never a claim."""
+    for event in reversed(events):
+        if isinstance(event, NodeStarted) and event.node_id is not None \
+                and state.node(event.node_id).status is NodeStatus.running:
+            return event.node_id
+    return None
 
 
 def _port_problem(port: Port, outputs: Mapping[str, Any]) -> str | None:

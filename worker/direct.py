@@ -25,10 +25,10 @@ from sqlalchemy.orm import Session
 
 from blocks.base import Execution
 from blocks.registry import Registry
-from builder.executor import Executor, NodeStarted, RunState, SliceSpent
+from builder.executor import Executor, RunState, SliceSpent, claimed_node
 from builder.validation import Analysis
 from core.settings import Settings
-from core.statuses import TERMINAL, NodeStatus
+from core.statuses import TERMINAL
 from models.base import new_id, utcnow
 from models.runs import Run, RunKind
 from worker.engine import AnalysisCache, Recorder, bounded_outcome, run_graph
@@ -77,8 +77,7 @@ class DirectRunner:
             events = executor.plan(state)
             for event in events:
                 recorder.record(event, state)
-            claimed = next((e.node_id for e in reversed(events) if isinstance(e, NodeStarted)
-                            and state.node(e.node_id or "").status is NodeStatus.running), None)
+            claimed = claimed_node(state, events)
             if claimed is None:
                 return state.status in TERMINAL
             left = ends - time.monotonic()

@@ -45,6 +45,7 @@ from builder.executor import (
     RunState,
     RunWaiting,
     SliceSpent,
+    claimed_node,
 )
 from builder.graph import Graph
 from builder.validation import Analysis, analyze
@@ -377,8 +378,7 @@ class RunEngine:
             events = executor.plan(state)
             for event in events:
                 recorder.record(event, state)
-            claimed = next((e.node_id for e in reversed(events) if isinstance(e, NodeStarted)
-                            and state.node(e.node_id or "").status is NodeStatus.running), None)
+            claimed = claimed_node(state, events)
             settled = self.composer.settle(recorder.session, recorder.run, state, executor,
                                            lambda node_id: recorder.save_node(node_id, state), work)
             if claimed is None:
