@@ -18,7 +18,7 @@ from core.statuses import TERMINAL, NodeStatus
 from models import audit
 from models.base import utcnow
 from models.reviews import CANCELLED, DECIDED, EXPIRED, PENDING, ReviewItem
-from models.runs import NodeRun, Run
+from models.runs import NodeRun, Run, store_result, waiting_node
 
 ENDED = tuple(sorted(TERMINAL))  # in a fixed order: the statement is the same in every process
 DEADLINE_ACTOR = "system:deadline"
@@ -26,15 +26,10 @@ DEADLINE_ACTOR = "system:deadline"
 
 def _waiting_node(session: Session, item: ReviewItem) -> tuple[Run, NodeRun] | str:
     """The run (now locked) and the node run still waiting for this item, or why there is none."""
-    run = session.scalar(select(Run).where(Run.id == item.run_id).with_for_update())
-    if run is None or run.status in ENDED:
-        return f"the run has ended ({run.status if run else 'deleted'})"
-    row = session.scalar(select(NodeRun).where(NodeRun.run_id == item.run_id,
-                                               NodeRun.node_id == item.node_id))
-    if row is None or row.status != NodeStatus.waiting or row.attempts != item.attempt \
-            or row.result is not None:
+    found = waiting_node(session, run_id=item.run_id, node_id=item.node_id, attempt=item.attempt)
+    if isinstance(found, str) and not found.startswith("the run has ended"):
         return "the run no longer waits for this review"
-    return run, row
+    return found
 
 
 def _close(item: ReviewItem, status: str, decision: str, actor: str, now: datetime,
@@ -44,8 +39,9 @@ def _close(item: ReviewItem, status: str, decision: str, actor: str, now: dateti
 
 
 def decide(session: Session, *, item: ReviewItem, actor: str, reviewer: str, action: str,
-           text: str | None, note: str) -> ReviewItem:
-    """Record a reviewer's decision and the node's result (the item row must be locked).
+           text: str | None, note: str, max_result_bytes: int) -> ReviewItem:
+    """Record a reviewer's decision and the node's result (the item row must be locked; a result
+    over `max_result_bytes` fails the node instead, see `models.runs.store_result`).
 
     Raises Conflict if the item is closed, claimed by someone else, or its run stopped waiting.
     """
@@ -66,9 +62,8 @@ def decide(session: Session, *, item: ReviewItem, actor: str, reviewer: str, act
         raise Conflict(found, loc=["review_id"])
     run, row = found
     final = text if action == "edit" and text is not None else item.text
-    row.result = {"decision": action, "text": final, "reviewer": reviewer, "note": note,
-                  "review_id": str(item.id)}
-    run.heartbeat_at = now  # the reaper re-sends the run only if nobody advances it soon
+    store_result(run=run, node=row, max_bytes=max_result_bytes, result={
+        "decision": action, "text": final, "reviewer": reviewer, "note": note, "review_id": str(item.id)})
     after = None if action == "reject" else final
     _close(item, DECIDED, action, actor, now, after, note)
     audit.record(session, org_id=item.org_id, actor=actor, action="review.decide", target_type="review",
@@ -87,7 +82,7 @@ def _default_result(item: ReviewItem) -> dict[str, Any]:
             "review_id": str(item.id)}
 
 
-def expire_due(session: Session, *, limit: int = 100) -> list[ReviewItem]:
+def expire_due(session: Session, *, max_result_bytes: int, limit: int = 100) -> list[ReviewItem]:
     """Apply the default action of pending items past their deadline; returns those expired.
 
     Items a reviewer is deciding right now are skipped (locked); the next sweep sees them closed.
@@ -104,11 +99,10 @@ def expire_due(session: Session, *, limit: int = 100) -> list[ReviewItem]:
             _cancel(session, item, found, now)
             continue
         run, row = found
-        row.result = _default_result(item)
-        run.heartbeat_at = now
+        stored = store_result(run=run, node=row, result=_default_result(item), max_bytes=max_result_bytes)
         after = item.text if item.default_action == "approve" else None
         _close(item, EXPIRED, item.default_action, DEADLINE_ACTOR, now, after,
-               str(row.result.get("note") or row.result.get("error") or ""))
+               str(stored.get("note") or stored.get("error") or ""))
         audit.record(session, org_id=item.org_id, actor=DEADLINE_ACTOR, action="review.expire",
                      target_type="review", target_id=item.id,
                      details={"decision": item.default_action, "before": item.text, "after": after,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import json
 import uuid
 from datetime import datetime
 from functools import cache
@@ -204,6 +205,37 @@ def events_after(session: Session, *, run_id: uuid.UUID, after: int, limit: int 
     stmt = (select(RunEvent).where(RunEvent.run_id == run_id, RunEvent.id > after)
             .order_by(RunEvent.id).limit(limit))
     return list(session.scalars(stmt))
+
+
+def json_size(value: Any) -> int:
+    """Bytes of `value` as compact JSON (as a JSON column stores it)."""
+    return len(json.dumps(value, separators=(",", ":"), default=str))
+
+
+def waiting_node(session: Session, *, run_id: uuid.UUID, node_id: str,
+                 attempt: int | None = None) -> tuple[Run, NodeRun] | str:
+    """The run (now locked) and its node run still waiting for a result (for that attempt, if
+    given), or why there is none."""
+    run = session.scalar(select(Run).where(Run.id == run_id).with_for_update())
+    if run is None or run.status in TERMINAL:
+        return f"the run has ended ({run.status if run else 'deleted'})"
+    row = session.scalar(select(NodeRun).where(NodeRun.run_id == run_id, NodeRun.node_id == node_id))
+    if row is None or row.status != NodeStatus.waiting or row.result is not None \
+            or (attempt is not None and row.attempts != attempt):
+        return "the node no longer waits for a result"
+    return run, row
+
+
+def store_result(*, run: Run, node: NodeRun, result: dict[str, Any], max_bytes: int) -> dict[str, Any]:
+    """Record a waiting node's result (its run locked: `waiting_node`) and mark the run alive; the
+    run must then be sent to a worker. A result over `max_bytes` of JSON is never stored: the node
+    fails as if its sender had reported an error. Returns what was stored."""
+    size = json_size(result)
+    if size > max_bytes:
+        result = {"error": f"the result is {size} bytes; the limit is {max_bytes}"}
+    node.result = result
+    run.heartbeat_at = utcnow()  # the reaper re-sends the run only if nobody advances it soon
+    return result
 
 
 # The statuses of a run that may still change, in a fixed order (the same statement in every process).

@@ -14,7 +14,6 @@ like an impure one and finished outside the transaction, within its own `pure_ti
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 import uuid
@@ -56,7 +55,7 @@ from models import policies as policy_store
 from models.apps import AppVersion
 from models.base import Base, new_id, utcnow
 from models.db import session_scope
-from models.runs import NodeRun, Run, RunEvent, RunKind, wake_parent
+from models.runs import NodeRun, Run, RunEvent, RunKind, json_size, store_result, waiting_node, wake_parent
 from worker.composition import KINDS, Composer, StepWork
 from worker.hooks import WaitContext, handled_kinds, missing_handlers, wait_handler
 from worker.observability import CHILD_RUNS, StepMetrics, bind_run
@@ -81,11 +80,6 @@ def require_wait_handlers(registry: Registry) -> None:
         raise MissingWaitHandler(
             "no wait handler for these block types' suspend kinds (register one with "
             f"worker.hooks.on_wait): {', '.join(missing)}")
-
-
-def json_size(value: Any) -> int:
-    """Bytes of `value` as compact JSON."""
-    return len(json.dumps(value, separators=(",", ":"), default=str))
 
 
 class AnalysisCache:
@@ -460,17 +454,11 @@ class RunEngine:
         """Store a deferred node's result and enqueue the run; False if it was not waiting for one.
         `also` writes what belongs with the result (a model call's usage) in the same transaction."""
         with session_scope(self.sessions) as session:
-            run = session.scalar(select(Run).where(Run.id == run_id).with_for_update())
-            row = session.scalar(select(NodeRun).where(NodeRun.run_id == run_id, NodeRun.node_id == node_id))
-            if run is None or row is None or RunStatus(run.status) in TERMINAL:
+            found = waiting_node(session, run_id=run_id, node_id=node_id)
+            if isinstance(found, str):
                 return False
-            if row.status != NodeStatus.waiting.value or row.result is not None:
-                return False
-            size, limit = json_size(result), self.settings.max_value_bytes
-            if size > limit:  # never stored: the node fails as if the sender had reported an error
-                result = {"error": f"the result is {size} bytes; the limit is {limit}"}
-            row.result = result
-            run.heartbeat_at = utcnow()
+            run, row = found
+            store_result(run=run, node=row, result=result, max_bytes=self.settings.max_value_bytes)
             if also is not None:
                 also(session, run)
         self.enqueue(run_id, None)

@@ -27,6 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from blocks.suspends import ReviewRequest
+from core.settings import get_settings
 from models.db import session_scope
 from models.review_decisions import close_orphans, decide, expire_due
 from models.reviews import ReviewItem, get_item, open_item, queue_depth
@@ -65,7 +66,8 @@ def decide_review(sessions: sessionmaker[Session], enqueue: Callable[[uuid.UUID]
     """Record a decision exactly once (Conflict for a second one), commit, then resume the run."""
     with session_scope(sessions) as session:
         item = get_item(session, org_id=org_id, item_id=review_id, lock=True)
-        decide(session, item=item, actor=actor, reviewer=reviewer, action=action, text=text, note=note)
+        decide(session, item=item, actor=actor, reviewer=reviewer, action=action, text=text, note=note,
+               max_result_bytes=get_settings().max_value_bytes)
     _observe(item, action)
     enqueue(item.run_id)
     return item
@@ -74,7 +76,7 @@ def decide_review(sessions: sessionmaker[Session], enqueue: Callable[[uuid.UUID]
 def sweep(sessions: sessionmaker[Session], enqueue: Callable[[uuid.UUID], Any]) -> int:
     """Apply default actions past deadlines, cancel orphaned items; returns how many expired."""
     with session_scope(sessions) as session:
-        expired = expire_due(session)
+        expired = expire_due(session, max_result_bytes=get_settings().max_value_bytes)
         cancelled = close_orphans(session)
     for item in expired:
         _observe(item, "expired")

@@ -34,12 +34,13 @@ from models.runs import (
     check_replay,
     find_by_idempotency_key,
     get_run,
+    json_size,
     node_runs,
 )
 from worker.celery_app import make_celery
 from worker.composition import Directory
 from worker.direct import DirectRunner
-from worker.engine import AnalysisCache, json_size, run_graph
+from worker.engine import AnalysisCache, run_graph
 from worker.tasks import enqueue_advance
 
 log = structlog.get_logger("mantle.submit")

@@ -78,7 +78,7 @@ def test_a_decision_blocked_by_a_concurrent_one_gets_409(stack: Stack) -> None:
         with session_scope(sessions) as session:
             item = get_item(session, org_id=stack.org_id, item_id=uuid.UUID(review_id), lock=True)
             decide(session, item=item, actor="key:0:first", reviewer="first", action="edit", text="First!",
-                   note="")
+                   note="", max_result_bytes=1024)
             locked.set()
             release.wait(30)
 

@@ -19,7 +19,8 @@ from core.settings import Settings
 from models.base import utcnow
 from models.db import session_scope
 from models.orgs import Role
-from models.reviews import ReviewItem
+from models.review_decisions import decide
+from models.reviews import ReviewItem, get_item
 from models.runs import Run
 from tests.conftest import Tenant, make_tenant
 from tests.reviews import finish, reviewer_client, waiting_review
@@ -72,6 +73,20 @@ def test_an_edit_resumes_the_run_with_the_edited_text_and_is_audited(tenant: Ten
     assert audit[0]["details"]["before"] == "Reply to: where is my parcel?"
     assert audit[0]["details"]["after"] == "Your parcel arrives Monday."
     assert audit[0]["actor"].endswith(":rita")
+
+
+def test_a_decision_too_large_to_store_fails_the_node_as_any_oversized_result_does(
+        tenant: Tenant, runs: RunEngine, sessions: sessionmaker[Session]) -> None:
+    run_id, summary = waiting_review(tenant, runs)
+    with session_scope(sessions) as session:  # the limit is MANTLE_MAX_VALUE_BYTES; 1,000 bytes here
+        item = get_item(session, org_id=tenant.org_id, item_id=uuid.UUID(summary["id"]), lock=True)
+        decide(session, item=item, actor="key:0:rita", reviewer="rita", action="edit", text="x" * 2000,
+               note="", max_result_bytes=1000)
+    run = finish(tenant, runs, run_id)
+    assert run["status"] == "failed", run
+    message = run["error"]["message"]
+    assert "the result is 2" in message and "bytes; the limit is 1000" in message, message
+    assert tenant.client.get(f"/v1/reviews/{summary['id']}").json()["status"] == "decided"
 
 
 def test_a_rejection_takes_the_refusal_branch_with_the_note(tenant: Tenant, runs: RunEngine) -> None:
