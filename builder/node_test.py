@@ -14,10 +14,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
-from blocks.base import AnyBlock, Port
-from blocks.fields import FieldSpec, payload_model
+from blocks.base import AnyBlock
 from blocks.registry import Registry
 from builder.graph import Graph, Node
 from builder.problems import Code
@@ -61,20 +60,16 @@ def testable_block(node: Node, registry: Registry, *, side_effects: bool) -> Any
     return block
 
 
-def _ports_model(ports: Mapping[str, Port]) -> type[BaseModel]:
-    """A model checking values against ports whose config made them (a template's variables)."""
-    return payload_model([FieldSpec(name=p.name, type=p.type, required=p.required) for p in ports.values()])
-
-
 def accept_inputs(block: AnyBlock, inputs: Mapping[str, Any]) -> dict[str, Any]:
-    """The inputs checked against the block's input ports (its `Inputs` model when the ports are
-    its fields), coerced as a run would; InvalidInputs names every port that does not fit."""
+    """The inputs checked against the block's input ports with the model a run validates them
+    into (`Block.inputs_model`), coerced as a run would; InvalidInputs names every port that does
+    not fit."""
     ports = block.input_ports()
     listed = ", ".join(f"{p.name} ({p.type})" for p in ports.values()) or "none"
     errors: list[dict[str, Any]] = [
         {"loc": ["body", "inputs", name], "msg": f"the node has no input port {name!r}; its inputs: {listed}",
          "type": "unknown_port"} for name in inputs if name not in ports]
-    model = block.Inputs if set(block.Inputs.model_fields) == set(ports) else _ports_model(ports)
+    model = block.inputs_model()
     values: dict[str, Any] = {}
     try:
         values = model.model_validate({k: v for k, v in inputs.items() if k in ports}).model_dump(mode="json")
