@@ -79,7 +79,7 @@ class Submitter:
             if earlier is not None:
                 return self._replay(session, earlier, app_id=app_id, inputs=inputs, draft=draft,
                                     version=version), False
-        run = Run(org_id=org_id, app_id=app_id, draft=draft, trigger=trigger,
+        run = Run(org_id=org_id, app_id=app_id, draft=draft, trigger=trigger, kind=RunKind.run.value,
                   idempotency_key=idempotency_key, status="queued")
         if draft:
             app = app_store.get_app(session, org_id=org_id, app_id=app_id)
