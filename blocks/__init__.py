@@ -31,7 +31,7 @@ The contract, in plain words:
     only on `review`). A deferred block lists its payload models in `suspends`; a run worker
     refuses to start if one of their kinds has no handler.
 * The executor validates a node's inputs into the inputs model before calling it (a value that
-  does not fit its port, come through an `any` wire, fails the node: `input_mismatch`). What a
+  does not fit its port, having come through an `any` wire, fails the node: `input_mismatch`). What a
   returned outputs model emits is its fields that were set (`model_fields_set`) and its extra
   values: a field left at its default is not emitted, which is how a condition branches
   (`ConditionOutputs(true=value)`). `Block.emit(mapping)` builds the outputs model from values
@@ -40,8 +40,9 @@ The contract, in plain words:
   breaks the contract), no undeclared port, every required port (a field without a default)
   emitted, each value of its port's type, null only where the port admits it. A port that is
   emitted only sometimes (a branch) has a default. A break fails the node with a
-  `contract_broken` error naming the port, the type and the value. The check reads the model's
-  values without copying them (a few microseconds a node).
+  `contract_broken` error naming the port, the type and the value. Validating the inputs and
+  checking the outputs cost a few microseconds a node: the models' validators are called directly
+  and made once per block.
 * A block with side effects (`side_effects = True`, e.g. sending an SMS) must be
   idempotent per `(run_id, node_id)`: `ctx.idempotency_key` is the key to use, so a retry
   after a crash never repeats the effect.
