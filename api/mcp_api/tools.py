@@ -119,16 +119,19 @@ async def call_tool(ctx: Context, params: types.CallToolRequestParams) -> types.
 
 
 def _start(state: State, org_id: uuid.UUID, name: str, arguments: dict[str, Any]) -> uuid.UUID:
-    """A queued run of the tool's latest published version, committed and handed to a worker."""
+    """A run of the tool's latest published version, committed: ended already when it could run here
+    (`worker/direct.py`), else handed to a worker."""
     submitter: Submitter = state.submitter
     with session_scope(state.session_factory) as session:
         found = app_store.list_tools(session, org_id=org_id, name=name)
         if not found or _input_schema(submitter, session, found[0]) is None:
             raise UnknownTool(name)
         run, _ = submitter.create(session, org_id=org_id, app_id=found[0].app_id, inputs=arguments,
-                                  published=found[0].version, trigger=TRIGGER)
-        run_id = run.id
-    submitter.enqueue(run_id)
+                                  published=found[0].version, trigger=TRIGGER,
+                                  wait_s=state.settings.mcp_wait_s)
+        run_id, queue = run.id, submitter.needs_worker(run)
+    if queue:
+        submitter.enqueue(run_id)
     return run_id
 
 

@@ -117,7 +117,7 @@ def app_info(slug: str, request: Request, access_code: Annotated[str | None, Hea
                    requires_access_code=shared.share.has_access_code, runs_url=f"/s/{slug}/runs")
 
 
-def _start(request: Request, slug: str, body: RunRequest) -> PublicRun:
+def _start(request: Request, slug: str, body: RunRequest, wait: float) -> PublicRun:
     settings = request.app.state.settings
     check_origin(request, settings)
     shared, now = _resolve(request, slug), utcnow()
@@ -130,9 +130,12 @@ def _start(request: Request, slug: str, body: RunRequest) -> PublicRun:
         shared = resolve_share(session, submitter.analyses, slug, now)
         check_limits(session, shared.share, limits_of(shared.share, visitor.key), now, count=True)
         run, _ = submitter.create(session, org_id=shared.share.org_id, app_id=shared.share.app_id,
-                                  inputs=body.inputs, version=shared.version.number, trigger=TRIGGER)
+                                  inputs=body.inputs, version=shared.version.number, trigger=TRIGGER,
+                                  wait_s=wait)
         view = public_view(session, run, shared.total_nodes)
-    submitter.enqueue(run.id)
+        queue = submitter.needs_worker(run)
+    if queue:
+        submitter.enqueue(run.id)
     token = tokens(request).run.sign({"s": str(shared.share.id), "r": str(run.id)})
     return _described(request, view, slug, token)
 
@@ -159,7 +162,7 @@ STARTED: dict[int | str, dict[str, Any]] = {
 async def start_run(slug: str, body: RunRequest, request: Request, response: Response, wait: Wait = 0
                     ) -> PublicRun:
     """Start a run of the shared app: 202 with a token to follow it, or 200 if it ends within `wait`."""
-    started = await run_in_threadpool(_start, request, slug, body)
+    started = await run_in_threadpool(_start, request, slug, body, wait)
     if wait > 0 and started.status not in ENDED:
         await wait_until_ended(request, started.run_id, wait)
         _, started = await run_in_threadpool(_view, request, slug, started.run_id, started.token)

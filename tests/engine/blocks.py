@@ -101,7 +101,26 @@ class ExternalBlock(Block[NoConfig, ValueIn, ValueOut]):
         return ValueOut(value=result["answer"])
 
 
-BLOCKS = [CountBlock, ExternalBlock]
+class PauseConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    seconds: float = 0.0
+
+
+class PauseBlock(Block[PauseConfig, ValueIn, ValueOut]):
+    """A pure block that takes `seconds` to pass its value on: slower than a step's slice for pure
+    blocks, it must be finished outside the step (and a direct run must go through the queue)."""
+
+    type = "test.pause"
+    description = "Passes its value on after a pause (tests only)."
+    category = "test"
+    pure = True
+
+    def run(self, inputs: ValueIn, ctx: BlockContext) -> ValueOut:
+        time.sleep(self.config.seconds)  # the slow work this block stands for
+        return ValueOut(value=inputs.value)
+
+
+BLOCKS = [CountBlock, ExternalBlock, PauseBlock]
 
 
 @on_wait("external")

@@ -1,0 +1,130 @@
+"""Direct runs: a published app whose nodes are all pure, started by a caller who waits, is run and
+recorded by the API itself (`worker/direct.py`), on both stacks, with the record a worker would make."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from tests.engine.blocks import executions
+from tests.engine.conftest import Stack
+from tests.factories import edge, greeter_graph, node
+
+
+def start(stack: Stack, app_id: str, inputs: dict[str, Any], **kwargs: Any) -> Any:
+    return stack.client.post(f"/v1/apps/{app_id}/runs", json={"inputs": inputs}, **kwargs)
+
+
+def through(block_type: str, **config: Any) -> dict[str, Any]:
+    """trigger → one node of `block_type` → output."""
+    return {
+        "nodes": [node("in", "trigger.api", fields=[{"name": "text"}]), node("mid", block_type, **config),
+                  node("out", "output")],
+        "edges": [edge("in", "text", "mid", "value"), edge("mid", "value", "out", "text")],
+    }
+
+
+def story(events: list[dict[str, Any]]) -> list[tuple[str, str | None]]:
+    """What happened to a run, as its event stream tells it (types and nodes, in order)."""
+    return [(e["type"], e.get("node_id")) for e in events]
+
+
+@pytest.fixture
+def no_worker(stack: Stack) -> Iterator[None]:
+    """The stack's run workers stopped for the test, and one started again after it."""
+    for worker in stack.workers:
+        worker.stop()
+    stack.workers.clear()
+    try:
+        yield
+    finally:
+        stack.start_worker()
+
+
+def test_a_pure_app_waited_for_is_answered_with_no_worker_and_the_rest_waits_for_one(
+        stack: Stack, no_worker: None) -> None:
+    greeter = stack.publish(greeter_graph(), name="greeter")
+    counter = stack.publish(through("test.count", database_url=stack.database_url), name="counted")
+    slow = stack.publish(through("test.pause", seconds=1.0), name="slow pure")
+
+    answered = start(stack, greeter, {"name": "Ada"}, params={"wait": 10})
+    queued = start(stack, greeter, {"name": "Grace"})
+    impure = start(stack, counter, {"text": "once"}, params={"wait": 1})
+    too_slow = start(stack, slow, {"text": "later"}, params={"wait": 1})
+
+    assert answered.status_code == 200, answered.text
+    run = answered.json()
+    assert run["status"] == "succeeded" and run["outputs"] == {"text": "Hello, Ada!"}
+    assert [n["status"] for n in run["trace"]] == ["succeeded"] * 3
+    assert all(n["started_at"] and n["finished_at"] for n in run["trace"])
+    # Nothing but the API can have run it: it is recorded in full, as a worker records a run.
+    assert stack.get_run(run["id"]) == run
+    # A caller who does not wait, a node with side effects, a pure node slower than the step's
+    # slice: each run is queued, whole, for a worker.
+    for response in (queued, impure, too_slow):
+        assert response.status_code == 202, response.text
+        assert response.json()["status"] == "queued" and response.json()["outputs"] is None
+    assert executions(stack.database_url, impure.json()["id"]) == {}
+
+    stack.start_worker()
+    assert stack.wait_run(queued.json()["id"])["outputs"] == {"text": "Hello, Grace!"}
+    assert stack.wait_run(impure.json()["id"])["outputs"] == {"text": "once"}
+    assert stack.wait_run(too_slow.json()["id"])["outputs"] == {"text": "later"}
+    assert executions(stack.database_url, impure.json()["id"]) == {"mid": 1}
+    # The same app's run through a worker tells the same story, event for event.
+    assert story(stack.events(run["id"])) == story(stack.events(queued.json()["id"]))
+
+
+def test_a_failing_pure_node_is_recorded_with_its_error(stack: Stack) -> None:
+    app_id = stack.publish({
+        "nodes": [node("in", "trigger.api", fields=[{"name": "text"}]),
+                  node("divide", "text.template", template="{{ (text | length) / 0 }}"),
+                  node("out", "output")],
+        "edges": [edge("in", "text", "divide", "text"), edge("divide", "text", "out", "text")],
+    }, name="divides by zero")
+
+    response = start(stack, app_id, {"text": "abc"}, params={"wait": 10})
+
+    assert response.status_code == 200, response.text
+    run = response.json()
+    assert run["status"] == "failed"
+    failed = next(n for n in run["trace"] if n["node_id"] == "divide")
+    assert failed["status"] == "failed" and "division by zero" in str(failed["error"])
+    assert stack.events(run["id"])[-1]["type"] == "run_finished"
+
+
+def test_a_direct_run_retried_with_its_idempotency_key_is_the_same_run(stack: Stack) -> None:
+    app_id = stack.publish(greeter_graph(), name="idempotent greeter")
+    key = {"Idempotency-Key": f"greet-{uuid.uuid4()}"}
+
+    first = start(stack, app_id, {"name": "Ada"}, params={"wait": 10}, headers=key)
+    again = start(stack, app_id, {"name": "Ada"}, params={"wait": 10}, headers=key)
+    other = start(stack, app_id, {"name": "Bob"}, params={"wait": 10}, headers=key)
+
+    assert first.status_code == again.status_code == 200, (first.text, again.text)
+    assert again.json()["id"] == first.json()["id"]
+    assert again.json()["outputs"] == {"text": "Hello, Ada!"}
+    assert other.status_code == 409, other.text
+    listed = stack.client.get(f"/v1/apps/{app_id}/runs").json()
+    assert listed["total"] == 1
+
+
+def test_a_webhook_that_responds_with_the_output_is_answered_by_the_api(stack: Stack,
+                                                                        no_worker: None) -> None:
+    app_id = stack.publish({
+        "nodes": [node("in", "trigger.webhook", respond="output", wait_s=10),
+                  node("hello", "text.template", template="Hello {{ body.text }}!"),
+                  node("out", "output")],
+        "edges": [edge("in", "body", "hello", "body"), edge("hello", "text", "out", "text")],
+    }, name="hook")
+    url = stack.client.post(f"/v1/apps/{app_id}/webhook").json()["url"]
+
+    answer = stack.client.post(urlsplit(url).path, json={"text": "bench"})
+
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["status"] == "succeeded"
+    assert answer.json()["outputs"] == {"text": "Hello bench!"}
