@@ -188,10 +188,10 @@ def plan_map(*, count: int, concurrency: int, skip: bool, attempt: int, children
         plan.done, plan.failed = True, failed[0]
         plan.cancel = [c.run_id for c in running]
         return plan
-    resolved = {i for i, c in latest.items() if c.status == "succeeded"} | {c.index for c in failed}
+    resolved = {i for i, c in latest.items() if c.status == RunStatus.succeeded} | {c.index for c in failed}
     if len(resolved) == count:
         plan.done = True
-        plan.collect = sorted((i, c.run_id) for i, c in latest.items() if c.status == "succeeded")
+        plan.collect = sorted((i, c.run_id) for i, c in latest.items() if c.status == RunStatus.succeeded)
         plan.errors = [{"index": c.index, "error": c.error or c.status} for c in failed]
         return plan
     busy = {c.index for c in running}

@@ -48,7 +48,7 @@ from builder.composition import (
 from builder.executor import Executor, RunState
 from builder.graph import Graph
 from builder.validation import Analysis, Limits, analyze
-from core.statuses import LIVE, TERMINAL, NodeStatus
+from core.statuses import LIVE, TERMINAL, NodeStatus, RunStatus
 from models import apps as app_store
 from models.apps import App, AppVersion, VersionRef
 from models.base import new_id
@@ -192,7 +192,7 @@ class Composer:
         if plan.failed is not None:
             failed = plan.failed
             return {"error": f"item {failed.index} failed: {failed.error or failed.status}",
-                    "error_type": "blocked" if failed.status == "blocked" else "item_failed"}
+                    "error_type": "blocked" if failed.status == RunStatus.blocked else "item_failed"}
         if plan.done:
             outputs = self._outputs(session, [run_id for _, run_id in plan.collect])
             collected = [(index, outputs.get(run_id)) for index, run_id in plan.collect]
@@ -234,12 +234,12 @@ class Composer:
             if child.status not in TERMINAL:
                 return None
             name = self._app_name(session, block.config.app_id)
-            if child.status == "succeeded":
+            if child.status == RunStatus.succeeded:
                 outputs = self._outputs(session, [child.run_id]).get(child.run_id)
                 return {"outputs": outputs or {}, "run_id": str(child.run_id)}
             return {"error": f"the called app {name!r} {child.status} (run {child.run_id}): "
                              f"{child.error or child.status}",
-                    "error_type": "blocked" if child.status == "blocked" else "app_call_failed"}
+                    "error_type": "blocked" if child.status == RunStatus.blocked else "app_call_failed"}
         refusal, child_run = self._callee_run(session, run, node_id, block, inputs, attempt)
         if refusal is not None:
             return {"error": refusal, "error_type": "app_call_refused"}
