@@ -129,7 +129,7 @@ class RunPayload(BaseModel):
 
 
 class InputMismatch(MantleError):
-    """A value arrived on an input port whose type it does not fit (through an `any` port)."""
+    """A value arrived on an input port whose type it does not fit (it came through an `any` wire)."""
 
     type = "input_mismatch"
 
@@ -248,6 +248,7 @@ class Block(Generic[ConfigT, InputsT, OutputsT]):
     suspends: ClassVar[tuple[builtins.type[SuspendPayload], ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Take a block type's Config, Inputs and Outputs from its type arguments, when it names them."""
         super().__init_subclass__(**kwargs)
         for base in cls.__dict__.get("__orig_bases__", ()):
             if typing.get_origin(base) is Block:
