@@ -22,7 +22,7 @@ from builder.graph import Graph
 from core.nesting import MAX_INPUT_DEPTH, depth
 from core.settings import Settings
 from models.apps import version_graph
-from models.runs import Run, RunKind, node_runs
+from models.runs import NodeRun, Run, RunKind, node_runs
 
 NodeList = tuple[tuple[str, str], ...]
 COMPOSED = frozenset({"flow.map", "app.call"})  # nodes that start child runs
@@ -97,16 +97,18 @@ def _ms(start: datetime | None, end: datetime | None) -> float | None:
 
 
 def run_read(session: Session, run: Run, registry: Registry, settings: Settings, *,
-             fresh: bool = False) -> RunRead:
+             fresh: bool = False, recorded: list[NodeRun] | None = None) -> RunRead:
     """The run with its trace: one entry per node of its graph, in the graph's order.
 
     `fresh`: the run was created in this very transaction, so none of its nodes has run yet.
+    `recorded`: its node runs, when the caller has just written them (a direct run).
     """
     if not run.draft and run.version_id is not None and run.kind != RunKind.map_item.value:
         nodes = list(VERSION_NODES.get(session, run.version_id))
     else:
         nodes = list(graph_nodes(run.draft_graph or {}))
-    rows = {} if fresh else {r.node_id: r for r in node_runs(session, run_id=run.id)}
+    found = [] if fresh else recorded if recorded is not None else node_runs(session, run_id=run.id)
+    rows = {r.node_id: r for r in found}
     limit = settings.trace_value_bytes
     children = _children(session, run.id) if any(t in COMPOSED for _, t in nodes) and not fresh else {}
     trace = []

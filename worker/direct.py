@@ -20,6 +20,7 @@ other, from its start.
 from __future__ import annotations
 
 import time
+from weakref import WeakKeyDictionary
 
 from sqlalchemy.orm import Session
 
@@ -30,8 +31,15 @@ from builder.validation import Analysis
 from core.settings import Settings
 from core.statuses import TERMINAL
 from models.base import new_id, utcnow
-from models.runs import Run, RunKind
+from models.runs import NodeRun, Run, RunKind
 from worker.engine import AnalysisCache, Recorder, bounded_outcome, run_graph
+
+_RECORDED: WeakKeyDictionary[Run, list[NodeRun]] = WeakKeyDictionary()
+
+
+def recorded_nodes(run: Run) -> list[NodeRun] | None:
+    """The node runs a direct run was inserted with (detached copies); None for any other run."""
+    return _RECORDED.get(run)
 
 
 def all_pure(analysis: Analysis) -> bool:
@@ -66,6 +74,8 @@ class DirectRunner:
         recorder = Recorder(session, run, {}, executor)
         if not self._run(executor, state, recorder, min(within_s, self.settings.pure_step_s)):
             return None
+        # Kept to answer with: the caller's trace needs no second read of what was just written.
+        _RECORDED[run] = [NodeRun(reused=False, **values) for values in recorder.new_node_rows()]
         recorder.save_new_run(state)
         return recorder
 

@@ -194,6 +194,10 @@ class Recorder:
         new.update(values)
         return str(new["block_type"])
 
+    def new_node_rows(self) -> list[dict[str, Any]]:
+        """The values of the node runs this step will insert (met for the first time)."""
+        return [dict(values) for values in self._new_nodes.values()]
+
     def save_node(self, node_id: str, state: RunState) -> None:
         """Persist a node's state changed outside an event (a child run's result written to it)."""
         self._save_node(node_id, state.node(node_id))

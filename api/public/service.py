@@ -24,6 +24,7 @@ from models import apps as app_store
 from models.apps import App, AppVersion
 from models.runs import NodeRun, Run, node_runs
 from models.shares import Limit, Share, count_usage, find_by_slug, over_limit
+from worker.direct import recorded_nodes
 from worker.engine import AnalysisCache
 
 SLUG = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
@@ -149,7 +150,9 @@ def _error(run: Run, rows: list[NodeRun]) -> dict[str, str]:
 
 def public_view(session: Session, run: Run, total_nodes: int) -> dict[str, Any]:
     """What a visitor may see of a run: status, progress, outputs or a friendly error; no trace."""
-    rows = node_runs(session, run_id=run.id)
+    rows = recorded_nodes(run)
+    if rows is None:
+        rows = node_runs(session, run_id=run.id)
     waiting_for = None
     if run.status == "waiting":
         kinds = {(r.waiting_for or {}).get("kind") for r in rows if r.status == "waiting"}

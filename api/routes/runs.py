@@ -23,6 +23,7 @@ from models import apps as app_store
 from models import runs as run_store
 from models.db import session_scope
 from models.runs import Run, RunKind
+from worker.direct import recorded_nodes
 from worker.observability import run_finished_elsewhere
 from worker.submit import Submitter
 
@@ -56,7 +57,7 @@ def _create(request: Request, make: Make, wait: float) -> tuple[uuid.UUID, RunRe
         if created and (wait <= 0 or not queue):
             # A retry's reused nodes are already recorded; any other new queued run has no node run yet.
             read = run_read(session, run, request.app.state.registry, request.app.state.settings,
-                            fresh=queue and run.retry_of is None)
+                            fresh=queue and run.retry_of is None, recorded=recorded_nodes(run))
     if queue:
         submitter.enqueue(run_id)
     return run_id, read
