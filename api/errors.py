@@ -94,6 +94,10 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(Exception, _unexpected)
 
 
+# Routes that read a run: one a retention policy deleted answers 410 (models/retention.py).
+PRUNED_RESPONSES: dict[int | str, dict[str, Any]] = {
+    410: {"model": ErrorBody, "description": "The run was deleted by a retention policy (when, and which)"}}
+
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody, "description": text}
     for code, text in {

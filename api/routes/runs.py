@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import Builder, PageDep, Principal, SessionDep
+from api.errors import PRUNED_RESPONSES
 from api.idempotency import NOT_BLANK
 from api.schemas import NodeTestStart, PageOf, RunGraph, RunRead, RunStart, RunSummary
 from api.streams import Batch, Message, follow_run, wait_until_ended
@@ -111,14 +112,14 @@ async def start_draft_run(app_id: uuid.UUID, body: RunStart, request: Request, r
     return await _start(request, response, principal, app_id, body, wait, idempotency_key, draft=True)
 
 
-@router.get("/runs/{run_id}", response_model=RunRead)
+@router.get("/runs/{run_id}", response_model=RunRead, responses=PRUNED_RESPONSES)
 async def get_run(run_id: uuid.UUID, request: Request, principal: Builder) -> RunRead:
     """A run: status, inputs, outputs, error, timings and the trace of every node."""
     # Polled by clients: one trip through the threadpool, on a read session.
     return await run_in_threadpool(_read, request, principal.org_id, run_id)
 
 
-@router.get("/runs/{run_id}/graph", response_model=RunGraph)
+@router.get("/runs/{run_id}/graph", response_model=RunGraph, responses=PRUNED_RESPONSES)
 def get_run_graph(run_id: uuid.UUID, principal: Builder, session: SessionDep) -> RunGraph:
     """The graph the run executed: the published version's, or the draft as it was when the run
     started (a node test's is the tested node fed by a `trigger.api` node named `inputs`). A builder
@@ -152,6 +153,7 @@ _AGAIN_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"model": RunRead, "description": "The new run finished within `wait`"},
     404: {"description": "No such run in the caller's organization"},
     409: {"description": "The run is in a status that does not allow this (the message names it)"},
+    **PRUNED_RESPONSES,
 }
 
 
@@ -215,7 +217,7 @@ async def start_node_test(app_id: uuid.UUID, node_id: Annotated[str, Path(max_le
     return await _answer(request, response, principal, make, wait)
 
 
-@router.post("/runs/{run_id}/cancel", response_model=RunRead)
+@router.post("/runs/{run_id}/cancel", response_model=RunRead, responses=PRUNED_RESPONSES)
 def cancel_run(run_id: uuid.UUID, request: Request, principal: Builder, session: SessionDep) -> RunRead:
     """Stop a run that has not ended (409 if it has)."""
     run = run_store.get_run(session, org_id=principal.org_id, run_id=run_id, lock=True)
@@ -239,7 +241,7 @@ def _events(request: Request, run_id: uuid.UUID, after: int) -> Batch:
 
 @router.get("/runs/{run_id}/events", response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {}},
-                             "description": "Server-Sent Events until the run ends"}})
+                             "description": "Server-Sent Events until the run ends"}, **PRUNED_RESPONSES})
 def run_events(run_id: uuid.UUID, request: Request, principal: Builder, session: SessionDep,
                last_event_id: Annotated[int | None, Header(ge=0)] = None) -> StreamingResponse:
     """The run's events as they happen; a late client first gets what already happened."""
