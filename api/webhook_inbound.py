@@ -36,7 +36,7 @@ from core.crypto import cipher_for
 from core.errors import Conflict, Forbidden, InvalidInputs, NotFound, TooLarge
 from core.settings import Settings
 from models import credentials
-from models.apps import App, get_version
+from models.apps import VersionRef, published_version, version_graph
 from models.webhooks import find_by_token
 from worker.submit import Submitter
 
@@ -52,7 +52,7 @@ class Target:
     endpoint_id: uuid.UUID
     org_id: uuid.UUID
     app_id: uuid.UUID
-    version: int
+    version: VersionRef
     config: WebhookConfig
     secret: str | None
 
@@ -62,25 +62,25 @@ def find_target(session: Session, *, token: str, settings: Settings, submitter: 
     endpoint = find_by_token(session, token=token)
     if endpoint is None:
         raise NotFound("no webhook at this URL", loc=["path", "token"])
-    app = session.get(App, endpoint.app_id)
-    if app is None or app.latest_version == 0:
+    # The version by id and number only: its graph is read once per process, on the analysis's miss.
+    version = published_version(session, org_id=endpoint.org_id, app_id=endpoint.app_id)
+    if version is None:
         raise Conflict("the app has no published version: publish it to receive webhooks", loc=["app"])
-    version = get_version(session, app=app)
-    analysis = submitter.analyses.get(version.id, lambda: version.graph)
+    analysis = submitter.analyses.get(version.id, lambda: version_graph(session, version_id=version.id) or {})
     block = analysis.blocks.get(analysis.trigger or "")
     if not isinstance(block, WebhookTriggerBlock):
         raise Conflict("the app's published version does not start with trigger.webhook", loc=["app"])
     secret = None
     name = block.config.signature_credential
     if name is not None:
-        stored = credentials.load(session, org_id=app.org_id, type_="webhook_secret", name=name,
+        stored = credentials.load(session, org_id=endpoint.org_id, type_="webhook_secret", name=name,
                                   cipher=cipher_for(settings))
         if stored is None:  # refuse rather than accept unsigned posts the app's author meant to refuse
-            log.warning("webhook_secret_missing", app_id=str(app.id), credential=name)
+            log.warning("webhook_secret_missing", app_id=str(endpoint.app_id), credential=name)
             raise Forbidden(f"the webhook's signing secret ({name!r}) is not stored; nothing is accepted "
                             "until it is", loc=SIGNATURE_LOC)
         secret = str(stored["secret"])
-    return Target(endpoint.id, app.org_id, app.id, version.number, block.config, secret)
+    return Target(endpoint.id, endpoint.org_id, endpoint.app_id, version, block.config, secret)
 
 
 async def read_body(request: Request, limit: int) -> bytes:

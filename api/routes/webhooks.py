@@ -127,7 +127,7 @@ def _start(request: Request, target: Target, inputs: dict[str, Any], key: str | 
                                 "(sign each post anew, with the time you send it)",
                                 loc=["header", SIGNATURE_HEADER])
         run, created = submitter.create(
-            session, org_id=target.org_id, app_id=target.app_id, inputs=inputs, version=target.version,
+            session, org_id=target.org_id, app_id=target.app_id, inputs=inputs, published=target.version,
             trigger="webhook", idempotency_key=idempotency_key,
             wait_s=target.config.wait_s if target.config.respond == "output" else 0)
         run_id = run.id

@@ -146,6 +146,21 @@ def test_a_retried_post_with_the_same_idempotency_key_gets_the_same_run(tenant: 
 
 
 def test_waiting_for_the_output_answers_202_when_the_run_is_not_done(tenant: Tenant, api: TestClient) -> None:
-    _, path = hooked_app(tenant, webhook_graph(respond="output", wait_s=0.2))
+    # A pause is not pure: the run goes to the workers (none run here), so it is not done in time.
+    graph = webhook_graph(respond="output", wait_s=0.2)
+    graph["nodes"].append({"id": "pause", "type": "flow.wait", "config": {"seconds": 1}})
+    graph["edges"] = [{"source": "hook", "source_port": "body", "target": "pause", "target_port": "value"},
+                      {"source": "pause", "source_port": "value", "target": "greet", "target_port": "body"},
+                      graph["edges"][1]]
+    _, path = hooked_app(tenant, graph)
     answer = api.post(path, json={"name": "Ada"})
     assert answer.status_code == 202 and answer.json()["status"] == "queued"
+    assert answer.json()["outputs"] is None
+
+
+def test_waiting_for_the_output_of_a_pure_app_is_answered_by_the_api_alone(tenant: Tenant,
+                                                                          api: TestClient) -> None:
+    _, path = hooked_app(tenant, webhook_graph(respond="output", wait_s=0.2))
+    answer = api.post(path, json={"name": "Ada"})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["status"] == "succeeded" and answer.json()["outputs"] == {"text": "Hi Ada"}
