@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from core.errors import Gone, NotFound
+from core.settings import Settings
 from models.apps import create_app
 from models.base import utcnow
 from models.orgs import create_org
@@ -25,6 +27,7 @@ from models.retention import (
     set_org_policy,
 )
 from models.runs import Run, get_run
+from worker.retention import Pruner
 
 NOW = utcnow()
 
@@ -109,3 +112,21 @@ def test_apps_follow_their_own_policy_or_their_organizations(session: Session) -
     assert found[follows] == (Policy(keep_days=30), "organization")
     assert found[own] == (Policy(keep_runs=5), "app")
     assert forever not in found and unmanaged not in found
+
+
+def test_a_sweep_stops_at_its_time_budget_and_says_work_is_left(sessions: sessionmaker[Session],
+                                                               tmp_path: Path) -> None:
+    with sessions() as session:
+        org_id, app_id = an_app(session)
+        runs = [a_run(session, org_id, app_id, days_ago=40) for _ in range(5)]
+        set_org_policy(session, org_id=org_id, policy=Policy(keep_days=30))
+        session.commit()
+    settings = Settings(data_dir=tmp_path, database_url="sqlite://", secret_key="test-secret",
+                        retention_batch=2, retention_sweep_s=1e-9)
+    out_of_time = Pruner(sessions, settings).sweep()
+    assert (out_of_time.runs, out_of_time.finished) == (0, False)  # the task then sends itself again
+
+    done = Pruner(sessions, settings.model_copy(update={"retention_sweep_s": 60})).sweep()
+    assert (done.runs, done.batches, done.finished) == (5, 3, True)
+    with sessions() as session:
+        assert existing(session, runs) == [False] * 5
