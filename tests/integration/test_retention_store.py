@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -22,6 +23,7 @@ from models.retention import (
     PrunedRun,
     apps_to_prune,
     count_boundary,
+    drop_tombstones,
     prune_batch,
     set_app_policy,
     set_org_policy,
@@ -123,10 +125,25 @@ def test_a_sweep_stops_at_its_time_budget_and_says_work_is_left(sessions: sessio
         session.commit()
     settings = Settings(data_dir=tmp_path, database_url="sqlite://", secret_key="test-secret",
                         retention_batch=2, retention_sweep_s=1e-9)
+    counted = REGISTRY.get_sample_value("mantle_runs_pruned_total", {"source": "organization"}) or 0
     out_of_time = Pruner(sessions, settings).sweep()
     assert (out_of_time.runs, out_of_time.finished) == (0, False)  # the task then sends itself again
 
     done = Pruner(sessions, settings.model_copy(update={"retention_sweep_s": 60})).sweep()
     assert (done.runs, done.batches, done.finished) == (5, 3, True)
+    assert REGISTRY.get_sample_value("mantle_runs_pruned_total", {"source": "organization"}) == counted + 5
     with sessions() as session:
         assert existing(session, runs) == [False] * 5
+
+
+def test_tombstones_are_forgotten_after_their_days(session: Session) -> None:
+    org_id, app_id = an_app(session)
+    run_id = a_run(session, org_id, app_id, days_ago=40)
+    app = AppToPrune(org_id, app_id, Policy(keep_days=30), "organization")
+    assert prune_batch(session, app=app, now=NOW - timedelta(days=2), boundary=None, limit=10).runs == 1
+    assert drop_tombstones(session, before=NOW - timedelta(days=3), limit=100) == 0
+    with pytest.raises(Gone):
+        get_run(session, org_id=org_id, run_id=run_id)
+    assert drop_tombstones(session, before=NOW - timedelta(days=1), limit=100) >= 1
+    with pytest.raises(NotFound):
+        get_run(session, org_id=org_id, run_id=run_id)
