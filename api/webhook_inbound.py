@@ -1,13 +1,16 @@
 """What an inbound webhook post goes through before its run starts, each step a clear 4xx.
 
-1. The token names an endpoint (404 otherwise, the same for a deleted one), whose app has a
+1. The body is read up to the run-input limit (413).
+2. The token names an endpoint (404 otherwise, the same for a deleted one), whose app has a
    published version (409) that starts with `trigger.webhook` (409).
-2. The body is read up to the run-input limit (413), then, when the trigger asks for it, its
-   signature is checked before anything parses it (403): its form, its timestamp (within
+3. When the trigger asks for it, the body's signature is checked before anything parses it
+   (403): its form, its timestamp (within
    `MANTLE_WEBHOOK_SIGNATURE_WINDOW_S` of now, either way) and its HMAC with the stored secret.
    The route then claims the signature in the run's own transaction: one already used is a
    replay, refused (403) unless it carries the `Idempotency-Key` of the run it started.
-3. It is parsed as JSON or as a urlencoded form by its Content-Type (415, or 422 for bad JSON).
+4. It is parsed as JSON or as a urlencoded form by its Content-Type (415, or 422 for bad JSON).
+
+Steps 2 to 4 and the run's creation share one transaction (`api/routes/webhooks.py`).
 """
 
 from __future__ import annotations

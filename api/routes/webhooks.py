@@ -18,6 +18,7 @@ from fastapi import APIRouter, Header, Path, Request, Response, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import Builder, SessionDep
@@ -105,27 +106,23 @@ def delete_webhook(app_id: uuid.UUID, principal: Builder, session: SessionDep) -
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-def _target(request: Request, token: str) -> Target:
-    with request.app.state.read_sessions() as session:
-        return find_target(session, token=token, settings=request.app.state.settings,
-                           submitter=request.app.state.submitter)
+Started = tuple[Target, uuid.UUID, tuple[str, dict[str, Any] | None] | None]
 
 
-def _start(request: Request, target: Target, inputs: dict[str, Any], key: str | None,
-           signature: Signature | None) -> tuple[uuid.UUID, tuple[str, dict[str, Any] | None] | None]:
-    """Start (or find) the run; with its status and outputs when it ended as it was created."""
+def _receive(request: Request, token: str, body: bytes, key: str | None) -> Started:
+    """Check the post and start (or find) its run, in one transaction: the target, the run's id, and
+    the run's status and outputs when it ended as it was created (`worker/direct.py`)."""
     submitter, settings = request.app.state.submitter, request.app.state.settings
-    idempotency_key = f"webhook:{target.endpoint_id}:{key}" if key else None
     with session_scope(request.app.state.session_factory) as session:
-        if signature is not None and not store.claim_signature(
-                session, endpoint_id=target.endpoint_id, signature=signature.mac,
-                keep_s=2 * settings.webhook_signature_window_s):
-            earlier = find_by_idempotency_key(session, org_id=target.org_id, key=idempotency_key or "")
-            if earlier is None:  # a replay; with its Idempotency-Key it gets its run, starting nothing
-                log.warning("webhook_signature_replayed", app_id=str(target.app_id))
-                raise Forbidden(f"this {SIGNATURE_HEADER} was used already: a post is accepted once "
-                                "(sign each post anew, with the time you send it)",
-                                loc=["header", SIGNATURE_HEADER])
+        target = find_target(session, token=token, settings=settings, submitter=submitter)
+        signature = check_signature(target, body, request.headers.get(SIGNATURE_HEADER), now=time.time(),
+                                    window_s=settings.webhook_signature_window_s)
+        passed = {name: request.headers[name] for name in target.config.headers if name in request.headers}
+        inputs = {"body": parse_body(request.headers.get("content-type", ""), body),
+                  "query": dict(request.query_params), "headers": passed}
+        idempotency_key = f"webhook:{target.endpoint_id}:{key}" if key else None
+        if signature is not None:
+            _claim(session, target, signature, idempotency_key, settings.webhook_signature_window_s)
         run, created = submitter.create(
             session, org_id=target.org_id, app_id=target.app_id, inputs=inputs, published=target.version,
             trigger="webhook", idempotency_key=idempotency_key,
@@ -135,7 +132,19 @@ def _start(request: Request, target: Target, inputs: dict[str, Any], key: str | 
         ended = (run.status, run.outputs) if created and not queue else None
     if queue:
         submitter.enqueue(run_id)
-    return run_id, ended
+    return target, run_id, ended
+
+
+def _claim(session: Session, target: Target, signature: Signature, idempotency_key: str | None,
+           window_s: float) -> None:
+    """Accept a signature once: a replay is refused, unless it carries its run's Idempotency-Key."""
+    if store.claim_signature(session, endpoint_id=target.endpoint_id, signature=signature.mac,
+                             keep_s=2 * window_s):
+        return
+    if find_by_idempotency_key(session, org_id=target.org_id, key=idempotency_key or "") is None:
+        log.warning("webhook_signature_replayed", app_id=str(target.app_id))
+        raise Forbidden(f"this {SIGNATURE_HEADER} was used already: a post is accepted once "
+                        "(sign each post anew, with the time you send it)", loc=["header", SIGNATURE_HEADER])
 
 
 def _state(request: Request, run_id: uuid.UUID) -> tuple[str, dict[str, Any] | None]:
@@ -159,15 +168,10 @@ async def receive_webhook(
                                NOT_BLANK] = None,
 ) -> JSONResponse:
     """Start a run of the app from a JSON or form post (signed, when the trigger asks for it)."""
-    settings = request.app.state.settings
-    target = await run_in_threadpool(_target, request, token)
-    body = await read_body(request, settings.max_input_bytes)
-    signature = check_signature(target, body, request.headers.get(SIGNATURE_HEADER), now=time.time(),
-                                window_s=settings.webhook_signature_window_s)
-    passed = {name: request.headers[name] for name in target.config.headers if name in request.headers}
-    inputs = {"body": parse_body(request.headers.get("content-type", ""), body),
-              "query": dict(request.query_params), "headers": passed}
-    run_id, ended = await run_in_threadpool(_start, request, target, inputs, idempotency_key, signature)
+    # The body first (bounded), then everything else in one trip to the threadpool and one
+    # transaction: a post costs one database session, and a pure app's run ends inside it.
+    body = await read_body(request, request.app.state.settings.max_input_bytes)
+    target, run_id, ended = await run_in_threadpool(_receive, request, token, body, idempotency_key)
     if ended is None:
         if target.config.respond == "output":
             await wait_until_ended(request, run_id, target.config.wait_s)
