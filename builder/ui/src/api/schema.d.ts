@@ -559,6 +559,34 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/apps/{app_id}/retention": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get App Retention
+         * @description The policy the app's runs follow: its own, or its organization's.
+         */
+        get: operations["get_app_retention_v1_apps__app_id__retention_get"];
+        /**
+         * Put App Retention
+         * @description Give the app its own policy, replacing the organization's for its runs (both null: keep forever).
+         */
+        put: operations["put_app_retention_v1_apps__app_id__retention_put"];
+        post?: never;
+        /**
+         * Delete App Retention
+         * @description Drop the app's own policy: its runs follow the organization's again.
+         */
+        delete: operations["delete_app_retention_v1_apps__app_id__retention_delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/apps/{app_id}/runs": {
         parameters: {
             query?: never;
@@ -1381,6 +1409,30 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/org/retention": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Org Retention
+         * @description How long the organization keeps its runs (admins).
+         */
+        get: operations["get_org_retention_v1_org_retention_get"];
+        /**
+         * Put Org Retention
+         * @description Set how long the organization keeps its runs (admins); apps with their own setting keep theirs.
+         */
+        put: operations["put_org_retention_v1_org_retention_put"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/password-reset": {
         parameters: {
             query?: never;
@@ -1952,6 +2004,32 @@ export interface components {
             updated_at: string;
             /** Versions */
             versions: components["schemas"]["VersionSummary"][];
+        };
+        /**
+         * AppRetentionRead
+         * @description The policy an app's runs follow, and whose it is.
+         */
+        AppRetentionRead: {
+            /**
+             * App Id
+             * Format: uuid
+             */
+            app_id: string;
+            /**
+             * Description
+             * @description The policy in words (`keep 30 days`, `keep forever`).
+             */
+            description: string;
+            /** Keep Days */
+            keep_days: number | null;
+            /** Keep Runs */
+            keep_runs: number | null;
+            /**
+             * Source
+             * @description `app`: the app's own setting; `organization`: it follows the organization's.
+             * @enum {string}
+             */
+            source: "app" | "organization";
         };
         /**
          * AppSummary
@@ -3622,6 +3700,21 @@ export interface components {
             name: string;
         };
         /**
+         * OrgRetentionRead
+         * @description The organization's retention policy.
+         */
+        OrgRetentionRead: {
+            /**
+             * Description
+             * @description The policy in words (`keep 30 days`, `keep forever`).
+             */
+            description: string;
+            /** Keep Days */
+            keep_days: number | null;
+            /** Keep Runs */
+            keep_runs: number | null;
+        };
+        /**
          * OrgSwitch
          * @description The organization a person's session should act in.
          */
@@ -4045,6 +4138,22 @@ export interface components {
              * @default
              */
             note: string;
+        };
+        /**
+         * RetentionUpdate
+         * @description What to keep; a run goes when either limit says so (both null: keep forever).
+         */
+        RetentionUpdate: {
+            /**
+             * Keep Days
+             * @description Keep runs that ended within this many days; older ones are deleted. Null: no age limit.
+             */
+            keep_days?: number | null;
+            /**
+             * Keep Runs
+             * @description Keep each app's last this many runs; older ones are deleted. Null: no count limit.
+             */
+            keep_runs?: number | null;
         };
         /**
          * ReviewPage
@@ -7621,6 +7730,238 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["VersionRead"];
+                };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description The key's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description Not found (or not in your organization) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description Invalid request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+        };
+    };
+    get_app_retention_v1_apps__app_id__retention_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                app_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AppRetentionRead"];
+                };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description The key's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description Not found (or not in your organization) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description Invalid request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+        };
+    };
+    put_app_retention_v1_apps__app_id__retention_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                app_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RetentionUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AppRetentionRead"];
+                };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description The key's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description Not found (or not in your organization) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description Invalid request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_app_retention_v1_apps__app_id__retention_delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                app_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AppRetentionRead"];
                 };
             };
             /** @description Missing or invalid API key */
@@ -12246,6 +12587,158 @@ export interface operations {
             };
         };
     };
+    get_org_retention_v1_org_retention_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OrgRetentionRead"];
+                };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description The key's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description Not found (or not in your organization) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description Invalid request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+        };
+    };
+    put_org_retention_v1_org_retention_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RetentionUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OrgRetentionRead"];
+                };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description The key's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description Not found (or not in your organization) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description Invalid request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+        };
+    };
     password_link_info_v1_password_reset_get: {
         parameters: {
             query: {
@@ -13395,6 +13888,15 @@ export interface operations {
                     "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
+            /** @description The run was deleted by a retention policy (when, and which) */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
             /** @description Request body too large */
             413: {
                 headers: {
@@ -13464,6 +13966,15 @@ export interface operations {
             };
             /** @description Conflicts with the current state */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description The run was deleted by a retention policy (when, and which) */
+            410: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -13549,6 +14060,15 @@ export interface operations {
                     "application/json": components["schemas"]["api__errors__ErrorBody"];
                 };
             };
+            /** @description The run was deleted by a retention policy (when, and which) */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
             /** @description Request body too large */
             413: {
                 headers: {
@@ -13618,6 +14138,15 @@ export interface operations {
             };
             /** @description Conflicts with the current state */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
+            /** @description The run was deleted by a retention policy (when, and which) */
+            410: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -13712,6 +14241,15 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description The run was deleted by a retention policy (when, and which) */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
+            };
             /** @description Request body too large */
             413: {
                 headers: {
@@ -13798,6 +14336,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description The run was deleted by a retention policy (when, and which) */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["api__errors__ErrorBody"];
+                };
             };
             /** @description Request body too large */
             413: {
