@@ -135,8 +135,8 @@ def _queue_docs(settings: Settings, org_name: str) -> None:
     worker to ingest (the example "Answer from our docs" searches it)."""
     from cli.seed_docs import seed_docs
     from models.db import session_factory
-    from worker.celery_app import make_celery
     from worker.knowledge_queue import send_ingest
+    from worker.transport import make_celery
 
     queued = seed_docs(session_factory(settings.resolved_database_url), org_name)
     if queued:

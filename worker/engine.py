@@ -294,6 +294,24 @@ def analysis_key(run: Run) -> object:
     return ("draft", run.id) if run.draft else run.version_id
 
 
+def record_result(sessions: sessionmaker[Session], max_bytes: int, enqueue: Enqueue, run_id: uuid.UUID,
+                  node_id: str, result: dict[str, Any],
+                  also: Callable[[Session, Run], None] | None = None) -> bool:
+    """Store a deferred node's result and enqueue the run; False if it was not waiting for one.
+    `also` writes what belongs with the result (a model call's usage) in the same transaction.
+    Needs no engine: an inference worker records its results with this alone."""
+    with session_scope(sessions) as session:
+        found = waiting_node(session, run_id=run_id, node_id=node_id)
+        if isinstance(found, str):
+            return False
+        run, row = found
+        store_result(run=run, node=row, result=result, max_bytes=max_bytes)
+        if also is not None:
+            also(session, run)
+    enqueue(run_id, None)
+    return True
+
+
 class RunEngine:
     """Advances runs; one per worker process."""
 
@@ -459,18 +477,9 @@ class RunEngine:
 
     def record_result(self, run_id: uuid.UUID, node_id: str, result: dict[str, Any],
                       also: Callable[[Session, Run], None] | None = None) -> bool:
-        """Store a deferred node's result and enqueue the run; False if it was not waiting for one.
-        `also` writes what belongs with the result (a model call's usage) in the same transaction."""
-        with session_scope(self.sessions) as session:
-            found = waiting_node(session, run_id=run_id, node_id=node_id)
-            if isinstance(found, str):
-                return False
-            run, row = found
-            store_result(run=run, node=row, result=result, max_bytes=self.settings.max_value_bytes)
-            if also is not None:
-                also(session, run)
-        self.enqueue(run_id, None)
-        return True
+        """Store a deferred node's result and enqueue the run (see `record_result`)."""
+        return record_result(self.sessions, self.settings.max_value_bytes, self.enqueue, run_id, node_id,
+                             result, also)
 
     def reap(self) -> int:
         """Re-enqueue runs whose worker went quiet and runs due to wake; returns how many."""

@@ -9,8 +9,8 @@
 * A decision closes the item and writes the node's result in one transaction; only after the
   commit is the run sent to a worker. If that send fails, the reaper sends it later (a waiting
   run whose node has a result is re-enqueued), so a decision is never lost.
-* `reviews.expire` (on the beat schedule) applies default actions past deadlines and cancels
-  items whose run stopped waiting for them.
+* `reviews.expire` (on the beat schedule, `worker/tasks.py`) applies default actions past deadlines
+  and cancels items whose run stopped waiting for them (`sweep`).
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ from models.db import session_scope
 from models.review_decisions import close_orphans, decide, expire_due
 from models.reviews import ReviewItem, get_item, open_item, queue_depth
 from models.runs import NodeRun
-from worker.celery_app import RUNS_QUEUE, celery_app
 from worker.hooks import WaitContext
 from worker.metrics_export import scrape_time
 
@@ -84,15 +83,6 @@ def sweep(sessions: sessionmaker[Session], enqueue: Callable[[uuid.UUID], Any]) 
     if expired or cancelled:
         log.info("reviews_swept", expired=len(expired), cancelled=cancelled)
     return len(expired)
-
-
-@celery_app.task(name="reviews.expire", queue=RUNS_QUEUE)
-def expire() -> int:
-    """Apply review deadlines (scheduled by beat)."""
-    from worker.tasks import engine  # the run queue's engine; worker.tasks would import this module
-
-    runs = engine()
-    return sweep(runs.sessions, lambda run_id: runs.enqueue(run_id, None))
 
 
 class QueueDepth(Collector):

@@ -37,11 +37,10 @@ from models.runs import (
     json_size,
     node_runs,
 )
-from worker.celery_app import make_celery
 from worker.composition import Directory
 from worker.direct import DirectRunner
 from worker.engine import AnalysisCache, run_graph
-from worker.tasks import enqueue_advance
+from worker.transport import make_celery, send_advance
 
 log = structlog.get_logger("mantle.submit")
 
@@ -254,7 +253,7 @@ class Submitter:
     def enqueue(self, run_id: uuid.UUID) -> bool:
         """Hand the run to a worker; if the broker is down the run stays queued for the reaper."""
         try:
-            enqueue_advance(run_id, app=self.celery)
+            send_advance(self.celery, run_id)
             return True
         except Exception as exc:  # the run is safe in the database either way
             log.warning("enqueue_failed", run_id=str(run_id), error=str(exc).splitlines()[0])

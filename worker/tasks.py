@@ -8,22 +8,23 @@ from functools import lru_cache
 from typing import Any
 
 import structlog
-from celery import Celery
 
 from blocks.registry import load_registry
 from core.settings import get_settings
 from models.db import session_factory
-from worker.celery_app import RUNS_QUEUE, celery_app
+from worker.celery_app import celery_app
 from worker.engine import RunEngine
 from worker.hooks import build_services
 from worker.observability import run_logging
+from worker.reviews import sweep
+from worker.transport import RUNS_QUEUE, send_advance
 
 log = structlog.get_logger("mantle.tasks")
 
 
-def enqueue_advance(run_id: uuid.UUID, eta: datetime | None = None, app: Celery | None = None) -> None:
-    """Ask a run worker to advance the run (now, or at `eta`)."""
-    (app or celery_app).send_task("runs.advance", args=[str(run_id)], queue=RUNS_QUEUE, eta=eta)
+def enqueue_advance(run_id: uuid.UUID, eta: datetime | None = None) -> None:
+    """Ask a run worker to advance the run (now, or at `eta`), from a worker."""
+    send_advance(celery_app, run_id, eta)
 
 
 @lru_cache
@@ -58,3 +59,10 @@ def resume(run_id: str, node_id: str, result: dict[str, Any]) -> bool:
 def reap() -> int:
     """Re-enqueue runs whose worker stopped and runs due to wake up."""
     return engine().reap()
+
+
+@celery_app.task(name="reviews.expire", queue=RUNS_QUEUE)
+def expire_reviews() -> int:
+    """Apply review deadlines (scheduled by beat)."""
+    runs = engine()
+    return sweep(runs.sessions, lambda run_id: runs.enqueue(run_id, None))

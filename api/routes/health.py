@@ -16,9 +16,9 @@ from starlette.concurrency import run_in_threadpool
 from api.errors import error_response
 from inference.deployments import configured
 from knowledge.stores import describe
-from worker.celery_app import INFERENCE_QUEUE, RUNS_QUEUE
 from worker.metrics_export import exposition, watch_broker
 from worker.probes import broker_probe, database_probe, run_probes
+from worker.transport import INFERENCE_QUEUE, RUNS_QUEUE
 
 router = APIRouter(tags=["health"])
 

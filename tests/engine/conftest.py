@@ -39,7 +39,7 @@ from tests.conftest import (
     require_redis,
 )
 from tests.engine.blocks import ensure_counter_table
-from worker.celery_app import RUNS_QUEUE, make_celery
+from worker.transport import RUNS_QUEUE, make_celery
 
 REPO = Path(__file__).resolve().parents[2]
 ENDED = ("succeeded", "failed", "blocked", "cancelled")

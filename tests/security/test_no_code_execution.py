@@ -71,7 +71,7 @@ def test_no_source_file_can_run_supplied_code() -> None:
 
 
 def test_the_broker_only_accepts_json() -> None:
-    from worker.celery_app import make_celery
+    from worker.transport import make_celery
 
     for broker in ("redis://127.0.0.1:6379/0", ""):
         conf = make_celery(Settings(broker_url=broker, secret_key="x")).conf

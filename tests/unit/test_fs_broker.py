@@ -7,8 +7,8 @@ from pathlib import Path
 from kombu import Connection
 
 from core.settings import Settings
-from worker.celery_app import make_celery
 from worker.fs_broker import Transport
+from worker.transport import make_celery
 
 
 def test_the_embedded_celery_app_uses_the_atomic_transport_and_round_trips(tmp_path: Path) -> None:

@@ -54,7 +54,7 @@ from worker.integrations import CredentialReader
 
 log = structlog.get_logger("mantle.inference")
 
-Record = Callable[..., bool]  # RunEngine.record_result(run_id, node_id, result, also=None)
+Record = Callable[..., bool]  # worker.engine.record_result, its first three arguments bound
 Resend = Callable[[uuid.UUID, str, float, int], None]  # run, node, sent_at, countdown
 WRITE_EVERY_S = 0.2  # partial text is coalesced to at most one event per request this often
 COMPLETION_WRITE_S = 0.1  # an OpenAI-compatible stream's text is written this often

@@ -13,7 +13,7 @@ import contextlib
 import time
 import uuid
 from datetime import timedelta
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import TYPE_CHECKING
 
 import structlog
@@ -28,9 +28,11 @@ from models.base import utcnow
 from models.db import session_factory, session_scope
 from models.deployments import find_deployment
 from models.runs import NodeRun, Run
-from worker.celery_app import RUNS_QUEUE, celery_app
+from worker.celery_app import celery_app
+from worker.engine import record_result
 from worker.hooks import WaitContext
 from worker.observability import run_logging
+from worker.transport import RUNS_QUEUE
 
 if TYPE_CHECKING:
     from worker.inference.service import InferenceService
@@ -71,13 +73,13 @@ def send_inference(ctx: WaitContext) -> None:
 def service() -> InferenceService:
     """This process's inference service (loads torch; inference workers only)."""
     from worker.inference.service import InferenceService
-    from worker.tasks import engine
+    from worker.tasks import enqueue_advance  # the run queue's tasks (they import this module)
 
     settings = get_settings()
-    runs = engine()
+    sessions = session_factory(settings.resolved_database_url)
 
     def resend_later(run_id: uuid.UUID, node_id: str, sent_at: float, countdown: int) -> None:
-        with session_factory(settings.resolved_database_url)() as session:
+        with sessions() as session:
             found = session.execute(select(Run.org_id, NodeRun.waiting_for)
                                     .join(NodeRun, NodeRun.run_id == Run.id)
                                     .where(Run.id == run_id, NodeRun.node_id == node_id)).one_or_none()
@@ -85,7 +87,8 @@ def service() -> InferenceService:
             model = str(((found[1] or {}).get("payload") or {}).get("model", ""))
             send(settings, run_id, found[0], node_id, model, sent_at=sent_at, countdown=countdown)
 
-    return InferenceService(settings, runs.sessions, runs.record_result, resend=resend_later)
+    record = partial(record_result, sessions, settings.max_value_bytes, enqueue_advance)
+    return InferenceService(settings, sessions, record, resend=resend_later)
 
 
 def start_serving() -> None:
