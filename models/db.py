@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -44,17 +45,47 @@ def make_engine(url: str, *, readonly: bool = False, **kwargs: Any) -> Engine:
             cur.close()
             _load_sqlite_vec(dbapi_conn)
 
-        begin = "BEGIN" if readonly else "BEGIN IMMEDIATE"
+        if readonly:
+            @event.listens_for(engine, "begin")
+            def _sqlite_begin_read(conn: Any) -> None:
+                conn.exec_driver_sql("BEGIN")
+
+            return engine
+        turns = _writer_turns(str(parsed.database))
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
-            conn.exec_driver_sql(begin)
+            info = conn.connection.info
+            if "write_turn" not in info and turns.acquire(timeout=30):
+                info["write_turn"] = True  # given back when the connection returns to the pool
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        def _give_back(record: Any) -> None:
+            if record is not None and record.info.pop("write_turn", None):
+                turns.release()
+
+        event.listen(engine, "checkin", lambda _dbapi_conn, record: _give_back(record))
+        event.listen(engine, "invalidate", lambda _dbapi_conn, record, _exc: _give_back(record))
+        event.listen(engine, "detach", lambda _dbapi_conn, record: _give_back(record))
 
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
     return create_engine(url, **kwargs)
+
+
+@lru_cache
+def _writer_turns(database: str) -> threading.Lock:
+    """The writers of this process to one SQLite file take turns on this lock.
+
+    SQLite lets one writer in at a time and makes the others poll with growing sleeps (up to
+    100 ms each), which is unfair: with fifty requests writing at once a few waited seconds while
+    others went ahead (a p99 of 1.8 s beside a p50 of 0.12 s). Waiting on a lock here queues them
+    instead. Other processes (the workers) still meet SQLite's own polling, and a writer that
+    cannot get its turn in 30 s goes on to that polling, as before, rather than wait forever.
+    """
+    return threading.Lock()
 
 
 def _load_sqlite_vec(dbapi_conn: Any) -> None:
