@@ -52,7 +52,7 @@ compose-tool:
 TEST_PROCS ?= 3
 
 test: lint typecheck browser compose-tool ui-check
-	$(BIN)/pytest -q -n $(TEST_PROCS) --dist loadfile
+	$(BIN)/pytest -q -n $(TEST_PROCS) --dist loadfile --durations=25
 
 # The edit loop: lint, then every test that needs no worker process, deployment or browser.
 check: install
