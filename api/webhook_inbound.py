@@ -39,8 +39,8 @@ from core.crypto import cipher_for
 from core.errors import Conflict, Forbidden, InvalidInputs, NotFound, TooLarge
 from core.settings import Settings
 from models import credentials
-from models.apps import VersionRef, published_version, version_graph
-from models.webhooks import find_by_token
+from models.apps import VersionRef, version_graph
+from models.webhooks import open_token
 from worker.submit import Submitter
 
 log = structlog.get_logger("mantle.webhooks")
@@ -62,11 +62,12 @@ class Target:
 
 def find_target(session: Session, *, token: str, settings: Settings, submitter: Submitter) -> Target:
     """The app a token starts and how its trigger is configured, or the 4xx that says why not."""
-    endpoint = find_by_token(session, token=token)
+    # The endpoint and the version (by id and number only: its graph is read once per process, on
+    # the analysis's miss) in one query.
+    endpoint = open_token(session, token=token)
     if endpoint is None:
         raise NotFound("no webhook at this URL", loc=["path", "token"])
-    # The version by id and number only: its graph is read once per process, on the analysis's miss.
-    version = published_version(session, org_id=endpoint.org_id, app_id=endpoint.app_id)
+    version = endpoint.version
     if version is None:
         raise Conflict("the app has no published version: publish it to receive webhooks", loc=["app"])
     analysis = submitter.analyses.get(version.id, lambda: version_graph(session, version_id=version.id) or {})
@@ -83,7 +84,7 @@ def find_target(session: Session, *, token: str, settings: Settings, submitter: 
             raise Forbidden(f"the webhook's signing secret ({name!r}) is not stored; nothing is accepted "
                             "until it is", loc=SIGNATURE_LOC)
         secret = str(stored["secret"])
-    return Target(endpoint.id, endpoint.org_id, endpoint.app_id, version, block.config, secret)
+    return Target(endpoint.endpoint_id, endpoint.org_id, endpoint.app_id, version, block.config, secret)
 
 
 async def read_body(request: Request, limit: int) -> bytes:

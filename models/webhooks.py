@@ -14,13 +14,16 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 
-from sqlalchemy import ForeignKey, String, delete, select
+from sqlalchemy import ForeignKey, Select, String, and_, bindparam, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from core.errors import Conflict, NotFound
+from models.apps import App, AppVersion, VersionRef
 from models.base import Base, new_id, utcnow
 
 TOKEN_PREFIX = "wh_"
@@ -110,8 +113,34 @@ def get_for_app(session: Session, *, org_id: uuid.UUID, app_id: uuid.UUID) -> We
     return row
 
 
-def find_by_token(session: Session, *, token: str) -> WebhookEndpoint | None:
-    """The endpoint a presented token opens, if any."""
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """What a presented token opens: its endpoint, and the app's latest version (None: none yet)."""
+
+    endpoint_id: uuid.UUID
+    org_id: uuid.UUID
+    app_id: uuid.UUID
+    version: VersionRef | None
+
+
+@cache
+def _opened_statement() -> Select[uuid.UUID, uuid.UUID, uuid.UUID, uuid.UUID | None, int | None]:
+    # Built once: a webhook post is a hot path, and building the statement cost more than running it.
+    latest = and_(AppVersion.app_id == App.id, AppVersion.number == App.latest_version)
+    return (select(WebhookEndpoint.id, WebhookEndpoint.org_id, WebhookEndpoint.app_id, AppVersion.id,
+                   AppVersion.number)
+            .join(App, and_(App.id == WebhookEndpoint.app_id, App.org_id == WebhookEndpoint.org_id))
+            .outerjoin(AppVersion, latest)
+            .where(WebhookEndpoint.digest == bindparam("digest")))
+
+
+def open_token(session: Session, *, token: str) -> Opened | None:
+    """The endpoint a presented token opens and its app's latest version, in one query, if any."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > 100:
         return None
-    return session.scalar(select(WebhookEndpoint).where(WebhookEndpoint.digest == digest(token)))
+    row = session.execute(_opened_statement(), {"digest": digest(token)}).first()
+    if row is None:
+        return None
+    version_id, number = row[3], row[4]
+    version = VersionRef(version_id, number) if version_id is not None and number is not None else None
+    return Opened(row[0], row[1], row[2], version)
