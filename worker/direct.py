@@ -26,13 +26,14 @@ from sqlalchemy.orm import Session
 
 from blocks.base import Execution
 from blocks.registry import Registry
+from builder.analysis_cache import AnalysisCache
 from builder.executor import Executor, RunState, SliceSpent, claimed_node
 from builder.validation import Analysis
 from core.settings import Settings
 from core.statuses import TERMINAL
 from models.base import new_id, utcnow
 from models.runs import NodeRun, Run, RunKind
-from worker.engine import AnalysisCache, Recorder, bounded_outcome, run_graph
+from worker.engine import Recorder, bounded_outcome, run_graph
 
 _RECORDED: WeakKeyDictionary[Run, list[NodeRun]] = WeakKeyDictionary()
 

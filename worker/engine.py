@@ -17,7 +17,6 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -30,6 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from blocks.limits import LimitExceeded, measure
 from blocks.registry import Registry
 from blocks.suspends import TimerWait
+from builder.analysis_cache import AnalysisCache
 from builder.executor import (
     Event,
     Executor,
@@ -46,8 +46,6 @@ from builder.executor import (
     SliceSpent,
     claimed_node,
 )
-from builder.graph import Graph
-from builder.validation import Analysis, analyze
 from core.settings import Settings
 from core.statuses import TERMINAL, NodeStatus, RunStatus
 from governance.graph import govern
@@ -80,30 +78,6 @@ def require_wait_handlers(registry: Registry) -> None:
         raise MissingWaitHandler(
             "no wait handler for these block types' suspend kinds (register one with "
             f"worker.hooks.on_wait): {', '.join(missing)}")
-
-
-class AnalysisCache:
-    """Validated graphs by version id: versions never change, so each is analysed once."""
-
-    def __init__(self, registry: Registry, size: int = 256) -> None:
-        self.registry = registry
-        self.size = size
-        self._items: OrderedDict[object, Analysis] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: object, load: Callable[[], dict[str, Any]]) -> Analysis:
-        """The analysis for `key`, computing it from `load()` on a miss."""
-        with self._lock:
-            hit = self._items.get(key)
-            if hit is not None:
-                self._items.move_to_end(key)
-                return hit
-        analysis = analyze(Graph.model_validate(load()), self.registry)
-        with self._lock:
-            self._items[key] = analysis
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
-        return analysis
 
 
 def bounded_outcome(outcome: Event, limit: int) -> Event:

@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from blocks.registry import Registry
+from builder.analysis_cache import AnalysisCache
 from builder.composition import pin_interfaces
 from builder.graph import Graph
 from builder.node_test import accept_inputs, find_node, node_test_graph, testable_block
@@ -39,7 +40,7 @@ from models.runs import (
 )
 from worker.composition import Directory
 from worker.direct import DirectRunner
-from worker.engine import AnalysisCache, run_graph
+from worker.engine import run_graph
 from worker.transport import make_celery, send_advance
 
 log = structlog.get_logger("mantle.submit")

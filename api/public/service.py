@@ -18,6 +18,7 @@ from blocks.fields import FieldSpec
 from blocks.output import OutputBlock
 from blocks.trigger_api import ApiTriggerBlock
 from blocks.webapp_input import FormField, WebAppInputBlock
+from builder.analysis_cache import AnalysisCache
 from builder.validation import Analysis
 from core.errors import Gone, NotFound, RateLimited
 from models import apps as app_store
@@ -25,7 +26,6 @@ from models.apps import App, AppVersion
 from models.runs import NodeRun, Run, node_runs
 from models.shares import Limit, Share, count_usage, find_by_slug, over_limit
 from worker.direct import recorded_nodes
-from worker.engine import AnalysisCache
 
 SLUG = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 TRIGGER = "webapp"
