@@ -20,6 +20,7 @@ other, from its start.
 from __future__ import annotations
 
 import time
+from typing import Any
 from weakref import WeakKeyDictionary
 
 from sqlalchemy.orm import Session
@@ -35,12 +36,15 @@ from models.base import new_id, utcnow
 from models.runs import NodeRun, Run, RunKind
 from worker.engine import Recorder, bounded_outcome, run_graph
 
-_RECORDED: WeakKeyDictionary[Run, list[NodeRun]] = WeakKeyDictionary()
+# The values each direct run's node runs were inserted with, by run, while its object lives.
+_RECORDED: WeakKeyDictionary[Run, list[dict[str, Any]]] = WeakKeyDictionary()
 
 
 def recorded_nodes(run: Run) -> list[NodeRun] | None:
-    """The node runs a direct run was inserted with (detached copies); None for any other run."""
-    return _RECORDED.get(run)
+    """The node runs a direct run was inserted with (detached copies); None for any other run.
+    Built only when asked for: a webhook's answer needs the run's outputs, not its trace."""
+    values = _RECORDED.get(run)
+    return None if values is None else [NodeRun(reused=False, **row) for row in values]
 
 
 def all_pure(analysis: Analysis) -> bool:
@@ -76,7 +80,7 @@ class DirectRunner:
         if not self._run(executor, state, recorder, min(within_s, self.settings.pure_step_s)):
             return None
         # Kept to answer with: the caller's trace needs no second read of what was just written.
-        _RECORDED[run] = [NodeRun(reused=False, **values) for values in recorder.new_node_rows()]
+        _RECORDED[run] = recorder.new_node_rows()
         recorder.save_new_run(state)
         return recorder
 

@@ -202,8 +202,9 @@ class Recorder:
         # As the other new rows, through Core: the unit of work's flush of this one object cost as
         # much CPU as running the nodes. The object stays outside the session, complete.
         run = self.run
-        values = {c.name: getattr(run, c.name) for c in _RUNS.columns if getattr(run, c.name) is not None}
-        self.session.execute(insert(_RUNS), values)
+        values = {c.name: getattr(run, c.name) for c in _RUNS.columns}
+        # Unset columns are left out, so the table's defaults fill them as the unit of work would.
+        self.session.execute(insert(_RUNS), {k: v for k, v in values.items() if v is not None})
         self._insert_new_rows()
 
     def set_run(self, state: RunState, wake_at: datetime | None) -> None:
