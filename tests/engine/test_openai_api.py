@@ -138,21 +138,22 @@ def test_stop_sequences_and_max_tokens_end_the_answer(served: Served) -> None:
 
 
 def test_concurrent_requests_are_all_answered(served: Served) -> None:
-    answers: list[str] = []
+    answers: list[str | None] = []
     # Eight at once share one inference worker with the rest of a busy suite: allow them time.
     patient = served.client_for(served.key, max_retries=0, timeout=300)
 
     def ask(n: int) -> None:
         question: list[ChatCompletionMessageParam] = [{"role": "user", "content": f"Question {n}"}]
         found = patient.chat.completions.create(model="tiny", messages=question, max_tokens=8)
-        answers.append(found.choices[0].message.content or "")
+        # The tiny random model may stop at its first token: an empty message is still an answer.
+        answers.append(found.choices[0].finish_reason)
 
     threads = [threading.Thread(target=ask, args=(n,)) for n in range(8)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert len(answers) == 8 and all(answers)
+    assert len(answers) == 8 and set(answers) <= {"stop", "length"}, answers
 
 
 def test_bad_key_unknown_model_and_bad_input_get_openai_errors(served: Served) -> None:
