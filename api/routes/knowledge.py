@@ -317,10 +317,13 @@ def delete_document(kb_id: uuid.UUID, document_id: uuid.UUID, principal: Builder
 def _events(request: Request, kb_id: uuid.UUID, document_id: uuid.UUID | None, after: int) -> Batch:
     """The ingestion events after `after`; the stream ends when nothing is left to ingest."""
     with request.app.state.read_sessions() as session:
+        # what is left is counted before the events are read, so that a document finishing between
+        # the two reads cannot end the stream before its last event was sent
+        idle = store.pending(session, kb_id=kb_id, document_id=document_id) == 0
         events = store.events_after(session, kb_id=kb_id, after=after, document_id=document_id)
         messages = [Message(e.id, e.status, {"id": e.id, "type": e.status, "document_id": str(e.document_id),
                                              "at": e.at.isoformat(), "data": e.data}) for e in events]
-        ended = not messages and store.pending(session, kb_id=kb_id, document_id=document_id) == 0
+        ended = not messages and idle
         return Batch(messages, messages[-1].id if messages else after, ended)
 
 

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
@@ -228,14 +229,18 @@ def cancel_run(run_id: uuid.UUID, request: Request, principal: Builder, session:
 
 
 def _events(request: Request, run_id: uuid.UUID, after: int) -> Batch:
-    """Every event of the run's log after `after`, as it was recorded."""
+    """Every event of the run's log after `after`, as it was recorded.
+
+    The run's status is read before its events: a run that ends between the two reads must not
+    end the stream before its last events were read (each statement sees what was committed when
+    it began, and a run's events are committed with or before its final status)."""
     with request.app.state.read_sessions() as session:
+        status = session.scalar(select(run_store.Run.status).where(run_store.Run.id == run_id))
         events = run_store.events_after(session, run_id=run_id, after=after)
         messages = [Message(e.id, e.type, {"id": e.id, "type": e.type, "node_id": e.node_id,
                                            "at": e.at.isoformat(), "data": e.data}, e.type == "run_finished")
                     for e in events]
-        run = session.get(run_store.Run, run_id)
-        ended = run is None or RunStatus(run.status) in TERMINAL
+        ended = status is None or RunStatus(status) in TERMINAL
         return Batch(messages, messages[-1].id if messages else after, ended)
 
 
