@@ -17,6 +17,8 @@ from markdown_it import MarkdownIt
 from pypdf import PdfReader
 from pypdf.errors import PyPdfError
 
+from core.storable import storable_text
+
 FORMATS = ("text", "markdown", "html", "pdf")
 SECTION_SEP = " › "
 _EXTENSIONS = {".txt": "text", ".text": "text", ".md": "markdown", ".markdown": "markdown",
@@ -53,7 +55,13 @@ def detect_format(filename: str, content_type: str | None, content: bytes) -> st
 
 
 def parse(content: bytes, fmt: str) -> list[Section]:
-    """The sections of a document of format `fmt`; raises ParseError."""
+    """The sections of a document of format `fmt`, in text a database can store (a NUL byte in a
+    text file, or one a PDF's font maps a glyph to, is dropped); raises ParseError."""
+    sections = (Section(storable_text(s.title), storable_text(s.text), s.page) for s in _parse(content, fmt))
+    return [s for s in sections if s.text.strip()]
+
+
+def _parse(content: bytes, fmt: str) -> list[Section]:
     if fmt == "pdf":
         return _pdf(content)
     try:

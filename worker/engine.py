@@ -14,11 +14,13 @@ like an impure one and finished outside the transaction, within its own `pure_ti
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -48,12 +50,13 @@ from builder.executor import (
 )
 from core.settings import Settings
 from core.statuses import TERMINAL, NodeStatus, RunStatus
+from core.storable import dumped_is_storable, storable, storable_text
 from governance.graph import govern
 from models import policies as policy_store
 from models.apps import AppVersion
 from models.base import Base, new_id, utcnow
 from models.db import session_scope
-from models.runs import NodeRun, Run, RunEvent, RunKind, json_size, store_result, waiting_node, wake_parent
+from models.runs import NodeRun, Run, RunEvent, RunKind, store_result, waiting_node, wake_parent
 from worker.composition import KINDS, Composer, StepWork
 from worker.hooks import WaitContext, handled_kinds, missing_handlers, wait_handler
 from worker.observability import CHILD_RUNS, StepMetrics, bind_run
@@ -81,17 +84,23 @@ def require_wait_handlers(registry: Registry) -> None:
 
 
 def bounded_outcome(outcome: Event, limit: int) -> Event:
-    """Refuse outputs over the size limit: the node fails, the process stays healthy."""
+    """Refuse outputs over the size limit: the node fails, the process stays healthy. Outputs
+    holding text no database stores (a NUL from an HTTP body, say) are made storable, so the
+    node's record is written instead of failing (see `core/storable.py`)."""
     if isinstance(outcome, NodeSucceeded):
         try:  # first without serialising: a value can share its parts and print astronomically
             measure(outcome.outputs, 4 * limit, what="the outputs")
         except LimitExceeded as exc:
             return NodeFailed(outcome.at, outcome.node_id, error_type="too_large",
                               error=f"{exc.message}; the limit is {limit} bytes")
-        size = json_size(outcome.outputs)
-        if size > limit:
+        dumped = json.dumps(outcome.outputs, separators=(",", ":"), default=str)
+        if len(dumped) > limit:
             return NodeFailed(outcome.at, outcome.node_id, error_type="too_large",
-                              error=f"outputs are {size} bytes; the limit is {limit}")
+                              error=f"outputs are {len(dumped)} bytes; the limit is {limit}")
+        if not dumped_is_storable(dumped):
+            return replace(outcome, outputs=storable(outcome.outputs))
+    elif isinstance(outcome, NodeFailed) and outcome.error != (error := storable_text(outcome.error)):
+        return replace(outcome, error=error)  # a message may quote what the block met
     return outcome
 
 

@@ -160,6 +160,26 @@ def test_a_node_over_its_timeout_fails_the_run(stack: Stack, tmp_path: Path) -> 
 # -- deferred nodes -----------------------------------------------------------------------------
 
 
+def test_text_no_database_stores_is_made_storable_and_the_run_still_succeeds(stack: Stack) -> None:
+    # A template (or an HTTP body, or a model) can produce a NUL or a lone surrogate, which
+    # PostgreSQL refuses; the node's record is written with the NUL dropped and the surrogate
+    # replaced, on the queued path and on the direct one alike.
+    app_id = stack.publish({
+        "nodes": [node("in", "trigger.api", fields=[{"name": "text"}]),
+                  node("t", "text.template", template='{{ text }}|{{ "\\x00" }}|{{ "\\ud800" }}|😀'),
+                  node("out", "output")],
+        "edges": [edge("in", "text", "t", "text"), edge("t", "text", "out", "text")],
+    }, name="unstorable")
+
+    queued = run_and_wait(stack, app_id, {"text": "a"})
+    direct = stack.run(app_id, {"text": "b"}, wait=10)
+
+    assert queued["status"] == "succeeded" and queued["outputs"] == {"text": "a||\ufffd|😀"}, queued
+    assert direct["status"] == "succeeded" and direct["outputs"] == {"text": "b||\ufffd|😀"}, direct
+    made = next(n for n in queued["trace"] if n["node_id"] == "t")
+    assert made["outputs"] == {"text": "a||\ufffd|😀"}
+
+
 def test_flow_wait_parks_the_run_as_waiting_then_finishes_it(stack: Stack) -> None:
     app_id = stack.publish({
         "nodes": [node("in", "trigger.api", fields=[{"name": "text"}]),

@@ -27,6 +27,7 @@ import openai
 
 from blocks.net_guard import GuardedTransport, NetGuard, Refused
 from core import url_scope
+from core.storable import storable_text
 from inference.deployments import Deployment
 
 MAX_STOPS = 4  # what OpenAI's API accepts
@@ -117,9 +118,10 @@ def call(deployment: Deployment, payload: Mapping[str, Any], *, guard: NetGuard,
                 for choice in chunk.choices:
                     if choice.delta is not None and choice.delta.content:
                         first = first if first is not None else time.monotonic()
-                        parts.append(choice.delta.content)
+                        piece = storable_text(choice.delta.content)  # a NUL would fail every write
+                        parts.append(piece)
                         pieces += 1
-                        on_text(choice.delta.content, pieces)
+                        on_text(piece, pieces)
                     if choice.finish_reason:
                         finish = choice.finish_reason
                 if stopped():

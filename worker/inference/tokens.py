@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from core.storable import storable_text
+
 
 class Tokenizer:
     """Wraps a Transformers tokenizer (and the model's end-of-sequence tokens)."""
@@ -50,5 +52,6 @@ class Tokenizer:
         return list(self.hf(text, add_special_tokens=False)["input_ids"])
 
     def decode(self, ids: list[int]) -> str:
-        """Text of generated ids (special tokens left out)."""
-        return str(self.hf.decode(ids, skip_special_tokens=True))
+        """Text of generated ids (special tokens left out), storable: a model may emit byte 0,
+        which no database column takes (see `core/storable.py`)."""
+        return storable_text(str(self.hf.decode(ids, skip_special_tokens=True)))
