@@ -208,15 +208,16 @@ def grant_access(slug: str, body: AccessRequest, request: Request) -> Response:
 def _feed(request: Request, run_id: uuid.UUID, total: int, sent: dict[str, Any], after: int) -> Batch:
     """The visitor's view each time the run's log grows; `sent` remembers the last one sent."""
     with request.app.state.read_sessions() as session:
-        # the run before its events: one that ends between the two reads is then seen running,
-        # and read again, instead of ending the feed before its last events were read
+        # The run before its events: one that ends between the two reads is seen running, and
+        # read again. An ended run always gets its `finished` message, even when no event came
+        # since the last view (its last events may have been read while it still looked running).
         run = session.get(Run, run_id)
         events = events_after(session, run_id=run_id, after=after)
         if run is None:
             return Batch([], after, True)
         cursor, ended = (events[-1].id if events else after), run.status in ENDED
-        if not events and sent:
-            return Batch([], cursor, ended)
+        if not events and sent and not ended:
+            return Batch([], cursor, False)
         view = public_view(session, run, total)
     messages = []
     # The model's text as it is produced; the final outputs replace it when the run ends.
