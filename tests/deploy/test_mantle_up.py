@@ -24,6 +24,7 @@ import subprocess
 import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
@@ -115,7 +116,11 @@ class Up:
             return answer.status_code == 200 or "run_worker" not in [
                 item["loc"][0] for item in answer.json()["detail"]]
 
-        wait_until(ready, START_S, "the run worker ready")
+        try:
+            wait_until(ready, START_S, "the run worker ready")
+        except AssertionError as exc:
+            last = self.readiness()
+            raise AssertionError(f"{exc}: {last.text if last else 'no answer'}\n{self.log()}") from None
 
     def key(self) -> str:
         """The API key it printed."""
@@ -250,8 +255,15 @@ def test_elsewhere_logs_are_json_lines_and_sigterm_stops_everything(tmp_path: Pa
             "url": routed.json()["webhook_url"], "from": PHONE, "to": NUMBER,
             "body": "Hi! My email is ada@example.com. What can you help me with?"})
         assert texted.status_code == 200 and texted.json()["status_code"] == 200, texted.text
-        replies = wait_until(lambda: [m for m in httpx.get(f"{sim.url}/sim/messages", params={"to": PHONE})
-                                      .json()["messages"] if m["direction"] != "inbound"], 120, "a reply")
+
+        def sent() -> list[dict[str, Any]]:
+            found = httpx.get(f"{sim.url}/sim/messages", params={"to": PHONE}).json()["messages"]
+            return [m for m in found if m["direction"] != "inbound"]
+
+        try:
+            replies = wait_until(sent, 120, "a reply")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{up.log()}") from None
         [run] = api.get(f"/v1/apps/{up.app_id('SMS assistant')}/runs").json()["items"]
         trace = {n["node_id"]: n for n in api.get(f"/v1/runs/{run['id']}").json()["trace"]}
         stop_and_expect_no_process_left(up, signal.SIGTERM)
