@@ -275,7 +275,8 @@ def _serve_worker_health(port: int, serves_models: bool, warmed: threading.Event
     from worker.probes import Probe, broker_probe, database_probe
 
     probes: dict[str, Probe] = {
-        "database": database_probe(session_factory(get_settings().resolved_database_url)),
+        # read-only: a probe takes no writer's turn and, on SQLite, no write lock
+        "database": database_probe(session_factory(get_settings().resolved_database_url, readonly=True)),
         "broker": broker_probe(celery_app)}
     if serves_models:
         from worker.inference.tasks import pinned_models_probe

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -53,17 +54,20 @@ def make_engine(url: str, *, readonly: bool = False, **kwargs: Any) -> Engine:
                 conn.exec_driver_sql("BEGIN")
 
             return engine
-        turns = _writer_turns(str(parsed.database))
+        database = str(parsed.database)
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
             info = conn.connection.info
-            if "write_turn" not in info and turns.acquire(timeout=30):
-                info["write_turn"] = True  # given back when the connection returns to the pool
+            if "write_turn" not in info:
+                turns = _writer_turns(database)  # looked up each time: a forked child gets its own
+                if turns.acquire(timeout=30):
+                    info["write_turn"] = turns  # given back when the connection returns to the pool
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         def _give_back(record: Any) -> None:
-            if record is not None and record.info.pop("write_turn", None):
+            turns = record.info.pop("write_turn", None) if record is not None else None
+            if turns is not None:
                 turns.release()
 
         event.listen(engine, "checkin", lambda _dbapi_conn, record: _give_back(record))
@@ -114,7 +118,10 @@ def _ping_when_idle(engine: Engine) -> None:
             raise
 
 
-@lru_cache
+_TURNS: dict[str, threading.Lock] = {}
+_TURNS_LOCK = threading.Lock()
+
+
 def _writer_turns(database: str) -> threading.Lock:
     """The writers of this process to one SQLite file take turns on this lock.
 
@@ -124,7 +131,8 @@ def _writer_turns(database: str) -> threading.Lock:
     instead. Other processes (the workers) still meet SQLite's own polling, and a writer that
     cannot get its turn in 30 s goes on to that polling, as before, rather than wait forever.
     """
-    return threading.Lock()
+    with _TURNS_LOCK:
+        return _TURNS.setdefault(database, threading.Lock())
 
 
 def _load_sqlite_vec(dbapi_conn: Any) -> None:
@@ -137,9 +145,66 @@ def _load_sqlite_vec(dbapi_conn: Any) -> None:
         pass
 
 
+# The engines behind the process-wide session factories.
+_ENGINES: list[Engine] = []
+
+
 @lru_cache
 def _factory(url: str, readonly: bool) -> sessionmaker[Session]:
-    return sessionmaker(make_engine(url, readonly=readonly), expire_on_commit=False)
+    engine = make_engine(url, readonly=readonly)
+    _ENGINES.append(engine)
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+# Pools a forked child inherited, kept so that their connections are never closed (or collected)
+# there: they are the parent's.
+_INHERITED: list[Any] = []
+
+
+def _forget_inherited() -> None:
+    """In a forked child (a prefork worker process): fresh pools and fresh writer turns.
+
+    A child gets copies of the parent's pooled connections and locks in whatever state they were
+    in at the fork. A connection the parent was using at that moment (a worker's health probe,
+    say) may carry SQLite's mutex locked, so the child's first use of it can hang for good; a
+    writer turn taken then is never given back in the child, so each of its writes waited 30 s
+    for it. A CI run once saw a run worker leave its queue untouched for minutes. SQLAlchemy's
+    advice for `os.fork()` is `dispose(close=False)`, which replaces the pool without touching the
+    parent's connections; those are kept referenced so that nothing closes them from here.
+    """
+    global _TURNS_LOCK, _FORK_GUARD
+    _FORK_GUARD = threading.RLock()
+    _TURNS_LOCK = threading.Lock()
+    _TURNS.clear()
+    for engine in _ENGINES:
+        _INHERITED.append(engine.pool)
+        engine.dispose(close=False)
+
+
+# Held while a thread uses the database in a process that forks (a prefork worker's health probe):
+# `os.fork()` waits for it, so no child is forked in the middle of that use. SQLite keeps its
+# locks' bookkeeping per process, and a child forked while a connection of its parent held a lock
+# can wait on that lock forever, even on connections of its own (tests/unit/test_fork_safety.py).
+_FORK_GUARD = threading.RLock()
+
+
+@contextmanager
+def no_fork_meanwhile() -> Iterator[None]:
+    """Hold off `os.fork()` in this process until the body is done."""
+    with _FORK_GUARD:
+        yield
+
+
+def _before_fork() -> None:
+    _FORK_GUARD.acquire()
+
+
+def _after_fork_in_parent() -> None:
+    _FORK_GUARD.release()
+
+
+os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
+                    after_in_child=_forget_inherited)
 
 
 def session_factory(url: str, *, readonly: bool = False) -> sessionmaker[Session]:

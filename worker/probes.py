@@ -15,6 +15,8 @@ import structlog
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from models.db import no_fork_meanwhile
+
 log = structlog.get_logger("mantle.probes")
 
 Probe = Callable[[], str | None]
@@ -28,8 +30,8 @@ def _reason(exc: BaseException) -> str:
 def database_probe(sessions: sessionmaker[Session]) -> Probe:
     """A probe that runs `SELECT 1` through `sessions`."""
     def probe() -> str | None:
-        try:
-            with sessions() as session:
+        try:  # never half-done in a child forked meanwhile (see models/db.py)
+            with no_fork_meanwhile(), sessions() as session:
                 session.execute(text("SELECT 1"))
         except Exception as exc:  # any failure means unreachable; say how
             return f"database unreachable: {_reason(exc)}"
