@@ -222,3 +222,21 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+@contextmanager
+def pipelined(session: Session) -> Iterator[None]:
+    """Send the body's statements to PostgreSQL in one round trip (psycopg's pipeline mode).
+
+    For statements whose results nobody reads before the body ends (inserts, notifications):
+    they are queued and sent together when it ends, where any error is raised. On SQLite, which
+    has no round trips, the body runs as it is. The session's pending changes are flushed first,
+    outside the pipeline, so the unit of work's checks of its UPDATEs' row counts see them.
+    """
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        yield
+        return
+    session.flush()
+    with connection.connection.driver_connection.pipeline():
+        yield

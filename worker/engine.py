@@ -55,7 +55,7 @@ from governance.graph import govern
 from models import policies as policy_store
 from models.apps import AppVersion
 from models.base import Base, new_id, utcnow
-from models.db import session_scope
+from models.db import pipelined, session_scope
 from models.runs import NodeRun, Run, RunEvent, RunKind, store_result, waiting_node, wake_parent
 from worker.composition import KINDS, Composer, StepWork
 from worker.hooks import WaitContext, handled_kinds, missing_handlers, wait_handler
@@ -108,6 +108,11 @@ def bounded_outcome(outcome: Event, limit: int) -> Event:
 _RUNS = Base.metadata.tables[Run.__tablename__]
 _NODE_RUNS = Base.metadata.tables[NodeRun.__tablename__]
 _RUN_EVENTS = Base.metadata.tables[RunEvent.__tablename__]
+# Inline: nothing generated is read back (not even an event's serial id when a step has one event),
+# so the inserts can be sent without waiting for their results (`models.db.pipelined`).
+_INSERT_RUN = insert(_RUNS).inline()
+_INSERT_NODE_RUNS = insert(_NODE_RUNS).inline()
+_INSERT_EVENTS = insert(_RUN_EVENTS).inline()
 
 
 def state_of(run: Run, rows: dict[str, NodeRun]) -> RunState:
@@ -189,20 +194,21 @@ class Recorder:
     def _insert_new_rows(self) -> None:
         """Write the step's new node runs, then its events in the order they happened."""
         if self._new_nodes:
-            self.session.execute(insert(_NODE_RUNS), list(self._new_nodes.values()))
+            self.session.execute(_INSERT_NODE_RUNS, list(self._new_nodes.values()))
             self._new_nodes.clear()
         if self._events:
-            self.session.execute(insert(_RUN_EVENTS), self._events)
+            self.session.execute(_INSERT_EVENTS, self._events)
             self._events = []
 
     def save_run(self, state: RunState, wake_at: datetime | None) -> None:
         """Write the run's own status, outputs and timing, and every row the step recorded."""
         self.set_run(state, wake_at)
-        self._insert_new_rows()
-        if self.session.get_bind().dialect.name == "postgresql":
-            # Delivered at commit, exactly when the change becomes visible (see api/watch.py).
-            self.session.execute(text("SELECT pg_notify('mantle_runs', :run)"),
-                                 {"run": f"{self.run.id} {self.run.status}"})
+        with pipelined(self.session):  # the run's update first, then the rest in one round trip
+            self._insert_new_rows()
+            if self.session.get_bind().dialect.name == "postgresql":
+                # Delivered at commit, exactly when the change becomes visible (see api/watch.py).
+                self.session.execute(text("SELECT pg_notify('mantle_runs', :run)"),
+                                     {"run": f"{self.run.id} {self.run.status}"})
 
     def save_new_run(self, state: RunState) -> None:
         """Insert a run executed from start to end in this session (`worker/direct.py`): the run row
@@ -213,8 +219,9 @@ class Recorder:
         run = self.run
         values = {c.name: getattr(run, c.name) for c in _RUNS.columns}
         # Unset columns are left out, so the table's defaults fill them as the unit of work would.
-        self.session.execute(insert(_RUNS), {k: v for k, v in values.items() if v is not None})
-        self._insert_new_rows()
+        with pipelined(self.session):  # three statements, one round trip
+            self.session.execute(_INSERT_RUN, {k: v for k, v in values.items() if v is not None})
+            self._insert_new_rows()
 
     def set_run(self, state: RunState, wake_at: datetime | None) -> None:
         """Copy the run's status, outputs and timing to its row."""
