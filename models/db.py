@@ -238,5 +238,6 @@ def pipelined(session: Session) -> Iterator[None]:
         yield
         return
     session.flush()
-    with connection.connection.driver_connection.pipeline():
+    driver: Any = connection.connection.driver_connection  # a psycopg.Connection
+    with driver.pipeline():
         yield
