@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 from starlette.routing import Route
 
-from api import errors, public
+from api import errors, public, threads
 from api.json_guard import JsonText
 from api.key_cache import KeyCache
 from api.mcp_api.endpoint import McpEndpoint
@@ -70,6 +70,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         to_thread.current_default_thread_limiter().total_tokens = settings.api_threads
+        threads.install(app.state, settings.api_run_threads)
         await watcher.start()
         if warm:
             await run_in_threadpool(warm_up, app)

@@ -51,6 +51,19 @@ def tree(root: int) -> Selector:
     return lambda table: [pid for pid, (parent, _, _) in table.items() if pid == root or parent == root]
 
 
+def named(name: str) -> Selector:
+    """The processes whose command name is `name` (a server's processes: `postgres`, `redis-server`)."""
+    def select(table: dict[int, tuple[int, int, float]]) -> list[int]:
+        found = []
+        for pid in table:
+            with contextlib.suppress(OSError):
+                if Path(f"/proc/{pid}/comm").read_text().strip() == name:
+                    found.append(pid)
+        return found
+
+    return select
+
+
 def machine_busy_seconds() -> float:
     """CPU seconds the whole machine has spent not idle since boot (all cores)."""
     fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]

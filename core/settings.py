@@ -97,8 +97,12 @@ class Settings(BaseSettings):
     pure_timeout_s: float = Field(default=10.0, gt=0, le=600, description=(
         "The most a pure block, or the start of a deferred one, may run; it then fails."))
     api_threads: int = Field(default=40, ge=2, le=400, description=(
-        "Threads an API process runs its database work in (and pure runs: worker/direct.py). More "
-        "than the work needs only adds switching between them."))
+        "Threads an API process runs its blocking work in (reads, polls, sync routes), run starts "
+        "excepted (`api_run_threads`)."))
+    api_run_threads: int = Field(default=8, ge=1, le=400, description=(
+        "Threads an API process starts runs in (and runs pure apps in: worker/direct.py); more "
+        "requests wait their turn. More than the cores can keep busy only adds switching between "
+        "them (api/threads.py)."))
 
     # Run retention (policies per organization and app: `/v1/org/retention`, models/retention.py).
     retention_interval_s: float = Field(default=300.0, gt=0, le=86400, description=(

@@ -34,6 +34,7 @@ from starlette.datastructures import State
 from starlette.requests import Request
 
 from api.deps import Principal
+from api.threads import starting_run
 from api.watch import RunWatcher
 from core.errors import InvalidInputs, MantleError
 from core.statuses import TERMINAL, NodeStatus, RunStatus
@@ -103,7 +104,7 @@ async def call_tool(ctx: Context, params: types.CallToolRequestParams) -> types.
     principal, state = _caller(ctx)
     try:
         arguments = dict(params.arguments or {})
-        run_id = await run_in_threadpool(_start, state, principal.org_id, params.name, arguments)
+        run_id = await starting_run(state, _start, state, principal.org_id, params.name, arguments)
     except UnknownTool:
         TOOL_CALLS.labels("unknown").inc()
         raise MCPError(types.INVALID_PARAMS, f"unknown tool {params.name!r}") from None

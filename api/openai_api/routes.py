@@ -36,6 +36,7 @@ from api.openai_api.schemas import (
     ModelList,
     Usage,
 )
+from api.threads import starting_run
 from api.watch import RunWatcher
 from core.errors import MantleError
 from core.settings import Settings
@@ -199,7 +200,7 @@ async def _changes(request: Request, started: Started) -> AsyncIterator[Snapshot
 async def chat_completions(body: ChatRequest, principal: Builder, request: Request,
                            idempotency_key: IdempotencyKey = None, hops: Hops = 0) -> Response:
     """Generate the assistant's next message with one of the organization's deployments."""
-    started = await run_in_threadpool(_start, request, principal, body, idempotency_key, hops)
+    started = await starting_run(request.app.state, _start, request, principal, body, idempotency_key, hops)
     if body.stream:
         usage = bool(body.stream_options and body.stream_options.include_usage)
         return StreamingResponse(_stream(request, started, usage), media_type="text/event-stream",

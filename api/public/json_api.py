@@ -30,6 +30,7 @@ from api.public.service import ENDED, TRIGGER, Shared, bound_run, check_limits, 
 from api.public.service import resolve as resolve_share
 from api.schemas import Request as Body
 from api.streams import Batch, Message, follow_run, wait_until_ended
+from api.threads import starting_run
 from core.errors import NotFound
 from models.base import utcnow
 from models.db import session_scope
@@ -162,7 +163,7 @@ STARTED: dict[int | str, dict[str, Any]] = {
 async def start_run(slug: str, body: RunRequest, request: Request, response: Response, wait: Wait = 0
                     ) -> PublicRun:
     """Start a run of the shared app: 202 with a token to follow it, or 200 if it ends within `wait`."""
-    started = await run_in_threadpool(_start, request, slug, body, wait)
+    started = await starting_run(request.app.state, _start, request, slug, body, wait)
     if wait > 0 and started.status not in ENDED:
         await wait_until_ended(request, started.run_id, wait)
         _, started = await run_in_threadpool(_view, request, slug, started.run_id, started.token)

@@ -19,6 +19,7 @@ from api.errors import PRUNED_RESPONSES
 from api.idempotency import NOT_BLANK
 from api.schemas import NodeTestStart, PageOf, RunGraph, RunRead, RunStart, RunSummary
 from api.streams import Batch, Message, follow_run, wait_until_ended
+from api.threads import starting_run
 from api.trace import run_read
 from core.statuses import TERMINAL, RunStatus
 from models import apps as app_store
@@ -84,7 +85,7 @@ async def _start(request: Request, response: Response, principal: Principal, app
 async def _answer(request: Request, response: Response, principal: Principal, make: Make,
                   wait: float) -> RunRead:
     """Create the run, wait for its end up to `wait` seconds; 200 if it ended, else 202."""
-    run_id, read = await run_in_threadpool(_create, request, make, wait)
+    run_id, read = await starting_run(request.app.state, _create, request, make, wait)
     if wait > 0 and (read is None or read.status not in TERMINAL):
         await wait_until_ended(request, run_id, wait)
     if read is None:

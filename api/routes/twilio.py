@@ -21,6 +21,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 
 from api.sms_inbound import SID, Received, receive
 from api.streams import wait_until_ended
+from api.threads import starting_run
 from api.twilio_auth import SIGNATURE_HEADER, check_signature, public_url
 from core.crypto import cipher_for
 from core.errors import Forbidden, InvalidInputs, MantleError
@@ -85,8 +86,8 @@ async def inbound_sms(target: Annotated[str, Path(max_length=64, description="Ro
     """Twilio's "a message comes in" webhook for a routed number (signed, form-encoded)."""
     form = await _form(request)
     url = public_url(request, request.app.state.settings)
-    received = await run_in_threadpool(_receive, request, target, form, url,
-                                       request.headers.get(SIGNATURE_HEADER))
+    received = await starting_run(request.app.state, _receive, request, target, form, url,
+                                  request.headers.get(SIGNATURE_HEADER))
     if received.replies is not None or received.inbound_id is None:
         return twiml(received.replies or [])
     if received.run_id is not None:

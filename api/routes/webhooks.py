@@ -26,6 +26,7 @@ from api.errors import ErrorBody
 from api.idempotency import NOT_BLANK
 from api.schemas import Read
 from api.streams import wait_until_ended
+from api.threads import starting_run
 from api.webhook_inbound import Target, check_signature, find_target, parse_body, read_body
 from blocks.trigger_webhook import SIGNATURE_HEADER, Signature
 from core.errors import Forbidden
@@ -171,7 +172,8 @@ async def receive_webhook(
     # The body first (bounded), then everything else in one trip to the threadpool and one
     # transaction: a post costs one database session, and a pure app's run ends inside it.
     body = await read_body(request, request.app.state.settings.max_input_bytes)
-    target, run_id, ended = await run_in_threadpool(_receive, request, token, body, idempotency_key)
+    target, run_id, ended = await starting_run(request.app.state, _receive, request, token, body,
+                                               idempotency_key)
     if ended is None:
         if target.config.respond == "output":
             await wait_until_ended(request, run_id, target.config.wait_s)
