@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from fastapi.testclient import TestClient
 
+from api.main import create_app
 from tests.engine.blocks import executions
 from tests.engine.conftest import Stack
 from tests.factories import edge, greeter_graph, node
@@ -128,3 +132,27 @@ def test_a_webhook_that_responds_with_the_output_is_answered_by_the_api(stack: S
     assert answer.status_code == 200, answer.text
     assert answer.json()["status"] == "succeeded"
     assert answer.json()["outputs"] == {"text": "Hello bench!"}
+
+
+def test_run_starts_take_turns_on_their_threads_and_reads_never_wait_for_them(stack: Stack) -> None:
+    """With one run-start thread (`MANTLE_API_RUN_THREADS`), two slow pure runs started at once
+    run one after the other, while a read answers at once: reads have their own threads."""
+    slow = stack.publish(through("test.pause", seconds=1.5), name="slow pure, in the slice")
+    settings = stack.settings.model_copy(update={"api_run_threads": 1, "pure_step_s": 10.0})
+    headers = dict(stack.client.headers)
+    with TestClient(create_app(settings), headers=headers) as client, ThreadPoolExecutor(2) as pool:
+        starts = [pool.submit(client.post, f"/v1/apps/{slow}/runs", params={"wait": 30},
+                              json={"inputs": {"text": name}}) for name in ("first", "second")]
+        read = client.get("/v1/apps")
+        both_running = not any(start.done() for start in starts)
+        answers = [start.result(timeout=60) for start in starts]
+
+    assert read.status_code == 200 and both_running  # the read did not wait behind them
+    runs = sorted((a.json() for a in answers), key=lambda run: at(run["created_at"]))
+    assert [a.status_code for a in answers] == [200, 200]
+    assert all(run["status"] == "succeeded" for run in runs)
+    assert at(runs[1]["created_at"]) >= at(runs[0]["finished_at"])  # one after the other
+
+
+def at(stamp: str) -> datetime:
+    return datetime.fromisoformat(stamp)
