@@ -137,13 +137,16 @@ def test_a_webhook_that_responds_with_the_output_is_answered_by_the_api(stack: S
 def test_run_starts_take_turns_on_their_threads_and_reads_never_wait_for_them(stack: Stack) -> None:
     """With one run-start thread (`MANTLE_API_RUN_THREADS`), two slow pure runs started at once
     run one after the other, while a read answers at once: reads have their own threads."""
-    slow = stack.publish(through("test.pause", seconds=1.5), name="slow pure, in the slice")
+    slow = stack.publish(through("test.pause", seconds=2.5), name="slow pure, in the slice")
+    earlier = start(stack, stack.publish(greeter_graph(), name="greeter"), {"name": "Ada"},
+                    params={"wait": 10}).json()["id"]
     settings = stack.settings.model_copy(update={"api_run_threads": 1, "pure_step_s": 10.0})
     headers = dict(stack.client.headers)
     with TestClient(create_app(settings), headers=headers) as client, ThreadPoolExecutor(2) as pool:
+        assert client.get(f"/v1/runs/{earlier}").status_code == 200  # the key is known from here on
         starts = [pool.submit(client.post, f"/v1/apps/{slow}/runs", params={"wait": 30},
                               json={"inputs": {"text": name}}) for name in ("first", "second")]
-        read = client.get("/v1/apps")
+        read = client.get(f"/v1/runs/{earlier}")
         both_running = not any(start.done() for start in starts)
         answers = [start.result(timeout=60) for start in starts]
 
