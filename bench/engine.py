@@ -161,7 +161,8 @@ def mantle_latency(port: int, key: str, app_id: str, runs: int) -> list[float]:
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
 
     def run(text: str) -> None:
-        conn.request("POST", f"/v1/apps/{app_id}/runs?wait=30", json.dumps({"inputs": {"text": text}}), headers)
+        conn.request("POST", f"/v1/apps/{app_id}/runs?wait=30", json.dumps({"inputs": {"text": text}}),
+                     headers)
         answer = conn.getresponse()
         body = answer.read()
         assert answer.status == 200 and json.loads(body)["status"] == "succeeded", body
