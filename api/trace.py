@@ -6,7 +6,6 @@ A published version never changes, so the list of its nodes is read and parsed o
 
 from __future__ import annotations
 
-import json
 import threading
 import uuid
 from collections import OrderedDict
@@ -22,7 +21,7 @@ from builder.graph import Graph
 from core.nesting import MAX_INPUT_DEPTH, depth
 from core.settings import Settings
 from models.apps import version_graph
-from models.runs import NodeRun, Run, RunKind, node_runs
+from models.runs import NodeRun, Run, RunKind, compact_json, node_runs
 
 NodeList = tuple[tuple[str, str], ...]
 COMPOSED = frozenset({"flow.map", "app.call"})  # nodes that start child runs
@@ -71,7 +70,7 @@ def trim(value: Any, limit: int | None) -> Any:
     if limit is None and not too_deep:
         return value
     try:
-        text = json.dumps(value, separators=(",", ":"), default=str)
+        text = compact_json(value)
     except RecursionError:
         text = ""
     if len(text) <= (limit or len(text)) and not too_deep:

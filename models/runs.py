@@ -207,9 +207,14 @@ def events_after(session: Session, *, run_id: uuid.UUID, after: int, limit: int 
     return list(session.scalars(stmt))
 
 
+def compact_json(value: Any) -> str:
+    """`value` as compact JSON, as a JSON column stores it (what JSON cannot hold, as its text)."""
+    return json.dumps(value, separators=(",", ":"), default=str)
+
+
 def json_size(value: Any) -> int:
     """Bytes of `value` as compact JSON (as a JSON column stores it)."""
-    return len(json.dumps(value, separators=(",", ":"), default=str))
+    return len(compact_json(value))
 
 
 def waiting_node(session: Session, *, run_id: uuid.UUID, node_id: str,

@@ -14,7 +14,6 @@ like an impure one and finished outside the transaction, within its own `pure_ti
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 import uuid
@@ -56,7 +55,16 @@ from models import policies as policy_store
 from models.apps import AppVersion
 from models.base import Base, new_id, utcnow
 from models.db import pipelined, session_scope
-from models.runs import NodeRun, Run, RunEvent, RunKind, store_result, waiting_node, wake_parent
+from models.runs import (
+    NodeRun,
+    Run,
+    RunEvent,
+    RunKind,
+    compact_json,
+    store_result,
+    waiting_node,
+    wake_parent,
+)
 from worker.composition import KINDS, Composer, StepWork
 from worker.hooks import WaitContext, handled_kinds, missing_handlers, wait_handler
 from worker.observability import CHILD_RUNS, StepMetrics, bind_run
@@ -93,7 +101,7 @@ def bounded_outcome(outcome: Event, limit: int) -> Event:
         except LimitExceeded as exc:
             return NodeFailed(outcome.at, outcome.node_id, error_type="too_large",
                               error=f"{exc.message}; the limit is {limit} bytes")
-        dumped = json.dumps(outcome.outputs, separators=(",", ":"), default=str)
+        dumped = compact_json(outcome.outputs)
         if len(dumped) > limit:
             return NodeFailed(outcome.at, outcome.node_id, error_type="too_large",
                               error=f"outputs are {len(dumped)} bytes; the limit is {limit}")
