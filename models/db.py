@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -14,7 +14,8 @@ from typing import Any
 import sqlean
 import sqlean.dbapi2
 import sqlite_vec
-from sqlalchemy import Engine, create_engine, event
+from psycopg.types.json import Jsonb
+from sqlalchemy import JSON, Column, ColumnDefault, Engine, Table, create_engine, event, insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
@@ -245,3 +246,51 @@ def pipelined(session: Session) -> Iterator[None]:
     driver: Any = connection.connection.driver_connection  # a psycopg.Connection
     with driver.pipeline():
         yield
+
+
+def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
+    """INSERT `rows` (dicts with the same keys) into `table`, reading nothing back.
+
+    On PostgreSQL the rows go straight to psycopg's executemany (in `pipelined`, queued with the
+    rest of the step). SQLAlchemy's executemany ran its bind processors on every value of every
+    row in Python, which made the inserts a third of a direct run's CPU (bench/engine_floor.py).
+    The values are adapted here as SQLAlchemy's types would: JSON columns as JSONB (None as JSON
+    null, as its JSON type stores None), and the columns' Python-side defaults for keys the rows
+    lack. On SQLite, where it is cheap, SQLAlchemy does it.
+    """
+    if not rows:
+        return
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        session.execute(insert(table).inline(), rows)
+        return
+    keys = tuple(rows[0])
+    statement, json_keys, defaults = _insert_plan(table, keys)
+    driver: Any = connection.connection.driver_connection  # a psycopg.Connection
+    with driver.cursor() as cursor:
+        cursor.executemany(statement, [
+            [Jsonb(row[key]) if key in json_keys else row[key] for key in keys]
+            + [default() for default in defaults]
+            for row in rows])
+
+
+@lru_cache(maxsize=64)
+def _insert_plan(table: Table, keys: tuple[str, ...]
+                 ) -> tuple[str, frozenset[str], tuple[Callable[[], Any], ...]]:
+    """The INSERT for rows with `keys`, then the columns they lack that have a Python-side default;
+    the JSON columns among the keys; and a function per defaulted column making its value."""
+    defaulted = [c for c in table.columns if c.name not in keys and isinstance(c.default, ColumnDefault)]
+    names = [*keys, *(c.name for c in defaulted)]
+    columns = ", ".join(f'"{name}"' for name in names)
+    statement = f'INSERT INTO "{table.name}" ({columns}) VALUES ({", ".join(["%s"] * len(names))})'
+    json_keys = frozenset(c.name for c in table.columns if c.name in keys and isinstance(c.type, JSON))
+    return statement, json_keys, tuple(_default(c) for c in defaulted)
+
+
+def _default(column: Column[Any]) -> Callable[[], Any]:
+    """A function making `column`'s Python-side default value (as JSONB for a JSON column)."""
+    default: Any = column.default
+    make: Callable[[], Any] = (lambda: default.arg(None)) if default.is_callable else (lambda: default.arg)
+    if isinstance(column.type, JSON):
+        return lambda: Jsonb(make())
+    return make

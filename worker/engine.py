@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import String, and_, cast, func, insert, or_, select, text, update
+from sqlalchemy import String, and_, cast, func, or_, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from blocks.limits import LimitExceeded, measure
@@ -54,7 +54,7 @@ from governance.graph import govern
 from models import policies as policy_store
 from models.apps import AppVersion
 from models.base import Base, new_id, utcnow
-from models.db import pipelined, session_scope
+from models.db import insert_rows, pipelined, session_scope
 from models.runs import (
     NodeRun,
     Run,
@@ -116,11 +116,6 @@ def bounded_outcome(outcome: Event, limit: int) -> Event:
 _RUNS = Base.metadata.tables[Run.__tablename__]
 _NODE_RUNS = Base.metadata.tables[NodeRun.__tablename__]
 _RUN_EVENTS = Base.metadata.tables[RunEvent.__tablename__]
-# Inline: nothing generated is read back (not even an event's serial id when a step has one event),
-# so the inserts can be sent without waiting for their results (`models.db.pipelined`).
-_INSERT_RUN = insert(_RUNS).inline()
-_INSERT_NODE_RUNS = insert(_NODE_RUNS).inline()
-_INSERT_EVENTS = insert(_RUN_EVENTS).inline()
 
 
 def state_of(run: Run, rows: dict[str, NodeRun]) -> RunState:
@@ -142,9 +137,10 @@ class Recorder:
     """Writes executor events to node runs, the run row and the event log, in one session.
 
     Rows the step creates (node runs met for the first time, events) are kept as plain values
-    and written by `save_run` as two multi-row INSERTs through SQLAlchemy Core: as ORM objects
-    the unit of work cost more CPU than anything else a worker does per run (about a third of
-    a simple run's time). Node runs loaded at the start of the step are updated as ORM rows.
+    and written by `save_run` as two multi-row INSERTs (`models.db.insert_rows`), sent with the
+    rest of the step in one round trip on PostgreSQL: as ORM objects the unit of work cost more
+    CPU than anything else a worker does per run (about a third of a simple run's time). Node
+    runs loaded at the start of the step are updated as ORM rows.
     """
 
     def __init__(self, session: Session, run: Run, rows: dict[str, NodeRun], executor: Executor) -> None:
@@ -202,10 +198,10 @@ class Recorder:
     def _insert_new_rows(self) -> None:
         """Write the step's new node runs, then its events in the order they happened."""
         if self._new_nodes:
-            self.session.execute(_INSERT_NODE_RUNS, list(self._new_nodes.values()))
+            insert_rows(self.session, _NODE_RUNS, list(self._new_nodes.values()))
             self._new_nodes.clear()
         if self._events:
-            self.session.execute(_INSERT_EVENTS, self._events)
+            insert_rows(self.session, _RUN_EVENTS, self._events)
             self._events = []
 
     def save_run(self, state: RunState, wake_at: datetime | None) -> None:
@@ -228,7 +224,7 @@ class Recorder:
         values = {c.name: getattr(run, c.name) for c in _RUNS.columns}
         # Unset columns are left out, so the table's defaults fill them as the unit of work would.
         with pipelined(self.session):  # three statements, one round trip
-            self.session.execute(_INSERT_RUN, {k: v for k, v in values.items() if v is not None})
+            insert_rows(self.session, _RUNS, [{k: v for k, v in values.items() if v is not None}])
             self._insert_new_rows()
 
     def set_run(self, state: RunState, wake_at: datetime | None) -> None:
