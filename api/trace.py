@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections import OrderedDict
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -21,7 +22,7 @@ from builder.graph import Graph
 from core.nesting import MAX_INPUT_DEPTH, depth
 from core.settings import Settings
 from models.apps import version_graph
-from models.runs import NodeRun, Run, RunKind, compact_json, node_runs
+from models.runs import NodeRun, NodeRunValues, Run, RunKind, compact_json, node_runs
 
 NodeList = tuple[tuple[str, str], ...]
 COMPOSED = frozenset({"flow.map", "app.call"})  # nodes that start child runs
@@ -96,7 +97,7 @@ def _ms(start: datetime | None, end: datetime | None) -> float | None:
 
 
 def run_read(session: Session, run: Run, registry: Registry, settings: Settings, *,
-             fresh: bool = False, recorded: list[NodeRun] | None = None) -> RunRead:
+             fresh: bool = False, recorded: Sequence[NodeRun | NodeRunValues] | None = None) -> RunRead:
     """The run with its trace: one entry per node of its graph, in the graph's order.
 
     `fresh`: the run was created in this very transaction, so none of its nodes has run yet.
@@ -106,7 +107,8 @@ def run_read(session: Session, run: Run, registry: Registry, settings: Settings,
         nodes = list(VERSION_NODES.get(session, run.version_id))
     else:
         nodes = list(graph_nodes(run.draft_graph or {}))
-    found = [] if fresh else recorded if recorded is not None else node_runs(session, run_id=run.id)
+    found: Sequence[NodeRun | NodeRunValues] = (
+        [] if fresh else recorded if recorded is not None else node_runs(session, run_id=run.id))
     rows = {r.node_id: r for r in found}
     limit = settings.trace_value_bytes
     children = _children(session, run.id) if any(t in COMPOSED for _, t in nodes) and not fresh else {}

@@ -22,6 +22,11 @@ class AnalysisCache:
         self._items: OrderedDict[object, Analysis] = OrderedDict()
         self._lock = threading.Lock()
 
+    def peek(self, key: object) -> Analysis | None:
+        """The analysis for `key` if it is cached; nothing is loaded."""
+        with self._lock:
+            return self._items.get(key)
+
     def get(self, key: object, load: Callable[[], dict[str, Any]]) -> Analysis:
         """The analysis for `key`, computing it from `load()` on a miss."""
         with self._lock:

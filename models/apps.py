@@ -26,6 +26,7 @@ from sqlalchemy.orm import Mapped, Session, defer, mapped_column, relationship
 
 from core.errors import Conflict, NotFound
 from models.base import Base, TimestampMixin, new_id, utcnow
+from models.db import send_check
 
 
 class App(TimestampMixin, Base):
@@ -215,6 +216,17 @@ def find_version(session: Session, *, org_id: uuid.UUID, app_id: uuid.UUID, numb
         version = get_version(session, app=get_app(session, org_id=org_id, app_id=app_id), number=number)
         return VersionRef(version.id, version.number)
     return found
+
+
+def check_latest_version(session: Session, *, org_id: uuid.UUID, app_id: uuid.UUID, number: int) -> None:
+    """In `models.db.pipelined`: fail the transaction unless version `number` is still the latest of
+    the organization's app (`models.db.check_failed` tells). Versions are numbered per app and
+    never change, so the number tells the version: a run started on a version this process found
+    earlier is checked in the round trip that records it, instead of looked up before."""
+    send_check(session, f"EXISTS (SELECT 1 FROM {App.__tablename__} WHERE id = %(app_id)s "
+                        "AND org_id = %(org_id)s AND latest_version = %(number)s)",
+               {"app_id": app_id, "org_id": org_id, "number": number},
+               f"version {number} is no longer the app's latest")
 
 
 def version_graph(session: Session, *, version_id: uuid.UUID) -> dict[str, Any] | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import json
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from typing import Any
@@ -126,6 +127,30 @@ class NodeRun(Base):
     result: Mapped[dict[str, Any] | None]
 
     run: Mapped[Run] = relationship(back_populates="nodes")
+
+
+@dataclass(slots=True, kw_only=True)
+class NodeRunValues:
+    """A node run's values as they were just inserted, read as a `NodeRun` row is (for an answer
+    built from what was written, without making an ORM object per node)."""
+
+    id: uuid.UUID
+    run_id: uuid.UUID
+    node_id: str
+    block_type: str
+    status: str
+    inputs: dict[str, Any] | None
+    outputs: dict[str, Any] | None
+    error: str | None
+    error_type: str | None
+    attempts: int
+    continued: bool
+    reused: bool
+    started_at: datetime | None
+    finished_at: datetime | None
+    retry_at: datetime | None
+    waiting_for: dict[str, Any] | None
+    result: dict[str, Any] | None
 
 
 class RunEvent(Base):

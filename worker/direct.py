@@ -20,6 +20,8 @@ other, from its start.
 from __future__ import annotations
 
 import time
+import uuid
+from collections.abc import Callable
 from typing import Any
 from weakref import WeakKeyDictionary
 
@@ -33,18 +35,19 @@ from builder.validation import Analysis
 from core.settings import Settings
 from core.statuses import TERMINAL
 from models.base import new_id, utcnow
-from models.runs import NodeRun, Run, RunKind
+from models.runs import NodeRunValues, Run, RunKind
 from worker.engine import Recorder, bounded_outcome, run_graph
 
 # The values each direct run's node runs were inserted with, by run, while its object lives.
 _RECORDED: WeakKeyDictionary[Run, list[dict[str, Any]]] = WeakKeyDictionary()
 
 
-def recorded_nodes(run: Run) -> list[NodeRun] | None:
-    """The node runs a direct run was inserted with (detached copies); None for any other run.
-    Built only when asked for: a webhook's answer needs the run's outputs, not its trace."""
+def recorded_nodes(run: Run) -> list[NodeRunValues] | None:
+    """The node runs a direct run was inserted with, as plain records read like `NodeRun` rows;
+    None for any other run. Built only when asked for: a webhook's answer needs the run's
+    outputs, not its trace. Not ORM objects: making ten of them cost more CPU than the answer."""
     values = _RECORDED.get(run)
-    return None if values is None else [NodeRun(reused=False, **row) for row in values]
+    return None if values is None else [NodeRunValues(reused=False, **row) for row in values]
 
 
 def all_pure(analysis: Analysis) -> bool:
@@ -61,9 +64,15 @@ class DirectRunner:
         # their pins never change, so each is analysed once, like the workers do.
         self.analyses = AnalysisCache(registry)
 
-    def execute(self, session: Session, run: Run, *, within_s: float) -> Recorder | None:
+    def knows(self, version_id: uuid.UUID) -> bool:
+        """Whether this process has the version's analysis (runs of it read nothing before theirs)."""
+        return self.analyses.peek(version_id) is not None
+
+    def execute(self, session: Session, run: Run, *, within_s: float,
+                check: Callable[[Session], None] | None = None, commit: bool = False) -> Recorder | None:
         """Run the new published run `run` (not yet added to `session`) to its end and record it
-        there; None when it is not a direct run or did not end in time (nothing was recorded)."""
+        there; None when it is not a direct run or did not end in time (nothing was recorded).
+        `check` and `commit`: as `Recorder.save_new_run` records it."""
         if run.draft or run.version_id is None or run.kind != RunKind.run.value:
             return None
         analysis = self.analyses.get(run.version_id, lambda: run_graph(session, run))
@@ -81,7 +90,7 @@ class DirectRunner:
             return None
         # Kept to answer with: the caller's trace needs no second read of what was just written.
         _RECORDED[run] = recorder.new_node_rows()
-        recorder.save_new_run(state)
+        recorder.save_new_run(state, check=check, commit=commit)
         return recorder
 
     def _run(self, executor: Executor, state: RunState, recorder: Recorder, within_s: float) -> bool:

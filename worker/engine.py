@@ -214,16 +214,22 @@ class Recorder:
                 self.session.execute(text("SELECT pg_notify('mantle_runs', :run)"),
                                      {"run": f"{self.run.id} {self.run.status}"})
 
-    def save_new_run(self, state: RunState) -> None:
+    def save_new_run(self, state: RunState, *, check: Callable[[Session], None] | None = None,
+                     commit: bool = False) -> None:
         """Insert a run executed from start to end in this session (`worker/direct.py`): the run row
-        with its final state, then its node runs and events; no one can be watching it yet."""
+        with its final state, then its node runs and events; no one can be watching it yet.
+
+        `check`: queues a statement that must hold for the run to be recorded, sent first (a
+        `models.db.send_check`); `commit`: end the transaction too (`models.db.pipelined`)."""
         self.set_run(state, None)
         # As the other new rows, through Core: the unit of work's flush of this one object cost as
         # much CPU as running the nodes. The object stays outside the session, complete.
         run = self.run
         values = {c.name: getattr(run, c.name) for c in _RUNS.columns}
         # Unset columns are left out, so the table's defaults fill them as the unit of work would.
-        with pipelined(self.session):  # three statements, one round trip
+        with pipelined(self.session, commit=commit):  # every statement in one round trip
+            if check is not None:
+                check(self.session)
             insert_rows(self.session, _RUNS, [{k: v for k, v in values.items() if v is not None}])
             self._insert_new_rows()
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -27,6 +29,7 @@ from core.statuses import TERMINAL, NodeStatus, RunStatus
 from models import apps as app_store
 from models.apps import App, AppVersion, VersionRef
 from models.base import utcnow
+from models.db import check_failed
 from models.runs import (
     NodeRun,
     Run,
@@ -39,11 +42,34 @@ from models.runs import (
     node_runs,
 )
 from worker.composition import Directory
-from worker.direct import DirectRunner
+from worker.direct import DirectRunner, all_pure
 from worker.engine import run_graph
 from worker.transport import make_celery, send_advance
 
 log = structlog.get_logger("mantle.submit")
+
+
+class LatestVersions:
+    """The latest version of each app this process started a run of, as it last found it; at most
+    `size` apps (then it starts over). A guess, always checked: see `Submitter._on_known_version`."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._items: dict[tuple[uuid.UUID, uuid.UUID], VersionRef] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[uuid.UUID, uuid.UUID]) -> VersionRef | None:
+        return self._items.get(key)
+
+    def put(self, key: tuple[uuid.UUID, uuid.UUID], ref: VersionRef) -> None:
+        with self._lock:
+            if len(self._items) >= self.size and key not in self._items:
+                self._items.clear()
+            self._items[key] = ref
+
+    def forget(self, key: tuple[uuid.UUID, uuid.UUID]) -> None:
+        with self._lock:
+            self._items.pop(key, None)
 
 
 class Submitter:
@@ -54,6 +80,8 @@ class Submitter:
         self.settings = settings
         self.analyses = AnalysisCache(registry)
         self.direct = DirectRunner(registry, settings)
+        # Each app's latest version as this process last found it (`_on_known_version`).
+        self.latest = LatestVersions()
         self._celery: Celery | None = None
 
     @property
@@ -66,14 +94,29 @@ class Submitter:
     def create(self, session: Session, *, org_id: uuid.UUID, app_id: uuid.UUID, inputs: dict[str, Any],
                version: int | None = None, draft: bool = False, trigger: str = "api",
                idempotency_key: str | None = None, published: VersionRef | None = None,
-               wait_s: float = 0) -> tuple[Run, bool]:
+               wait_s: float = 0, commit: bool = False) -> tuple[Run, bool]:
         """A queued run and whether it is new (False: the Idempotency-Key's earlier run).
 
         `published`: the version to run, when the caller has just looked it up (else `version`).
         `wait_s`: how long the caller waits for the run's end; a run that can end within the step's
         slice in this process is then returned ended (`worker/direct.py`): enqueue only runs that
         have not (`needs_worker`).
+        `commit`: the caller writes nothing more in its transaction and commits it next.
+        A direct run then commits it in the round trip of its inserts, and starts on the app's
+        latest version as this process last found it, checked in that same round trip instead of
+        looked up first (`_on_known_version`).
         """
+        direct = True
+        # PostgreSQL only (SQLite has no round trips to save, and no check to send), in a
+        # transaction not begun yet (a failed check rolls it back, losing nothing).
+        if (commit and idempotency_key is None and version is None and published is None and not draft
+                and wait_s > 0 and not session.in_transaction()
+                and session.get_bind().dialect.name == "postgresql"):
+            known = self._on_known_version(session, org_id=org_id, app_id=app_id, inputs=inputs,
+                                           trigger=trigger, wait_s=wait_s)
+            if isinstance(known, Run):
+                return known, True
+            direct = known  # False: its nodes did not end in time once; not tried twice
         if idempotency_key is not None:
             earlier = find_by_idempotency_key(session, org_id=org_id, key=idempotency_key)
             if earlier is not None:
@@ -89,11 +132,13 @@ class Submitter:
         else:
             # The graph is read only when this process has not analysed the version yet.
             ref = published or app_store.find_version(session, org_id=org_id, app_id=app_id, number=version)
+            if version is None and published is None:
+                self.latest.put((org_id, app_id), ref)
             analysis = self.analyses.get(ref.id, lambda: session.get_one(AppVersion, ref.id).graph)
             run.version_id, run.version_number = ref.id, ref.number
         run.inputs = self._accept(analysis, inputs)
         if idempotency_key is None:  # nothing unique to race on: no savepoint, one INSERT
-            self._insert(session, run, wait_s)
+            self._insert(session, run, wait_s if direct else 0, commit=commit)
             return run, True
         try:
             with session.begin_nested():
@@ -107,17 +152,59 @@ class Submitter:
                                 version=version), False
         return run, True
 
-    def _insert(self, session: Session, run: Run, wait_s: float) -> None:
+    def _insert(self, session: Session, run: Run, wait_s: float, *, commit: bool = False,
+                check: Callable[[Session], None] | None = None) -> bool:
         """Insert the new run: ended already when its caller waits and it can run here at once
-        (`worker/direct.py`), else queued for a worker."""
+        (`worker/direct.py`, True), else queued for a worker (unless `check` is given: then
+        nothing is written and False says so). `check`, `commit`: see `Recorder.save_new_run`."""
         if wait_s > 0 and not run.draft:
-            recorder = self.direct.execute(session, run, within_s=wait_s)
+            recorder = self.direct.execute(session, run, within_s=wait_s, check=check, commit=commit)
             if recorder is not None:
                 # Counted once its transaction commits, as a worker's step is.
                 event.listen(session, "after_commit", lambda _: recorder.metrics.publish(), once=True)
-                return
-        session.add(run)
-        session.flush()
+                return True
+        if check is None:
+            session.add(run)
+            session.flush()
+        return False
+
+    def _on_known_version(self, session: Session, *, org_id: uuid.UUID, app_id: uuid.UUID,
+                          inputs: dict[str, Any], trigger: str, wait_s: float) -> Run | bool:
+        """A direct run of the version this process last found to be the app's latest, recorded
+        and committed with a check that it still is, all in one round trip: no query is answered
+        before the run's nodes run. Else nothing is written, and True (the caller starts the run
+        as usual) or False (as usual, but queued: its nodes did not end in time here).
+
+        Used only where the outcome cannot differ from looking the version up first: the version
+        and its analyses are known to this process, its inputs are accepted (a refusal is left to
+        the usual path, which looks the version up), and a failed check rolls everything back (a
+        version published, or the app deleted, meanwhile) so the usual path starts it again.
+        """
+        key = (org_id, app_id)
+        ref = self.latest.get(key)
+        analysis = self.analyses.peek(ref.id) if ref is not None else None
+        if ref is None or analysis is None or not self.direct.knows(ref.id) or not all_pure(analysis):
+            return True
+        try:
+            accepted = self._accept(analysis, inputs)
+        except (InvalidInputs, TooLarge):
+            return True
+        run = Run(org_id=org_id, app_id=app_id, draft=False, trigger=trigger, kind=RunKind.run.value,
+                  status="queued", version_id=ref.id, version_number=ref.number, inputs=accepted)
+        number = ref.number
+
+        def still_latest(session: Session) -> None:
+            app_store.check_latest_version(session, org_id=org_id, app_id=app_id, number=number)
+
+        try:
+            ended = self._insert(session, run, wait_s, commit=True, check=still_latest)
+        except Exception as exc:
+            if not check_failed(exc):
+                raise
+            session.rollback()
+            self.latest.forget(key)
+            return True
+        return run if ended else False
 
     def _replay(self, session: Session, earlier: Run, *, app_id: uuid.UUID, inputs: dict[str, Any],
                 draft: bool, version: int | None) -> Run:

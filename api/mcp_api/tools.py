@@ -129,7 +129,7 @@ def _start(state: State, org_id: uuid.UUID, name: str, arguments: dict[str, Any]
             raise UnknownTool(name)
         run, _ = submitter.create(session, org_id=org_id, app_id=found[0].app_id, inputs=arguments,
                                   published=found[0].version, trigger=TRIGGER,
-                                  wait_s=state.settings.mcp_wait_s)
+                                  wait_s=state.settings.mcp_wait_s, commit=True)
         run_id, queue = run.id, submitter.needs_worker(run)
     if queue:
         submitter.enqueue(run_id)

@@ -132,7 +132,7 @@ def _start(request: Request, slug: str, body: RunRequest, wait: float) -> Public
         check_limits(session, shared.share, limits_of(shared.share, visitor.key), now, count=True)
         run, _ = submitter.create(session, org_id=shared.share.org_id, app_id=shared.share.app_id,
                                   inputs=body.inputs, version=shared.version.number, trigger=TRIGGER,
-                                  wait_s=wait)
+                                  wait_s=wait, commit=True)
         view = public_view(session, run, shared.total_nodes)
         queue = submitter.needs_worker(run)
     if queue:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -23,7 +24,7 @@ from builder.validation import Analysis
 from core.errors import Gone, NotFound, RateLimited
 from models import apps as app_store
 from models.apps import App, AppVersion
-from models.runs import NodeRun, Run, node_runs
+from models.runs import NodeRun, NodeRunValues, Run, node_runs
 from models.shares import Limit, Share, count_usage, find_by_slug, over_limit
 from worker.direct import recorded_nodes
 
@@ -138,7 +139,7 @@ def bound_run(session: Session, shared: Shared, run_id: uuid.UUID) -> Run:
     return run
 
 
-def _error(run: Run, rows: list[NodeRun]) -> dict[str, str]:
+def _error(run: Run, rows: Sequence[NodeRun | NodeRunValues]) -> dict[str, str]:
     if run.status == "blocked":
         node_id = (run.error or {}).get("node_id")
         text = next((r.error for r in rows if r.node_id == node_id and r.error), None)
@@ -150,9 +151,9 @@ def _error(run: Run, rows: list[NodeRun]) -> dict[str, str]:
 
 def public_view(session: Session, run: Run, total_nodes: int) -> dict[str, Any]:
     """What a visitor may see of a run: status, progress, outputs or a friendly error; no trace."""
-    rows = recorded_nodes(run)
-    if rows is None:
-        rows = node_runs(session, run_id=run.id)
+    recorded = recorded_nodes(run)
+    rows: Sequence[NodeRun | NodeRunValues] = (
+        node_runs(session, run_id=run.id) if recorded is None else recorded)
     waiting_for = None
     if run.status == "waiting":
         kinds = {(r.waiting_for or {}).get("kind") for r in rows if r.status == "waiting"}

@@ -75,9 +75,10 @@ def _read(request: Request, org_id: uuid.UUID, run_id: uuid.UUID) -> RunRead:
 async def _start(request: Request, response: Response, principal: Principal, app_id: uuid.UUID,
                  body: RunStart, wait: float, idempotency_key: str | None, draft: bool) -> RunRead:
     def make(session: Session, submitter: Submitter) -> tuple[Run, bool]:
+        # Nothing more is written in this transaction (`_create` commits it next).
         return submitter.create(session, org_id=principal.org_id, app_id=app_id, inputs=body.inputs,
                                 version=None if draft else body.version, draft=draft,
-                                idempotency_key=idempotency_key, wait_s=wait)
+                                idempotency_key=idempotency_key, wait_s=wait, commit=True)
 
     return await _answer(request, response, principal, make, wait)
 

@@ -159,3 +159,41 @@ def test_run_starts_take_turns_on_their_threads_and_reads_never_wait_for_them(st
 
 def at(stamp: str) -> datetime:
     return datetime.fromisoformat(stamp)
+
+
+def test_a_new_version_is_run_as_soon_as_it_is_published_and_a_deleted_app_runs_nothing(
+        stack: Stack) -> None:
+    """The API remembers each app's latest version and, on PostgreSQL, starts a waited-for pure run
+    on it without looking it up first, checking it in the round trip that records the run
+    (`Submitter._on_known_version`). Publishing or deleting must still show at the very next run."""
+    app = stack.publish(greeter_graph(), name="versions")
+    first = start(stack, app, {"name": "Ada"}, params={"wait": 10})
+    remembered = start(stack, app, {"name": "Alan"}, params={"wait": 10})
+    assert [r.status_code for r in (first, remembered)] == [200, 200]
+    assert remembered.json()["outputs"] == {"text": "Hello, Alan!"}
+    assert stack.get_run(remembered.json()["id"]) == remembered.json()  # recorded as it answered
+
+    # Version 2 greets differently, and also takes a `title` (optional).
+    graph = greeter_graph()
+    graph["nodes"][0] = node("in", "trigger.api", fields=[{"name": "name", "type": "string"},
+                                                          {"name": "title", "required": False}])
+    graph["nodes"][1] = node("greet", "text.template", template="Hi, {{ title or 'you' }} {{ name }}.")
+    graph["edges"].append(edge("in", "title", "greet", "title"))
+    assert stack.client.put(f"/v1/apps/{app}/draft", json=graph).status_code == 200
+    assert stack.client.post(f"/v1/apps/{app}/publish").status_code == 201
+
+    second = start(stack, app, {"name": "Grace"}, params={"wait": 10})
+    assert second.status_code == 200, second.text
+    assert second.json()["version_number"] == 2 and second.json()["outputs"] == {"text": "Hi, you Grace."}
+    # Inputs only version 2 takes: judged by its trigger, not by the version remembered before.
+    titled = start(stack, app, {"name": "Hopper", "title": "Dr"}, params={"wait": 10})
+    assert titled.status_code == 200 and titled.json()["outputs"] == {"text": "Hi, Dr Hopper."}, titled.text
+    # Each answered request made one run, none made two.
+    runs = stack.client.get(f"/v1/apps/{app}/runs").json()["items"]
+    answered = (first, remembered, second, titled)
+    assert sorted(r["id"] for r in runs) == sorted(r.json()["id"] for r in answered)
+    assert stack.get_run(second.json()["id"]) == second.json()
+
+    assert stack.client.delete(f"/v1/apps/{app}").status_code == 204
+    gone = start(stack, app, {"who": "Grace"}, params={"wait": 10})
+    assert gone.status_code == 404, gone.text
