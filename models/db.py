@@ -17,6 +17,7 @@ import orjson
 import sqlean
 import sqlean.dbapi2
 import sqlite_vec
+from psycopg.pq import TransactionStatus
 from sqlalchemy import JSON, Column, ColumnDefault, Engine, Table, create_engine, event, insert
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
@@ -245,6 +246,10 @@ def pipelined(session: Session, *, commit: bool = False) -> Iterator[None]:
     (on PostgreSQL; on SQLite the session commits as usual). For a session that writes nothing
     afterwards: its own `commit()` then finds nothing to send. A statement of the body that fails
     (a `send_check` that does not hold) aborts the whole transaction and nothing of it is kept.
+    When the transaction has sent nothing yet, its BEGIN is not sent either (psycopg waits for
+    its answer, a round trip of its own): the statements go in autocommit mode, where PostgreSQL
+    runs everything a pipeline sends up to its Sync as one transaction, committed at the Sync or,
+    if a statement fails, rolled back whole (the protocol's pipelining rules).
     """
     connection = session.connection()
     if connection.dialect.name != "postgresql":
@@ -252,10 +257,17 @@ def pipelined(session: Session, *, commit: bool = False) -> Iterator[None]:
         return
     session.flush()
     driver: Any = connection.connection.driver_connection  # a psycopg.Connection
-    with driver.pipeline():
-        yield
-        if commit:
-            driver.commit()
+    implicit = commit and driver.pgconn.transaction_status == TransactionStatus.IDLE
+    if implicit:
+        driver.autocommit = True
+    try:
+        with driver.pipeline():
+            yield
+            if commit and not implicit:
+                driver.commit()
+    finally:
+        if implicit:
+            driver.autocommit = False
 
 
 # SQLSTATE of `mantle_check`'s error (migrations/versions/0022_checks.py).
