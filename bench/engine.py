@@ -2,8 +2,10 @@
 
 Prints one JSON line per measurement:
 1. `engine_latency`: a 10-block inline chain through the API (`?wait=`), p50/p95 over N runs,
-   beside the baseline measured in the same process: a raw Celery chain of 10 no-op tasks on
-   the same broker (goal: ratio <= 1.0).
+   beside the baseline measured in the same process, in blocks alternating with the runs (ABBA,
+   10 blocks each) while both are up: a raw Celery chain of 10 no-op tasks on the same broker
+   (goal: ratio <= 1.0). Measured one after the other, the two drifted apart with the machine's
+   load: the same code's ratio read 1.34 and 1.64 in two rounds.
 2. `engine_throughput`: runs per second completed for a 3-block app with 50 concurrent clients
    (goal: >= 220 runs/s on 2 cores), with the CPU each part of the system spent per run: the API,
    the run worker, PostgreSQL, Redis and the load generator (this process), which share the cores.
@@ -130,51 +132,71 @@ def publish(client: httpx.Client, graph: dict[str, Any]) -> str:
     return app_id
 
 
+def celery_worker(env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
+    """The command of the Celery worker that runs the baseline's no-op tasks."""
+    return ([sys.executable, "-m", "celery", "-A", "bench.noop_tasks", "worker", "-Q", "bench",
+             "--concurrency", "2", "--without-mingle", "--without-gossip", "--loglevel", "WARNING"], env)
+
+
+def chain_runner() -> Any:
+    """A call running a raw Celery chain of 10 no-op tasks on the benchmark's broker (its worker
+    must be up: `celery_worker`), once it answers."""
+    app = make_bench_celery(REDIS)
+    sig = chain(*[app.signature("bench.noop", queue="bench") for _ in range(10)])
+    deadline = time.monotonic() + 60
+    while True:  # wait for the worker to answer
+        try:
+            sig.apply_async().get(timeout=2)
+            break
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+    return lambda: sig.apply_async().get(timeout=10)
+
+
 def baseline_chain(runs: int, env: dict[str, str]) -> list[float]:
     """Seconds for a raw Celery chain of 10 no-op tasks, on the same broker."""
-    app = make_bench_celery(REDIS)
-    worker = ([sys.executable, "-m", "celery", "-A", "bench.noop_tasks", "worker", "-Q", "bench",
-               "--concurrency", "2", "--without-mingle", "--without-gossip", "--loglevel", "WARNING"], env)
-    with processes(worker):
-        sig = chain(*[app.signature("bench.noop", queue="bench") for _ in range(10)])
-        deadline = time.monotonic() + 60
-        while True:  # wait for the worker to answer
-            try:
-                sig.apply_async().get(timeout=2)
-                break
-            except Exception:
-                if time.monotonic() > deadline:
-                    raise
+    with processes(celery_worker(env)):
+        run = chain_runner()
         for _ in range(20):
-            sig.apply_async().get(timeout=10)
+            run()
         samples = []
         for _ in range(runs):
             start = time.perf_counter()
-            sig.apply_async().get(timeout=10)
+            run()
             samples.append(time.perf_counter() - start)
     return samples
 
 
-def mantle_latency(port: int, key: str, app_id: str, runs: int) -> list[float]:
-    """Seconds per `?wait=` run of the app, one at a time on one kept-alive connection."""
+def mantle_runner(port: int, key: str, app_id: str) -> Any:
+    """A call running the app once (`?wait=`) on one kept-alive connection."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
 
-    def run(text: str) -> None:
+    def run(text: str = "x") -> None:
         conn.request("POST", f"/v1/apps/{app_id}/runs?wait=30", json.dumps({"inputs": {"text": text}}),
                      headers)
         answer = conn.getresponse()
         body = answer.read()
         assert answer.status == 200 and json.loads(body)["status"] == "succeeded", body
 
-    for _ in range(20):
-        run("warm")
-    samples = []
-    for i in range(runs):
-        start = time.perf_counter()
-        run(str(i))
-        samples.append(time.perf_counter() - start)
-    conn.close()
+    return run
+
+
+def side_by_side(calls: dict[str, Any], runs: int, blocks: int = 10) -> dict[str, list[float]]:
+    """Seconds per call of each of `calls`, `runs` each, in `blocks` alternating blocks (ABBA), so a
+    machine that gets busier or quieter meanwhile weighs on both alike."""
+    for call in calls.values():
+        for _ in range(20):
+            call()
+    samples: dict[str, list[float]] = {name: [] for name in calls}
+    names = list(calls)
+    for block in range(blocks):
+        for name in names if block % 2 == 0 else reversed(names):
+            for _ in range(max(runs // blocks, 1)):
+                start = time.perf_counter()
+                calls[name]()
+                samples[name].append(time.perf_counter() - start)
     return samples
 
 
@@ -239,19 +261,24 @@ def main() -> None:
             with httpx.Client(base_url=base, headers=auth, timeout=60) as client:
                 chain_app = publish(client, chain_graph(10))
                 small_app = publish(client, chain_graph(3))
-            latency = mantle_latency(port, key, chain_app, args.runs)
+            # Mantle's run and the baseline's chain in alternating blocks, in the same minutes
+            # (the baseline's worker stopped before the throughput is measured).
+            with processes(celery_worker(env)):
+                samples = side_by_side({"mantle": mantle_runner(port, key, chain_app),
+                                        "celery": chain_runner()}, args.runs)
+            latency, baseline = samples["mantle"], samples["celery"]
             meter = CpuMeter({"api": group(api_process.pid), "run worker": group(worker_process.pid),
                               "postgresql": named("postgres"), "redis": named("redis-server"),
                               "load generator": single(os.getpid())})
             result = asyncio.run(throughput(base, key, small_app, args.clients, args.seconds, meter))
-        baseline = baseline_chain(args.runs, env)
 
     p50, p95 = statistics.median(latency) * 1000, percentile(latency, 0.95) * 1000
     b50, b95 = statistics.median(baseline) * 1000, percentile(baseline, 0.95) * 1000
     print(json.dumps({
         "bench": "engine_latency", "blocks": 10, "runs": args.runs, "database": "postgresql",
         "broker": "redis", "p50_ms": round(p50, 2), "p95_ms": round(p95, 2),
-        "baseline": "celery chain of 10 no-op tasks", "baseline_p50_ms": round(b50, 2),
+        "baseline": "celery chain of 10 no-op tasks, in blocks alternating with the runs",
+        "baseline_p50_ms": round(b50, 2),
         "baseline_p95_ms": round(b95, 2), "ratio_p50": round(p50 / b50, 3), "goal_ratio": 1.0,
     }))
     print(json.dumps({

@@ -6,11 +6,12 @@ PostgreSQL database, into what the engine does and what any implementation writi
 durable record would have to do:
 
 - `mantle_write_path`: `Submitter.create` of a 10-block pure app with a waiting caller, in its own
-  transaction, as the API runs it (find the version, run the nodes, record the run, commit),
-  without HTTP;
+  transaction, as the API runs it (the version this process knows, the nodes, then the version's
+  check, the record and the COMMIT in one round trip), without HTTP;
 - `same_record_psycopg`: the least the same record costs: the run row, its 10 node runs and its 22
-  events exactly as Mantle wrote them (fresh ids), sent with bare psycopg in two round trips (the
-  version's look-up, then the inserts and the COMMIT in one pipeline), no ORM, no engine, no nodes;
+  events exactly as Mantle wrote them (fresh ids), sent with bare psycopg as Mantle now sends them
+  (the version's check and each table's rows as one JSON document, in one pipelined transaction,
+  one round trip), no ORM, no engine, no nodes;
 - `celery_chain`: the baseline of `bench/engine.py`, a Celery chain of 10 no-op tasks on Redis.
 
 Each figure is the median wall time and the CPU time of this process per run (the Celery figure's
@@ -33,9 +34,9 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+import orjson  # noqa: E402
 import psycopg  # noqa: E402
-from psycopg.types.json import Jsonb  # noqa: E402
-from sqlalchemy import JSON  # noqa: E402
+from sqlalchemy.dialects import postgresql  # noqa: E402
 
 from bench.engine import REDIS, baseline_chain, chain_graph, database  # noqa: E402
 from blocks.registry import load_registry  # noqa: E402
@@ -77,35 +78,29 @@ def recorded_rows(dsn: str, run_id: uuid.UUID) -> dict[str, list[dict[str, Any]]
 
 
 def same_record(dsn: str, rows: dict[str, list[dict[str, Any]]], org_id: uuid.UUID, app_id: uuid.UUID) -> Any:
-    """A call that writes `rows` again with fresh ids, in two round trips, with bare psycopg."""
+    """A call that writes `rows` again with fresh ids, with bare psycopg, in one round trip: the
+    version's check, then each table's rows as one JSON document, in one pipelined transaction."""
     conn = psycopg.connect(dsn, autocommit=True)
+    dialect = postgresql.dialect()
     statements = {}
     for table in TABLES:
-        columns = list(rows[table][0])
-        json_columns = {c.name for c in Base.metadata.tables[table].columns if isinstance(c.type, JSON)}
-        statements[table] = (f"INSERT INTO {table} ({', '.join(columns)}) "
-                             f"VALUES ({', '.join(['%s'] * len(columns))})", columns, json_columns)
-
-    def values(table: str, row: dict[str, Any]) -> list[Any]:
-        _, columns, json_columns = statements[table]
-        return [Jsonb(row[c]) if c in json_columns else row[c] for c in columns]
+        columns = [Base.metadata.tables[table].c[name] for name in rows[table][0]]
+        types = ", ".join(f"{c.name} {c.type.compile(dialect=dialect)}" for c in columns)
+        names = ", ".join(c.name for c in columns)
+        statements[table] = (f"INSERT INTO {table} ({names}) SELECT {names} "
+                             f"FROM json_to_recordset(%s::json) AS r({types})")
+    number = rows["runs"][0]["version_number"]
 
     def call(_: int) -> None:
         run_id = uuid.uuid4()
-        with conn.pipeline() as pipeline:
-            conn.execute("BEGIN")
-            version = conn.execute("SELECT app_versions.id, app_versions.number FROM app_versions JOIN apps "
-                                   "ON apps.id = app_versions.app_id WHERE apps.id = %s AND apps.org_id = %s "
-                                   "ORDER BY app_versions.number DESC LIMIT 1", [app_id, org_id])
-            pipeline.sync()
-            assert version.fetchone() is not None
-            with conn.cursor() as cur:
-                cur.execute(statements["runs"][0], values("runs", {**rows["runs"][0], "id": run_id}))
-                nodes = [{**row, "id": uuid.uuid4(), "run_id": run_id} for row in rows["node_runs"]]
-                cur.executemany(statements["node_runs"][0], [values("node_runs", row) for row in nodes])
-                events = [{**row, "run_id": run_id} for row in rows["run_events"]]
-                cur.executemany(statements["run_events"][0], [values("run_events", row) for row in events])
-            conn.execute("COMMIT")
+        nodes = [{**row, "id": uuid.uuid4(), "run_id": run_id} for row in rows["node_runs"]]
+        events = [{**row, "run_id": run_id} for row in rows["run_events"]]
+        with conn.pipeline():  # autocommit: everything up to the Sync is one transaction
+            conn.execute("SELECT mantle_check(EXISTS (SELECT 1 FROM apps WHERE id = %s AND org_id = %s "
+                         "AND latest_version = %s), 'stale')", [app_id, org_id, number])
+            for table, table_rows in (("runs", [{**rows["runs"][0], "id": run_id}]), ("node_runs", nodes),
+                                      ("run_events", events)):
+                conn.execute(statements[table], [orjson.dumps(table_rows).decode()])
 
     return call
 
@@ -131,7 +126,8 @@ def main() -> None:
         def mantle(i: int) -> uuid.UUID:
             with session_scope(sessions) as session:
                 run, _ = submitter.create(session, org_id=org_id, app_id=app_id, inputs={"text": str(i)},
-                                          version=None, draft=False, idempotency_key=None, wait_s=30)
+                                          version=None, draft=False, idempotency_key=None, wait_s=30,
+                                          commit=True)
                 assert run.status == "succeeded", run.status
                 return run.id
 
