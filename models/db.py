@@ -266,7 +266,7 @@ def pipelined(session: Session, *, commit: bool = False) -> Iterator[None]:
             if commit and not implicit:
                 driver.commit()
     finally:
-        if implicit:
+        if implicit and not driver.closed:  # a broken connection is the pool's to discard
             driver.autocommit = False
 
 
