@@ -243,8 +243,9 @@ def pipelined(session: Session, *, commit: bool = False) -> Iterator[None]:
     outside the pipeline, so the unit of work's checks of its UPDATEs' row counts see them.
 
     `commit`: the body's statements end the transaction, with its COMMIT in the same round trip
-    (on PostgreSQL; on SQLite the session commits as usual). For a session that writes nothing
-    afterwards: its own `commit()` then finds nothing to send. A statement of the body that fails
+    (on PostgreSQL, in a transaction the session owns; elsewhere, and on SQLite, the session
+    commits as usual). For a session that writes nothing afterwards: its own `commit()` then
+    finds nothing to send. A statement of the body that fails
     (a `send_check` that does not hold) aborts the whole transaction and nothing of it is kept.
     When the transaction has sent nothing yet, its BEGIN is not sent either (psycopg waits for
     its answer, a round trip of its own): the statements go in autocommit mode, where PostgreSQL
@@ -257,6 +258,10 @@ def pipelined(session: Session, *, commit: bool = False) -> Iterator[None]:
         return
     session.flush()
     driver: Any = connection.connection.driver_connection  # a psycopg.Connection
+    # Only a transaction the session owns is ended here: not a savepoint, nor a transaction that
+    # whoever bound the session to a Connection began (the tests' rolled-back outer transaction);
+    # there the session's own commit() ends its part as usual.
+    commit = commit and isinstance(session.get_bind(), Engine) and not connection.in_nested_transaction()
     implicit = commit and driver.pgconn.transaction_status == TransactionStatus.IDLE
     if implicit:
         driver.autocommit = True

@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, text
 
 from blocks.base import Block, BlockContext, Execution, NoConfig, Suspend
+from models.db import make_engine
 from worker.hooks import WaitContext, on_wait
 
 COUNTER_TABLE = "test_executions"
@@ -23,7 +24,11 @@ COUNTER_TABLE = "test_executions"
 
 @lru_cache
 def _engine(url: str) -> Engine:
-    return create_engine(url, connect_args={"timeout": 30} if url.startswith("sqlite") else {})
+    # Mantle's own engine factory: on SQLite it opens the file with the same SQLite library as
+    # Mantle does in this process (sqlean). Two copies of SQLite in one process each keep their
+    # own POSIX locks on the file, and one closing it drops the other's: the file was corrupted
+    # ("database disk image is malformed") when both wrote at once.
+    return make_engine(url)
 
 
 def ensure_counter_table(url: str) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sqlite3
 import threading
 import time
 import uuid
@@ -14,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
 
+import sqlean.dbapi2 as sqlite3  # the SQLite library Mantle opens the file with in this process
 from sqlalchemy import create_engine, text
 
 from api.streams import wait_until_ended
