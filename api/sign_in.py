@@ -62,9 +62,9 @@ def count(sessions: sessionmaker[Session], settings: Settings, *, email: str, ad
             (attempts.scope("account", email.strip().lower()), account),
             (attempts.scope("address", address), place)])
     if exceeded is not None:
-        what = "this account" if exceeded is account else "this address"
-        raise RateLimited(f"too many sign-in attempts for {what}: try again in {exceeded.retry_after(now)} s",
-                          retry_after=exceeded.retry_after(now), loc=["body", "email"])
+        what = "this account" if exceeded.limit is account else "this address"
+        raise RateLimited(f"too many sign-in attempts for {what}: try again in {exceeded.retry_after_s} s",
+                          retry_after=exceeded.retry_after_s, loc=["body", "email"])
 
 
 def sign_in(sessions: sessionmaker[Session], settings: Settings, *, email: str, password: str, address: str,

@@ -160,6 +160,10 @@ def test_a_run_waiting_for_a_reviewer_reports_progress_and_answers_once_approved
         notes.append(message or "")
 
     def approve() -> None:
+        # As a reviewer told by the tool's progress: a quick approval could otherwise come before
+        # the progress note was sent, and the note would rightly never say it was waiting.
+        wait_until(lambda: any("waiting on review (human.review)" in note for note in notes), 30,
+                   "the progress note saying the run waits on a review")
         item = wait_until(lambda: stack.client.get("/v1/reviews", params={"app_id": app_id}).json()["items"],
                           30, "the review item")[0]
         decided = stack.client.post(f"/v1/reviews/{item['id']}/decision", json={"action": "approve"})

@@ -4,11 +4,16 @@ no sign-in posted from another site."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.main import create_app
 from core.settings import Settings
+from models import sign_in_attempts as attempts
+from models.shares import Limit
 from tests.conftest import Tenant
 from tests.people import PASSWORD, browser, join
 
@@ -45,7 +50,9 @@ def test_attempts_are_limited_per_account_even_with_the_right_password(
     statuses = [attempt(client, "ada@example.com", "guess-number-x")[0] for client in (one, two, one)]
     assert statuses == [401, 401, 401]
     status, body, retry_after = attempt(two, "ada@example.com", PASSWORD)  # the other process counts too
-    assert status == 429 and retry_after is not None and 0 < int(retry_after) <= 600
+    # Four attempts in this 600 s window: the next is let in once half of them have slid out of
+    # the sliding window, 300 s into the next one.
+    assert status == 429 and retry_after is not None and 300 <= int(retry_after) <= 900
     assert "too many sign-in attempts for this account" in str(body)
     assert attempt(one, "ADA@example.com ", PASSWORD)[0] == 429  # the same account, however spelled
     assert attempt(one, "bob@example.com", PASSWORD)[0] == 201  # another account is not blocked
@@ -98,3 +105,29 @@ def test_sign_in_bodies_are_checked(api: TestClient) -> None:
                         ({}, "email and password")):
         answer = client.post("/v1/session", json=body)
         assert answer.status_code == 422 and words in answer.text, answer.text
+
+
+def test_attempts_on_both_sides_of_a_windows_end_are_counted_together(session: Session) -> None:
+    """The limit holds over a sliding window: two attempts at the end of one window and one at the
+    start of the next are three in a moment, not two and one."""
+    limit = Limit(bucket="account", window_s=900, maximum=2)
+    end = datetime(2026, 12, 4, 7, 30, tzinfo=UTC)  # a window's end (they start at :00, :15, :30, :45)
+    name = attempts.scope("account", "ada@example.com")
+
+    def at(seconds: float) -> attempts.Refusal | None:
+        return attempts.count_attempt(session, scopes=[(name, limit)], now=end + timedelta(seconds=seconds))
+
+    assert at(-2) is None and at(-1) is None
+    refused = at(1)
+    # Let in again once the two have slid out of the window, 900 s after they were made.
+    assert refused is not None and refused.limit is limit and refused.retry_after_s == 899
+    windows = session.scalars(select(attempts.SignInAttempt.window_start)
+                              .where(attempts.SignInAttempt.scope == name)).all()
+    assert len(windows) == 2  # the counter keeps this window and the one before, no more
+
+    other = attempts.scope("account", "bob@example.com")
+    first = attempts.count_attempt(session, scopes=[(other, limit)], now=end - timedelta(seconds=899))
+    # Two thirds into the next window, a third of the previous one's two attempts still counts.
+    later = [attempts.count_attempt(session, scopes=[(other, limit)], now=end + timedelta(seconds=600 + i))
+             for i in range(2)]
+    assert first is None and later[0] is None and later[1] is not None
