@@ -245,8 +245,8 @@ def pipelined(session: Session, *, commit: bool = False) -> Iterator[None]:
     `commit`: the body's statements end the transaction, with its COMMIT in the same round trip
     (on PostgreSQL, in a transaction the session owns; elsewhere, and on SQLite, the session
     commits as usual). For a session that writes nothing afterwards: its own `commit()` then
-    finds nothing to send. A statement of the body that fails
-    (a `send_check` that does not hold) aborts the whole transaction and nothing of it is kept.
+    finds nothing to send. A statement of the body that fails (a `send_check` that does not
+    hold) aborts the whole transaction and nothing of it is kept.
     When the transaction has sent nothing yet, its BEGIN is not sent either (psycopg waits for
     its answer, a round trip of its own): the statements go in autocommit mode, where PostgreSQL
     runs everything a pipeline sends up to its Sync as one transaction, committed at the Sync or,
