@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import json
 
-import requests
 import structlog
+import urllib3
 from twilio.base.exceptions import TwilioException, TwilioRestException
-from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
 from core.errors import InvalidRequest, MantleError
 from core.settings import Settings
+from core.twilio_http import PooledHttpClient
 
 log = structlog.get_logger("mantle.sms")
 
@@ -52,11 +52,11 @@ def verify_number(settings: Settings, *, account_sid: str, auth_token: str, numb
     InvalidRequest when the account does not own it or refuses the credentials."""
     if not settings.twilio_verify_numbers:
         return False
-    client = Client(account_sid, auth_token, http_client=TwilioHttpClient(timeout=settings.twilio_timeout_s))
+    client = Client(account_sid, auth_token, http_client=PooledHttpClient(timeout=settings.twilio_timeout_s))
     client.api.base_url = settings.twilio_api_base_url.rstrip("/")
     try:
         owned = client.incoming_phone_numbers.list(phone_number=number, limit=20)
-    except (TwilioException, requests.RequestException) as exc:
+    except (TwilioException, urllib3.exceptions.HTTPError) as exc:
         status, code = _refusal(exc)
         if code == TEST_CREDENTIALS:
             log.info("sms_number_unverified", number=number, reason="test credentials")

@@ -176,7 +176,8 @@ def _pull_default(settings: Settings) -> None:
 @click.option("--queues", default="runs", show_default=True, help="Comma-separated queues to consume.")
 @click.option("--concurrency", type=int, default=None, help="Worker processes (default: from settings).")
 @click.option("--pool", type=click.Choice(["prefork", "solo", "threads"]), default=None,
-              help="Default: threads for inference queues (one batching engine per process), else prefork.")
+              help="Default: threads for inference queues (one batching engine per process); else solo at "
+                   "concurrency 1, prefork above.")
 @click.option("--beat/--no-beat", default=False, help="Also run the scheduler (reaper) in this process.")
 @click.option("--health-port", type=int, default=None,
               help="Serve /healthz, /readyz and /metrics on this port (inference workers default to "
@@ -226,8 +227,12 @@ def worker(queues: str, concurrency: int | None, pool: str | None, beat: bool,
     # prefork child after it forks.
     signals.worker_ready.connect(lambda **_: freeze_startup_objects(), weak=False)
     signals.worker_process_init.connect(lambda **_: freeze_startup_objects(), weak=False)
-    pool = pool or "prefork"
     concurrency = concurrency or settings.worker_concurrency
+    # One process runs one task at a time either way; the solo pool runs it in the process that
+    # took it from the broker, without prefork's hand-off to a child and back (a pipe, a pickle
+    # each way and a second process to wake). What it gives up, hard time limits on tasks, Mantle
+    # does not use: blocks bound their own waits.
+    pool = pool or ("solo" if concurrency == 1 else "prefork")
     # No banner (--quiet): multi-line text on stdout breaks a log of JSON lines; this line says it.
     log.info(f"worker starting on queue {queues} ({pool} pool, concurrency {concurrency})", queues=queues,
              pool=pool, concurrency=concurrency)

@@ -23,13 +23,13 @@ import structlog
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 from twilio.base.exceptions import TwilioRestException
-from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
 from blocks.twilio_sms_output import OutgoingSms
 from core.crypto import cipher_for
 from core.errors import MantleError
 from core.settings import Settings
+from core.twilio_http import PooledHttpClient
 from models import credentials
 from models.db import session_factory, session_scope
 from models.sms import SmsOutbound, app_number, is_opted_out
@@ -171,7 +171,7 @@ class TwilioSender:
 
 @lru_cache(maxsize=64)
 def _client(account_sid: str, auth_token: str, base_url: str, timeout: float) -> Client:
-    client = Client(account_sid, auth_token, http_client=TwilioHttpClient(timeout=timeout))
+    client = Client(account_sid, auth_token, http_client=PooledHttpClient(timeout=timeout))
     client.api.base_url = base_url.rstrip("/")
     return client
 

@@ -16,9 +16,10 @@ from blocks.base import BlockContext
 from blocks.twilio_sms_output import OutgoingSms, SmsOutputBlock, SmsOutputInputs
 from core.errors import MantleError
 from core.settings import Settings
+from core.twilio_http import proxy_for
 from models.sms import SmsInbound, SmsNumber, SmsOutbound, set_opt_out
 from models.sms_messages import add_outbound, close_answer, inline_replies, record_inbound
-from tests.conftest import LiveServer, Tenant, serve
+from tests.conftest import LiveServer, Tenant, free_port, serve
 from tests.sms import ACCOUNT_SID, AUTH_TOKEN, NUMBER, PHONE, sms_app, store_twilio
 from twilio_sim.app import create_sim
 from twilio_sim.store import Message, Store
@@ -73,6 +74,32 @@ def test_a_repeated_send_reuses_the_first(case: Case) -> None:
     [sent] = case.sent()
     assert (sent.to, sent.from_, sent.body) == (PHONE, NUMBER, "You said: hi")
     assert sent.status_callback is not None and sent.status_callback.startswith("http://127.0.0.1:9/twilio/status/")
+
+
+def test_a_body_with_accents_emoji_and_form_characters_arrives_as_written(case: Case) -> None:
+    body = "Café déjà vu 🌮 & a+b=c 100% ?x=1#frag"
+    result = case.sender.send(case.message(body))
+    [sent] = case.sent()
+    assert sent.body == body and result["message_sids"] == [sent.sid]
+
+
+def test_the_proxy_in_the_environment_is_used_unless_no_proxy_names_the_host(
+        case: Case, monkeypatch: pytest.MonkeyPatch) -> None:
+    closed = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("HTTP_PROXY", closed)
+    monkeypatch.setenv("NO_PROXY", "")
+    proxy_for.cache_clear()  # the environment is read once per host
+    try:
+        with pytest.raises(MantleError, match="Twilio did not answer"):
+            case.sender.send(case.message("via the proxy"))
+        assert case.sent() == []
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+        proxy_for.cache_clear()
+        case.sender.send(case.message("via the proxy"))  # the retry sends it, once
+        assert [m.body for m in case.sent()] == ["via the proxy"]
+    finally:
+        monkeypatch.undo()
+        proxy_for.cache_clear()
 
 
 def test_the_block_splits_a_long_body_into_parts(case: Case) -> None:
