@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import psycopg
 import sqlean
 import sqlean.dbapi2
 import sqlite_vec
@@ -21,7 +22,7 @@ from psycopg.pq import TransactionStatus
 from sqlalchemy import JSON, Column, ColumnDefault, Engine, Table, create_engine, event, insert
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -270,6 +271,11 @@ def pipelined(session: Session, *, commit: bool = False) -> Iterator[None]:
             yield
             if commit and not implicit:
                 driver.commit()
+    except psycopg.Error as exc:
+        # Raised by psycopg at the pipeline's end, past SQLAlchemy: wrapped as SQLAlchemy wraps a
+        # statement's error, so callers catch IntegrityError (a unique key's race), OperationalError
+        # (the server gone) and the rest as they would from `session.execute`.
+        raise DBAPIError.instance(None, None, exc, psycopg.Error) from exc
     finally:
         if implicit and not driver.closed:  # a broken connection is the pool's to discard
             driver.autocommit = False
