@@ -22,7 +22,6 @@ import threading
 import urllib.request
 from collections.abc import Mapping
 from functools import lru_cache
-from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import urllib3
@@ -110,7 +109,3 @@ class PooledHttpClient(HttpClient):  # type: ignore[misc]  # the SDK ships no ty
             self.log_response(answer.status, response)
         self._test_only_last_response = response
         return response
-
-    def log_response(self, status_code: int, response: Any) -> None:
-        # The base class logs `response.headers`; ours are urllib3's, which print as a dict too.
-        self.logger.info("Response Status Code: %s", status_code)
