@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import String, and_, cast, func, or_, select, text, update
+from sqlalchemy import String, and_, bindparam, cast, func, or_, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from blocks.limits import LimitExceeded, measure
@@ -118,17 +118,42 @@ _NODE_RUNS = Base.metadata.tables[NodeRun.__tablename__]
 _RUN_EVENTS = Base.metadata.tables[RunEvent.__tablename__]
 
 
-def state_of(run: Run, rows: dict[str, NodeRun]) -> RunState:
+# The columns of a node run that its state sets (`Recorder._save_node`).
+_NODE_FIELDS = ("status", "inputs", "outputs", "error", "error_type", "attempts", "started_at",
+                "finished_at", "retry_at", "waiting_for", "result", "continued")
+_UPDATE_NODE = (update(_NODE_RUNS).where(_NODE_RUNS.c.id == bindparam("row_id"))
+                .values({name: bindparam(f"new_{name}", type_=_NODE_RUNS.c[name].type)
+                         for name in _NODE_FIELDS}))
+_RUN_FIELDS = ("status", "outputs", "error", "started_at", "finished_at", "heartbeat_at", "wake_at")
+
+
+def load_step(session: Session, run_id: uuid.UUID) -> tuple[Run, dict[str, dict[str, Any]]] | None:
+    """Lock the run and read it with its node runs (by node id, as column values), for a step.
+
+    Read through Core into a transient `Run` and plain values, and written back the same way by
+    the `Recorder`: loaded as ORM objects, their identity map, history and unit of work's flush
+    cost the workers more CPU than anything else in a step (about half of their profile's
+    samples), and the flush's UPDATE was a round trip of its own."""
+    found = session.execute(select(_RUNS).where(_RUNS.c.id == run_id).with_for_update()).one_or_none()
+    if found is None:
+        return None
+    run = Run(**found._mapping)
+    rows = {r.node_id: dict(r._mapping)
+            for r in session.execute(select(_NODE_RUNS).where(_NODE_RUNS.c.run_id == run_id))}
+    return run, rows
+
+
+def state_of(run: Run, rows: dict[str, dict[str, Any]]) -> RunState:
     """The executor's view of a stored run."""
     state = RunState(run_id=run.id, org_id=run.org_id, app_id=run.app_id, inputs=run.inputs,
                      created_at=run.created_at, status=RunStatus(run.status),
                      outputs=run.outputs, error=run.error)
     for node_id, row in rows.items():
         state.nodes[node_id] = NodeState(
-            status=NodeStatus(row.status), inputs=row.inputs, outputs=row.outputs, error=row.error,
-            error_type=row.error_type, attempts=row.attempts, started_at=row.started_at,
-            finished_at=row.finished_at, retry_at=row.retry_at, waiting_for=row.waiting_for,
-            result=row.result, continued=row.continued,
+            status=NodeStatus(row["status"]), inputs=row["inputs"], outputs=row["outputs"],
+            error=row["error"], error_type=row["error_type"], attempts=row["attempts"],
+            started_at=row["started_at"], finished_at=row["finished_at"], retry_at=row["retry_at"],
+            waiting_for=row["waiting_for"], result=row["result"], continued=row["continued"],
         )
     return state
 
@@ -140,10 +165,12 @@ class Recorder:
     and written by `save_run` as two multi-row INSERTs (`models.db.insert_rows`), sent with the
     rest of the step in one round trip on PostgreSQL: as ORM objects the unit of work cost more
     CPU than anything else a worker does per run (about a third of a simple run's time). Node
-    runs loaded at the start of the step are updated as ORM rows.
+    runs loaded at the start of the step (`load_step`: their column values) are updated by one
+    Core UPDATE each, and the run row by one, in the same round trip.
     """
 
-    def __init__(self, session: Session, run: Run, rows: dict[str, NodeRun], executor: Executor) -> None:
+    def __init__(self, session: Session, run: Run, rows: dict[str, dict[str, Any]],
+                 executor: Executor) -> None:
         self.session = session
         self.run = run
         self.rows = rows
@@ -151,6 +178,7 @@ class Recorder:
         self.waits: list[NodeWaiting] = []
         self.metrics = StepMetrics(str(run.app_id))
         self._new_nodes: dict[str, dict[str, Any]] = {}
+        self._changed: dict[str, dict[str, Any]] = {}  # loaded node runs to update, by node id
         self._events: list[dict[str, Any]] = []
 
     def record(self, event: Event, state: RunState) -> None:
@@ -176,9 +204,9 @@ class Recorder:
                   "continued": node.continued}
         row = self.rows.get(node_id)
         if row is not None:
-            for name, value in values.items():
-                setattr(row, name, value)
-            return row.block_type
+            row.update(values)
+            self._changed[node_id] = row
+            return str(row["block_type"])
         new = self._new_nodes.get(node_id)
         if new is None:
             new = {"id": new_id(), "run_id": self.run.id, "node_id": node_id,
@@ -204,15 +232,32 @@ class Recorder:
             insert_rows(self.session, _RUN_EVENTS, self._events)
             self._events = []
 
-    def save_run(self, state: RunState, wake_at: datetime | None) -> None:
-        """Write the run's own status, outputs and timing, and every row the step recorded."""
+    def save_run(self, state: RunState, wake_at: datetime | None, *, synchronous: bool = True,
+                 commit: bool = False) -> None:
+        """Write the run's own status, outputs and timing, and every row the step recorded, in one
+        round trip on PostgreSQL (`models.db.pipelined`).
+
+        `synchronous`: False lets PostgreSQL answer the COMMIT before its WAL reaches the disk
+        (only for a step whose loss in a crash is harmless: see `RunEngine.advance`); `commit`:
+        end the transaction in the same round trip (for a step that writes nothing afterwards)."""
         self.set_run(state, wake_at)
-        with pipelined(self.session):  # the run's update first, then the rest in one round trip
+        run = self.run
+        postgres = self.session.get_bind().dialect.name == "postgresql"
+        with pipelined(self.session, commit=commit):
+            if not synchronous and postgres:
+                self.session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+            self.session.execute(update(_RUNS).where(_RUNS.c.id == run.id)
+                                 .values({name: getattr(run, name) for name in _RUN_FIELDS}))
+            if self._changed:
+                self.session.execute(_UPDATE_NODE, [
+                    {"row_id": row["id"], **{f"new_{name}": row[name] for name in _NODE_FIELDS}}
+                    for row in self._changed.values()])
+                self._changed.clear()
             self._insert_new_rows()
-            if self.session.get_bind().dialect.name == "postgresql":
+            if postgres:
                 # Delivered at commit, exactly when the change becomes visible (see api/watch.py).
                 self.session.execute(text("SELECT pg_notify('mantle_runs', :run)"),
-                                     {"run": f"{self.run.id} {self.run.status}"})
+                                     {"run": f"{run.id} {run.status}"})
 
     def save_new_run(self, state: RunState, *, check: Callable[[Session], None] | None = None,
                      commit: bool = False) -> None:
@@ -340,15 +385,14 @@ class RunEngine:
         claimed_attempt = 0
         while True:
             with session_scope(self.sessions) as session:
-                run = session.scalar(select(Run).where(Run.id == run_id).with_for_update())
-                if run is None:
+                loaded = load_step(session, run_id)
+                if loaded is None:
                     return None
+                run, rows = loaded
                 bind_run(org_id=run.org_id, app_id=run.app_id)
                 if RunStatus(run.status) in TERMINAL:
                     return RunStatus(run.status)
                 executor = self.executor_for(session, run)
-                found = session.scalars(select(NodeRun).where(NodeRun.run_id == run_id))
-                rows = {r.node_id: r for r in found}
                 state = state_of(run, rows)
                 recorder = Recorder(session, run, rows, executor)
                 if outcome is not None and outcome.node_id is not None:
@@ -357,25 +401,26 @@ class RunEngine:
                     if node.status is NodeStatus.running and node.attempts == claimed_attempt:
                         executor.apply(state, outcome)
                         recorder.record(outcome, state)
-                durable = outcome is not None or bool(rows) and any(
-                    r.status == NodeStatus.waiting.value for r in rows.values())
+                durable = outcome is not None or any(
+                    r["status"] == NodeStatus.waiting.value for r in rows.values())
                 outcome = None
                 work = StepWork()
                 claim = self._plan(executor, state, recorder, work)
                 wake_at = executor.next_wakeup(state)
-                recorder.save_run(state, wake_at)
-                waits = [w for w in recorder.waits
-                         if w.suspend.kind not in KINDS and not self._dispatch(run, w, session)]
                 status = state.status
                 parent_id = run.parent_run_id
                 if status in TERMINAL and any(k in KINDS for k in _kinds(executor)):
                     work.cancel.extend(self.composer.live_children(session, run_id))
                 durable = durable or work.created or parent_id is not None and status in TERMINAL
-                if not (durable or claim or waits) and session.get_bind().dialect.name == "postgresql":
-                    # Only pure blocks ran in this step: if PostgreSQL crashed before flushing it,
-                    # the reaper would run them again with the same result. Skipping the wait for
-                    # the disk here is safe; a claim or an outside result is always flushed.
-                    session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+                # Only pure blocks ran in this step: if PostgreSQL crashed before flushing it, the
+                # reaper would run them again with the same result, so the COMMIT need not wait
+                # for the disk. A claim, an outside result or a node now waiting is always flushed.
+                # With no waiting node to hand off in the transaction, the COMMIT goes with the
+                # step's writes.
+                recorder.save_run(state, wake_at, synchronous=bool(durable or claim or recorder.waits),
+                                  commit=not recorder.waits)
+                waits = [w for w in recorder.waits
+                         if w.suspend.kind not in KINDS and not self._dispatch(run, w, session)]
             recorder.metrics.publish()  # committed: count it once
             for wait in waits:
                 self._dispatch(run, wait, None)
