@@ -19,7 +19,19 @@ import sqlean
 import sqlean.dbapi2
 import sqlite_vec
 from psycopg.pq import TransactionStatus
-from sqlalchemy import JSON, Column, ColumnDefault, Engine, Table, create_engine, event, insert
+from psycopg.rows import dict_row
+from sqlalchemy import (
+    JSON,
+    Column,
+    ColumnDefault,
+    Engine,
+    Table,
+    bindparam,
+    create_engine,
+    event,
+    insert,
+    update,
+)
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError
@@ -326,6 +338,61 @@ def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
         rows = [{**row, **{name: make() for name, make in defaults}} for row in rows]
     driver: Any = connection.connection.driver_connection  # a psycopg.Connection
     driver.execute(statement, (_json_text(rows),))
+
+
+def driver(session: Session) -> Any:
+    """The psycopg connection under the session's (PostgreSQL only), in its transaction."""
+    return session.connection().connection.driver_connection
+
+
+def update_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
+    """UPDATE the rows of `table` named by each dict's `id` to its other values (every dict with the
+    same keys), reading nothing back.
+
+    On PostgreSQL as `insert_rows` does: one JSON document that one UPDATE joins on (`UPDATE ...
+    FROM json_to_recordset`), sent through psycopg itself, queued in `pipelined` with the rest of
+    a step. Through SQLAlchemy, each UPDATE of a worker's step cost more CPU in SQLAlchemy's
+    statement machinery (the execution context, the cache key, the result) than psycopg spent
+    sending it. The values are stored as `insert_rows` stores them. On SQLite, SQLAlchemy does it.
+    """
+    if not rows:
+        return
+    connection = session.connection()
+    keys = tuple(name for name in rows[0] if name != "id")
+    if connection.dialect.name != "postgresql":
+        statement = (update(table).where(table.c.id == bindparam("row_id"))
+                     .values({name: bindparam(f"new_{name}", type_=table.c[name].type) for name in keys}))
+        session.execute(statement, [{"row_id": row["id"], **{f"new_{k}": row[k] for k in keys}}
+                                    for row in rows])
+        return
+    driver(session).execute(_update_plan(table, keys), (_json_text(rows),))
+
+
+@lru_cache(maxsize=64)
+def _update_plan(table: Table, keys: tuple[str, ...]) -> str:
+    """The UPDATE of `table`'s rows from a JSON array of rows with `id` and `keys`."""
+    dialect: Any = postgresql.dialect()  # type: ignore[no-untyped-call]
+    columns = [table.c.id] + [table.c[key] for key in keys]
+    sets = ", ".join(f""""{c.name}" = COALESCE(r."{c.name}", 'null'::jsonb)""" if isinstance(c.type, JSON)
+                     else f'"{c.name}" = r."{c.name}"' for c in columns[1:])
+    types = ", ".join(f'"{c.name}" {c.type.compile(dialect=dialect)}' for c in columns)
+    return (f'UPDATE "{table.name}" AS t SET {sets} FROM json_to_recordset(%s::json) AS r({types}) '
+            f'WHERE t."id" = r."id"')
+
+
+def fetch_dicts(session: Session, statements: list[tuple[str, tuple[Any, ...]]]
+                ) -> list[list[dict[str, Any]]]:
+    """PostgreSQL only: each statement's rows as dicts by column name, all sent in one round trip
+    (psycopg's pipeline) in the session's transaction, through psycopg itself: for the hot reads of
+    a worker's step, where SQLAlchemy's execution of a statement cost more CPU than the query's
+    own work in psycopg (see `update_rows`). Values come back as psycopg reads them, which is what
+    SQLAlchemy's types return there too (timestamps with their zone, JSON decoded, UUIDs)."""
+    connection = driver(session)
+    with connection.pipeline():
+        cursors = [connection.cursor(row_factory=dict_row) for _ in statements]
+        for cursor, (sql, params) in zip(cursors, statements, strict=True):
+            cursor.execute(sql, params)
+    return [cursor.fetchall() for cursor in cursors]
 
 
 def _json_text(value: Any) -> str:

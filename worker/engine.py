@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import String, and_, bindparam, cast, func, or_, select, text, update
+from sqlalchemy import String, and_, cast, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from blocks.limits import LimitExceeded, measure
@@ -54,7 +54,7 @@ from governance.graph import govern
 from models import policies as policy_store
 from models.apps import AppVersion
 from models.base import Base, new_id, utcnow
-from models.db import insert_rows, pipelined, session_scope
+from models.db import driver, fetch_dicts, insert_rows, pipelined, session_scope, update_rows
 from models.runs import (
     NodeRun,
     Run,
@@ -118,29 +118,42 @@ _NODE_RUNS = Base.metadata.tables[NodeRun.__tablename__]
 _RUN_EVENTS = Base.metadata.tables[RunEvent.__tablename__]
 
 
-# The columns of a node run that its state sets (`Recorder._save_node`).
+# The columns of a node run that its state sets (`Recorder._save_node`), and of the run (`set_run`).
 _NODE_FIELDS = ("status", "inputs", "outputs", "error", "error_type", "attempts", "started_at",
                 "finished_at", "retry_at", "waiting_for", "result", "continued")
-_UPDATE_NODE = (update(_NODE_RUNS).where(_NODE_RUNS.c.id == bindparam("row_id"))
-                .values({name: bindparam(f"new_{name}", type_=_NODE_RUNS.c[name].type)
-                         for name in _NODE_FIELDS}))
 _RUN_FIELDS = ("status", "outputs", "error", "started_at", "finished_at", "heartbeat_at", "wake_at")
+
+
+def _select_sql(table: Any, where: str, suffix: str = "") -> str:
+    names = ", ".join(f'"{c.name}"' for c in table.columns)
+    return f'SELECT {names} FROM "{table.name}" WHERE {where} {suffix}'.rstrip()
+
+
+_LOAD_RUN = _select_sql(_RUNS, '"id" = %s', "FOR UPDATE")
+_LOAD_NODES = _select_sql(_NODE_RUNS, '"run_id" = %s')
 
 
 def load_step(session: Session, run_id: uuid.UUID) -> tuple[Run, dict[str, dict[str, Any]]] | None:
     """Lock the run and read it with its node runs (by node id, as column values), for a step.
 
-    Read through Core into a transient `Run` and plain values, and written back the same way by
-    the `Recorder`: loaded as ORM objects, their identity map, history and unit of work's flush
-    cost the workers more CPU than anything else in a step (about half of their profile's
-    samples), and the flush's UPDATE was a round trip of its own."""
+    The run comes back as a transient `Run`, its node runs as plain values, written back by the
+    `Recorder` as plain values too. Loaded as ORM objects, with their identity map, history and
+    the unit of work's flush, they cost the workers about half of their CPU; through SQLAlchemy
+    Core, its per-statement machinery still cost a step's statements more than psycopg did. On
+    PostgreSQL both reads therefore go through psycopg (`models.db.fetch_dicts`, in one round
+    trip); on SQLite, where a statement costs little, through Core.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        runs, nodes = fetch_dicts(session, [(_LOAD_RUN, (run_id,)), (_LOAD_NODES, (run_id,))])
+        if not runs:
+            return None
+        return Run(**runs[0]), {row["node_id"]: row for row in nodes}
     found = session.execute(select(_RUNS).where(_RUNS.c.id == run_id).with_for_update()).one_or_none()
     if found is None:
         return None
-    run = Run(**found._mapping)
     rows = {r.node_id: dict(r._mapping)
             for r in session.execute(select(_NODE_RUNS).where(_NODE_RUNS.c.run_id == run_id))}
-    return run, rows
+    return Run(**found._mapping), rows
 
 
 def state_of(run: Run, rows: dict[str, dict[str, Any]]) -> RunState:
@@ -244,20 +257,19 @@ class Recorder:
         run = self.run
         postgres = self.session.get_bind().dialect.name == "postgresql"
         with pipelined(self.session, commit=commit):
-            if not synchronous and postgres:
-                self.session.execute(text("SET LOCAL synchronous_commit TO OFF"))
-            self.session.execute(update(_RUNS).where(_RUNS.c.id == run.id)
-                                 .values({name: getattr(run, name) for name in _RUN_FIELDS}))
+            if postgres and not synchronous:
+                driver(self.session).execute("SET LOCAL synchronous_commit TO OFF")
+            update_rows(self.session, _RUNS, [{"id": run.id, **{k: getattr(run, k) for k in _RUN_FIELDS}}])
             if self._changed:
-                self.session.execute(_UPDATE_NODE, [
-                    {"row_id": row["id"], **{f"new_{name}": row[name] for name in _NODE_FIELDS}}
+                update_rows(self.session, _NODE_RUNS, [
+                    {"id": row["id"], **{name: row[name] for name in _NODE_FIELDS}}
                     for row in self._changed.values()])
                 self._changed.clear()
             self._insert_new_rows()
             if postgres:
                 # Delivered at commit, exactly when the change becomes visible (see api/watch.py).
-                self.session.execute(text("SELECT pg_notify('mantle_runs', :run)"),
-                                     {"run": f"{run.id} {run.status}"})
+                driver(self.session).execute("SELECT pg_notify('mantle_runs', %s)",
+                                             (f"{run.id} {run.status}",))
 
     def save_new_run(self, state: RunState, *, check: Callable[[Session], None] | None = None,
                      commit: bool = False) -> None:

@@ -1,16 +1,18 @@
-"""`models.db.insert_rows` writes on PostgreSQL (the rows as one JSON document) exactly what
-SQLAlchemy's INSERT writes: the same values and timestamps, a JSON column's None as JSON null,
-integers past 64 bits, and the columns' Python-side defaults for what the rows leave out."""
+"""`models.db.insert_rows` and `update_rows` write on PostgreSQL (the rows as one JSON document,
+through psycopg) exactly what SQLAlchemy's INSERT and UPDATE write: the same values and
+timestamps, a JSON column's None as JSON null, integers past 64 bits, and the columns'
+Python-side defaults for what the rows leave out. And a worker's step reads through psycopg
+(`worker.engine.load_step`) what the ORM reads."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from sqlalchemy import insert, text
+from sqlalchemy import insert, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from migrations.run import upgrade
@@ -18,7 +20,9 @@ from models import db
 from models.apps import create_app
 from models.base import Base, utcnow
 from models.orgs import create_org
+from models.runs import NodeRun, Run
 from tests.conftest import POSTGRES_URL, create_postgres_database, drop_postgres_database, require_postgres
+from worker.engine import load_step
 
 RUNS, NODE_RUNS, EVENTS = (Base.metadata.tables[name] for name in ("runs", "node_runs", "run_events"))
 
@@ -84,3 +88,89 @@ def test_rows_written_through_psycopg_are_the_rows_sqlalchemy_writes(sessions: s
     none_as_json_null = ("n1", "text.template", "succeeded", 1, False, False, "null", {"n": 1}, "null",
                          "null", None)
     assert none_as_json_null in mine
+
+
+def changes(run_id: uuid.UUID, node_ids: dict[str, uuid.UUID], now: datetime
+            ) -> dict[str, list[dict[str, Any]]]:
+    """What a step writes back: the run ended, one node failed with an accented error, one waiting."""
+    later = now.astimezone(timezone(timedelta(hours=-5))) + timedelta(seconds=2)  # another zone
+    return {
+        "runs": [{"id": run_id, "status": "failed", "outputs": None,
+                  "error": {"message": "r\u00e9sum\u00e9 \U0001f600", "big": 2**70}, "started_at": now,
+                  "finished_at": later, "heartbeat_at": later, "wake_at": None}],
+        "node_runs": [{"id": node_ids["n0"], "status": "failed", "outputs": None, "error": "\u00e9chec",
+                       "error_type": "timeout", "attempts": 2, "finished_at": later, "waiting_for": None,
+                       "result": None, "continued": True},
+                      {"id": node_ids["n2"], "status": "waiting", "outputs": {"partial": [1, None]},
+                       "error": None, "error_type": None, "attempts": 1, "finished_at": None,
+                       "waiting_for": {"kind": "review"}, "result": {"decision": "approve"},
+                       "continued": False}],
+    }
+
+
+def test_updates_through_psycopg_are_the_updates_sqlalchemy_makes(sessions: sessionmaker[Session]) -> None:
+    with db.session_scope(sessions) as session:
+        org = create_org(session, name="updates")
+        org_id, app_id = org.id, create_app(session, org_id=org.id, name="a", description="", draft={}).id
+    now = utcnow()
+    ours, theirs = rows(org_id, app_id, now), rows(org_id, app_id, now)
+    with db.session_scope(sessions) as session:
+        for table in (RUNS, NODE_RUNS, EVENTS):
+            session.execute(insert(table), ours[table.name] + theirs[table.name])
+
+    def ids(side: dict[str, list[dict[str, Any]]]) -> tuple[uuid.UUID, dict[str, uuid.UUID]]:
+        return side["runs"][0]["id"], {row["node_id"]: row["id"] for row in side["node_runs"]}
+
+    mine, reference = changes(*ids(ours), now), changes(*ids(theirs), now)
+    with db.session_scope(sessions) as session, db.pipelined(session):
+        for table in (RUNS, NODE_RUNS):
+            db.update_rows(session, table, mine[table.name])
+    with db.session_scope(sessions) as session:
+        for table in (RUNS, NODE_RUNS):
+            for row in reference[table.name]:
+                values = {k: v for k, v in row.items() if k != "id"}
+                session.execute(update(table).where(table.c.id == row["id"]).values(values))
+
+    def stored(run_id: uuid.UUID) -> list[tuple[Any, ...]]:
+        with sessions() as session:
+            run = session.execute(text(
+                "SELECT status, jsonb_typeof(outputs), error, started_at, finished_at, heartbeat_at, wake_at "
+                "FROM runs WHERE id = :id"), {"id": run_id}).all()
+            nodes = session.execute(text(
+                "SELECT node_id, status, jsonb_typeof(outputs), outputs, error, error_type, attempts, "
+                "finished_at, jsonb_typeof(waiting_for), waiting_for, result, continued FROM node_runs "
+                "WHERE run_id = :id ORDER BY node_id"), {"id": run_id}).all()
+        return [tuple(row) for row in [*run, *nodes]]
+
+    assert stored(ours["runs"][0]["id"]) == stored(theirs["runs"][0]["id"])
+    ended = stored(ours["runs"][0]["id"])
+    assert ended[0][:3] == ("failed", "null", {"message": "r\u00e9sum\u00e9 \U0001f600", "big": 2**70})
+    assert ended[0][4] == now + timedelta(seconds=2) and ended[0][6] is None
+    assert ended[1][:5] == ("n0", "failed", "null", None, "\u00e9chec")
+    assert ended[2][1] == "succeeded"  # not named: untouched
+    assert ended[3][1:4] == ("waiting", "object", {"partial": [1, None]})
+
+
+def test_a_step_reads_through_psycopg_what_the_orm_reads(sessions: sessionmaker[Session]) -> None:
+    with db.session_scope(sessions) as session:
+        org = create_org(session, name="reads")
+        org_id, app_id = org.id, create_app(session, org_id=org.id, name="a", description="", draft={}).id
+    side = rows(org_id, app_id, utcnow())
+    run_id = side["runs"][0]["id"]
+    with db.session_scope(sessions) as session:
+        for table in (RUNS, NODE_RUNS, EVENTS):
+            session.execute(insert(table), side[table.name])
+    with db.session_scope(sessions) as session:
+        loaded = load_step(session, run_id)
+        assert load_step(session, uuid.uuid4()) is None
+    with sessions() as session:
+        run = session.get_one(Run, run_id)
+        nodes = {n.node_id: n for n in session.scalars(select(NodeRun).where(NodeRun.run_id == run_id))}
+        assert loaded is not None
+        step_run, step_nodes = loaded
+        for column in RUNS.columns:
+            assert getattr(step_run, column.name) == getattr(run, column.name), column.name
+        assert step_run.outputs == {"text": "b", "big": 2**70} and step_run.created_at.tzinfo is not None
+        assert set(step_nodes) == set(nodes) == {"n0", "n1", "n2"}
+        for node_id, row in step_nodes.items():
+            assert row == {c.name: getattr(nodes[node_id], c.name) for c in NODE_RUNS.columns}, node_id
