@@ -349,35 +349,39 @@ def update_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
     """UPDATE the rows of `table` named by each dict's `id` to its other values (every dict with the
     same keys), reading nothing back.
 
-    On PostgreSQL as `insert_rows` does: one JSON document that one UPDATE joins on (`UPDATE ...
-    FROM json_to_recordset`), sent through psycopg itself, queued in `pipelined` with the rest of
-    a step. Through SQLAlchemy, each UPDATE of a worker's step cost more CPU in SQLAlchemy's
-    statement machinery (the execution context, the cache key, the result) than psycopg spent
-    sending it. The values are stored as `insert_rows` stores them. On SQLite, SQLAlchemy does it.
+    On PostgreSQL through psycopg itself, each row's values as one JSON document as `insert_rows`
+    sends them (`UPDATE ... FROM json_to_record(...) WHERE id = ...`: one statement per row, so
+    the primary key's index always finds it), queued in `pipelined` with the rest of a step.
+    Through SQLAlchemy, each UPDATE of a worker's step cost more CPU in SQLAlchemy's statement
+    machinery (the execution context, the cache key, the result) than psycopg spent sending it.
+    The values are stored as `insert_rows` stores them. On SQLite, SQLAlchemy does it.
     """
     if not rows:
         return
     connection = session.connection()
     keys = tuple(name for name in rows[0] if name != "id")
     if connection.dialect.name != "postgresql":
-        statement = (update(table).where(table.c.id == bindparam("row_id"))
-                     .values({name: bindparam(f"new_{name}", type_=table.c[name].type) for name in keys}))
-        session.execute(statement, [{"row_id": row["id"], **{f"new_{k}": row[k] for k in keys}}
+        changes = (update(table).where(table.c.id == bindparam("row_id"))
+                   .values({name: bindparam(f"new_{name}", type_=table.c[name].type) for name in keys}))
+        session.execute(changes, [{"row_id": row["id"], **{f"new_{k}": row[k] for k in keys}}
                                     for row in rows])
         return
-    driver(session).execute(_update_plan(table, keys), (_json_text(rows),))
+    statement = _update_plan(table, keys)
+    psycopg_connection = driver(session)
+    for row in rows:
+        psycopg_connection.execute(statement, (_json_text({k: row[k] for k in keys}), row["id"]))
 
 
 @lru_cache(maxsize=64)
 def _update_plan(table: Table, keys: tuple[str, ...]) -> str:
-    """The UPDATE of `table`'s rows from a JSON array of rows with `id` and `keys`."""
+    """The UPDATE of one row of `table` to the values of a JSON object with `keys`, by its id."""
     dialect: Any = postgresql.dialect()  # type: ignore[no-untyped-call]
-    columns = [table.c.id] + [table.c[key] for key in keys]
+    columns = [table.c[key] for key in keys]
     sets = ", ".join(f""""{c.name}" = COALESCE(r."{c.name}", 'null'::jsonb)""" if isinstance(c.type, JSON)
-                     else f'"{c.name}" = r."{c.name}"' for c in columns[1:])
+                     else f'"{c.name}" = r."{c.name}"' for c in columns)
     types = ", ".join(f'"{c.name}" {c.type.compile(dialect=dialect)}' for c in columns)
-    return (f'UPDATE "{table.name}" AS t SET {sets} FROM json_to_recordset(%s::json) AS r({types}) '
-            f'WHERE t."id" = r."id"')
+    return (f'UPDATE "{table.name}" AS t SET {sets} FROM json_to_record(%s::json) AS r({types}) '
+            f'WHERE t."id" = %s')
 
 
 def fetch_dicts(session: Session, statements: list[tuple[str, tuple[Any, ...]]]

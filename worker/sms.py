@@ -73,7 +73,6 @@ class TwilioSender:
 
     def _claim(self, message: OutgoingSms) -> Claim:
         with session_scope(self.sessions) as session:
-            twilio = credentials.load(session, org_id=message.org_id, type_="twilio", cipher=self.cipher)
             rows = outbound_rows(session, key=message.idempotency_key)
             if rows and rows[0].via != "rest":
                 return Claim(result={"delivery": "inline" if rows[0].via == "inline" else rows[0].status,
@@ -98,16 +97,22 @@ class TwilioSender:
                     add_outbound(session, **common, inbound_id=inbound.id, via="inline", status="inline")
                     SMS_SENT.labels("inline").inc()  # the waiting webhook answers with it as TwiML
                     return Claim(result={"delivery": "inline", "status": "inline", "message_sids": []})
-                if twilio is None:
-                    raise MantleError("the organization has no Twilio credentials (POST /v1/credentials)")
+                twilio = self._credentials(session, message)
                 rows = add_outbound(session, **common, inbound_id=None, via="rest", status="claimed")
                 retried = False
             else:
+                twilio = self._credentials(session, message)
                 retried = True
-            if twilio is None:
-                raise MantleError("the organization has no Twilio credentials (POST /v1/credentials)")
             return Claim(rows=rows, retried=retried, account_sid=str(twilio["account_sid"]),
                          auth_token=str(twilio["auth_token"]))
+
+    def _credentials(self, session: Session, message: OutgoingSms) -> dict[str, Any]:
+        """The organization's Twilio credentials, decrypted: read only for a send through the REST
+        API (an inline answer, the common case of a reply, needs none)."""
+        twilio = credentials.load(session, org_id=message.org_id, type_="twilio", cipher=self.cipher)
+        if twilio is None:
+            raise MantleError("the organization has no Twilio credentials (POST /v1/credentials)")
+        return twilio
 
     def _deliver(self, client: Client, row: SmsOutbound, retried: bool) -> tuple[str, str]:
         """Send one part unless it is already at Twilio; returns (SID, status)."""
