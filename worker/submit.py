@@ -28,8 +28,8 @@ from core.settings import Settings
 from core.statuses import TERMINAL, NodeStatus, RunStatus
 from models import apps as app_store
 from models.apps import App, AppVersion, VersionRef
-from models.base import utcnow
-from models.db import check_failed
+from models.base import Base, new_id, utcnow
+from models.db import check_failed, insert_rows, pipelined
 from models.runs import (
     NodeRun,
     Run,
@@ -47,6 +47,8 @@ from worker.engine import run_graph
 from worker.transport import make_celery, send_advance
 
 log = structlog.get_logger("mantle.submit")
+
+_RUNS = Base.metadata.tables[Run.__tablename__]
 
 
 class LatestVersions:
@@ -102,21 +104,18 @@ class Submitter:
         slice in this process is then returned ended (`worker/direct.py`): enqueue only runs that
         have not (`needs_worker`).
         `commit`: the caller writes nothing more in its transaction and commits it next.
-        A direct run then commits it in the round trip of its inserts, and starts on the app's
-        latest version as this process last found it, checked in that same round trip instead of
-        looked up first (`_on_known_version`).
+        A run of the app's latest version then starts on that version as this process last found
+        it, checked in the round trip that records the run and commits it instead of looked up
+        first (`_on_known_version`).
         """
-        direct = True
         # PostgreSQL only (SQLite has no round trips to save, and no check to send), in a
         # transaction not begun yet (a failed check rolls it back, losing nothing).
         if (commit and idempotency_key is None and version is None and published is None and not draft
-                and wait_s > 0 and not session.in_transaction()
-                and session.get_bind().dialect.name == "postgresql"):
+                and not session.in_transaction() and session.get_bind().dialect.name == "postgresql"):
             known = self._on_known_version(session, org_id=org_id, app_id=app_id, inputs=inputs,
                                            trigger=trigger, wait_s=wait_s)
-            if isinstance(known, Run):
+            if known is not None:
                 return known, True
-            direct = known  # False: its nodes did not end in time once; not tried twice
         if idempotency_key is not None:
             earlier = find_by_idempotency_key(session, org_id=org_id, key=idempotency_key)
             if earlier is not None:
@@ -138,7 +137,7 @@ class Submitter:
             run.version_id, run.version_number = ref.id, ref.number
         run.inputs = self._accept(analysis, inputs)
         if idempotency_key is None:  # nothing unique to race on: no savepoint, one INSERT
-            self._insert(session, run, wait_s if direct else 0, commit=commit)
+            self._insert(session, run, wait_s, commit=commit)
             return run, True
         try:
             with session.begin_nested():
@@ -169,26 +168,27 @@ class Submitter:
         return False
 
     def _on_known_version(self, session: Session, *, org_id: uuid.UUID, app_id: uuid.UUID,
-                          inputs: dict[str, Any], trigger: str, wait_s: float) -> Run | bool:
-        """A direct run of the version this process last found to be the app's latest, recorded
-        and committed with a check that it still is, all in one round trip: no query is answered
-        before the run's nodes run. Else nothing is written, and True (the caller starts the run
-        as usual) or False (as usual, but queued: its nodes did not end in time here).
+                          inputs: dict[str, Any], trigger: str, wait_s: float) -> Run | None:
+        """A run of the version this process last found to be the app's latest, recorded and
+        committed with a check that it still is, all in one round trip: no query is answered
+        before it. A direct run (its caller waits, every node pure) is recorded ended, else the
+        run is recorded queued (the caller hands it to a worker). None when it cannot be started
+        this way: nothing was written, and the caller starts the run as usual.
 
         Used only where the outcome cannot differ from looking the version up first: the version
-        and its analyses are known to this process, its inputs are accepted (a refusal is left to
+        and its analysis are known to this process, its inputs are accepted (a refusal is left to
         the usual path, which looks the version up), and a failed check rolls everything back (a
         version published, or the app deleted, meanwhile) so the usual path starts it again.
         """
         key = (org_id, app_id)
         ref = self.latest.get(key)
         analysis = self.analyses.peek(ref.id) if ref is not None else None
-        if ref is None or analysis is None or not self.direct.knows(ref.id) or not all_pure(analysis):
-            return True
+        if ref is None or analysis is None:
+            return None
         try:
             accepted = self._accept(analysis, inputs)
         except (InvalidInputs, TooLarge):
-            return True
+            return None
         run = Run(org_id=org_id, app_id=app_id, draft=False, trigger=trigger, kind=RunKind.run.value,
                   status="queued", version_id=ref.id, version_number=ref.number, inputs=accepted)
         number = ref.number
@@ -197,14 +197,29 @@ class Submitter:
             app_store.check_latest_version(session, org_id=org_id, app_id=app_id, number=number)
 
         try:
-            ended = self._insert(session, run, wait_s, commit=True, check=still_latest)
+            direct = wait_s > 0 and self.direct.knows(ref.id) and all_pure(analysis)
+            if not (direct and self._insert(session, run, wait_s, commit=True, check=still_latest)):
+                # Queued (or its nodes did not end in time here: nothing of them was written).
+                self._insert_queued(session, run, check=still_latest)
         except Exception as exc:
             if not check_failed(exc):
                 raise
             session.rollback()
             self.latest.forget(key)
-            return True
-        return run if ended else False
+            return None
+        return run
+
+    @staticmethod
+    def _insert_queued(session: Session, run: Run, *, check: Callable[[Session], None]) -> None:
+        """Insert the new run queued, after `check`, and commit, in one round trip (PostgreSQL, in a
+        transaction not begun). Through `models.db.insert_rows`, not the unit of work: its flush of
+        this one object cost more CPU than the rest of the run's start in the API."""
+        run.id = new_id()
+        run.created_at = run.heartbeat_at = utcnow()
+        values = {c.name: getattr(run, c.name) for c in _RUNS.columns}
+        with pipelined(session, commit=True):
+            check(session)
+            insert_rows(session, _RUNS, [{k: v for k, v in values.items() if v is not None}])
 
     def _replay(self, session: Session, earlier: Run, *, app_id: uuid.UUID, inputs: dict[str, Any],
                 draft: bool, version: int | None) -> Run:

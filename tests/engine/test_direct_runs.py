@@ -197,3 +197,39 @@ def test_a_new_version_is_run_as_soon_as_it_is_published_and_a_deleted_app_runs_
     assert stack.client.delete(f"/v1/apps/{app}").status_code == 204
     gone = start(stack, app, {"who": "Grace"}, params={"wait": 10})
     assert gone.status_code == 404, gone.text
+
+
+def test_a_queued_run_starts_on_the_version_just_published_and_a_deleted_app_queues_nothing(
+        stack: Stack) -> None:
+    """Runs nobody waits for take the same short cut on PostgreSQL: a run of the version this API
+    process remembers is recorded queued, with the check that it is still the latest, in the round
+    trip that commits it (`Submitter._on_known_version`). A worker then runs it as any other."""
+    app = stack.publish(greeter_graph(), name="queued versions")
+    first, remembered = start(stack, app, {"name": "Ada"}), start(stack, app, {"name": "Alan"})
+    assert [r.status_code for r in (first, remembered)] == [202, 202]
+    assert remembered.json()["status"] == "queued" and remembered.json()["version_number"] == 1
+    assert stack.wait_run(remembered.json()["id"])["outputs"] == {"text": "Hello, Alan!"}
+
+    graph = greeter_graph()
+    graph["nodes"][0] = node("in", "trigger.api", fields=[{"name": "name", "type": "string"},
+                                                          {"name": "title", "required": False}])
+    graph["nodes"][1] = node("greet", "text.template", template="Hi, {{ title or 'you' }} {{ name }}.")
+    graph["edges"].append(edge("in", "title", "greet", "title"))
+    assert stack.client.put(f"/v1/apps/{app}/draft", json=graph).status_code == 200
+    assert stack.client.post(f"/v1/apps/{app}/publish").status_code == 201
+
+    second = start(stack, app, {"name": "Grace"})
+    titled = start(stack, app, {"name": "Hopper", "title": "Dr"})  # inputs only version 2 takes
+    assert [r.status_code for r in (second, titled)] == [202, 202], titled.text
+    assert [r.json()["version_number"] for r in (second, titled)] == [2, 2]
+    assert stack.wait_run(second.json()["id"])["outputs"] == {"text": "Hi, you Grace."}
+    ended = stack.wait_run(titled.json()["id"])
+    assert ended["status"] == "succeeded" and ended["outputs"] == {"text": "Hi, Dr Hopper."}
+    assert ended["created_at"] == titled.json()["created_at"]  # recorded as it answered
+    runs = stack.client.get(f"/v1/apps/{app}/runs").json()["items"]
+    answered = (first, remembered, second, titled)
+    assert sorted(r["id"] for r in runs) == sorted(r.json()["id"] for r in answered)
+
+    assert stack.client.delete(f"/v1/apps/{app}").status_code == 204
+    gone = start(stack, app, {"name": "Grace"})
+    assert gone.status_code == 404, gone.text
