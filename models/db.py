@@ -384,6 +384,13 @@ def _update_plan(table: Table, keys: tuple[str, ...]) -> str:
             f'WHERE t."id" = %s')
 
 
+def select_sql(table: Table, where: str, suffix: str = "") -> str:
+    """`SELECT` of every column of `table` by name, `WHERE where` (psycopg placeholders), for
+    `fetch_dicts`."""
+    names = ", ".join(f'"{c.name}"' for c in table.columns)
+    return f'SELECT {names} FROM "{table.name}" WHERE {where} {suffix}'.rstrip()
+
+
 def fetch_dicts(session: Session, statements: list[tuple[str, tuple[Any, ...]]]
                 ) -> list[list[dict[str, Any]]]:
     """PostgreSQL only: each statement's rows as dicts by column name, all sent in one round trip

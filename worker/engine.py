@@ -54,7 +54,7 @@ from governance.graph import govern
 from models import policies as policy_store
 from models.apps import AppVersion
 from models.base import Base, new_id, utcnow
-from models.db import driver, fetch_dicts, insert_rows, pipelined, session_scope, update_rows
+from models.db import driver, fetch_dicts, insert_rows, pipelined, select_sql, session_scope, update_rows
 from models.runs import (
     NodeRun,
     Run,
@@ -124,13 +124,8 @@ _NODE_FIELDS = ("status", "inputs", "outputs", "error", "error_type", "attempts"
 _RUN_FIELDS = ("status", "outputs", "error", "started_at", "finished_at", "heartbeat_at", "wake_at")
 
 
-def _select_sql(table: Any, where: str, suffix: str = "") -> str:
-    names = ", ".join(f'"{c.name}"' for c in table.columns)
-    return f'SELECT {names} FROM "{table.name}" WHERE {where} {suffix}'.rstrip()
-
-
-_LOAD_RUN = _select_sql(_RUNS, '"id" = %s', "FOR UPDATE")
-_LOAD_NODES = _select_sql(_NODE_RUNS, '"run_id" = %s')
+_LOAD_RUN = select_sql(_RUNS, '"id" = %s', "FOR UPDATE")
+_LOAD_NODES = select_sql(_NODE_RUNS, '"run_id" = %s')
 
 
 def load_step(session: Session, run_id: uuid.UUID) -> tuple[Run, dict[str, dict[str, Any]]] | None:

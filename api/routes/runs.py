@@ -68,8 +68,8 @@ def _create(request: Request, make: Make, wait: float) -> tuple[uuid.UUID, RunRe
 
 def _read(request: Request, org_id: uuid.UUID, run_id: uuid.UUID) -> RunRead:
     with request.app.state.read_sessions() as session:
-        run = run_store.get_run(session, org_id=org_id, run_id=run_id)
-        return run_read(session, run, request.app.state.registry, request.app.state.settings)
+        run, nodes = run_store.get_run_and_nodes(session, org_id=org_id, run_id=run_id)
+        return run_read(session, run, request.app.state.registry, request.app.state.settings, recorded=nodes)
 
 
 async def _start(request: Request, response: Response, principal: Principal, app_id: uuid.UUID,

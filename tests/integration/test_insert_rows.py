@@ -15,12 +15,13 @@ import pytest
 from sqlalchemy import insert, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.errors import NotFound
 from migrations.run import upgrade
 from models import db
 from models.apps import create_app
 from models.base import Base, utcnow
 from models.orgs import create_org
-from models.runs import NodeRun, Run
+from models.runs import NodeRun, Run, get_run_and_nodes
 from tests.conftest import POSTGRES_URL, create_postgres_database, drop_postgres_database, require_postgres
 from worker.engine import load_step
 
@@ -174,3 +175,14 @@ def test_a_step_reads_through_psycopg_what_the_orm_reads(sessions: sessionmaker[
         assert set(step_nodes) == set(nodes) == {"n0", "n1", "n2"}
         for node_id, row in step_nodes.items():
             assert row == {c.name: getattr(nodes[node_id], c.name) for c in NODE_RUNS.columns}, node_id
+
+        # What GET /v1/runs/{id} reads, in one round trip: the same, and only for the run's organization.
+        read, read_nodes = get_run_and_nodes(session, org_id=org_id, run_id=run_id)
+        assert all(getattr(read, c.name) == getattr(run, c.name) for c in RUNS.columns)
+        assert {n.node_id: n for n in read_nodes}.keys() == nodes.keys()
+        for value in read_nodes:
+            assert all(getattr(value, name) == getattr(nodes[value.node_id], name)
+                       for name in ("status", "inputs", "outputs", "error", "attempts", "started_at",
+                                    "waiting_for", "result", "reused", "block_type"))
+        with pytest.raises(NotFound):
+            get_run_and_nodes(session, org_id=uuid.uuid4(), run_id=run_id)
