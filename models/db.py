@@ -34,7 +34,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, StatementError
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -283,14 +283,27 @@ def pipelined(session: Session, *, commit: bool = False) -> Iterator[None]:
             yield
             if commit and not implicit:
                 driver.commit()
-    except psycopg.Error as exc:
-        # Raised by psycopg at the pipeline's end, past SQLAlchemy: wrapped as SQLAlchemy wraps a
-        # statement's error, so callers catch IntegrityError (a unique key's race), OperationalError
-        # (the server gone) and the rest as they would from `session.execute`.
-        raise DBAPIError.instance(None, None, exc, psycopg.Error) from exc
+    except psycopg.Error as exc:  # raised by psycopg at the pipeline's end, past SQLAlchemy
+        raise as_sqlalchemy_error(exc) from exc
     finally:
         if implicit and not driver.closed:  # a broken connection is the pool's to discard
             driver.autocommit = False
+
+
+def as_sqlalchemy_error(exc: psycopg.Error) -> StatementError:
+    """An error psycopg raised past SQLAlchemy (a statement sent to psycopg directly, a pipeline's
+    end), wrapped as SQLAlchemy wraps a statement's error: callers catch IntegrityError (a unique
+    key's race), OperationalError (the server gone) and the rest as they would from
+    `session.execute`."""
+    return DBAPIError.instance(None, None, exc, psycopg.Error)
+
+
+@contextmanager
+def _sqlalchemy_errors() -> Iterator[None]:
+    try:
+        yield
+    except psycopg.Error as exc:
+        raise as_sqlalchemy_error(exc) from exc
 
 
 # SQLSTATE of `mantle_check`'s error (migrations/versions/0022_checks.py).
@@ -336,8 +349,8 @@ def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
     statement, defaults = _insert_plan(table, tuple(rows[0]))
     if defaults:
         rows = [{**row, **{name: make() for name, make in defaults}} for row in rows]
-    driver: Any = connection.connection.driver_connection  # a psycopg.Connection
-    driver.execute(statement, (_json_text(rows),))
+    with _sqlalchemy_errors():
+        driver(session).execute(statement, (_json_text(rows),))
 
 
 def driver(session: Session) -> Any:
@@ -368,8 +381,9 @@ def update_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
         return
     statement = _update_plan(table, keys)
     psycopg_connection = driver(session)
-    for row in rows:
-        psycopg_connection.execute(statement, (_json_text({k: row[k] for k in keys}), row["id"]))
+    with _sqlalchemy_errors():
+        for row in rows:
+            psycopg_connection.execute(statement, (_json_text({k: row[k] for k in keys}), row["id"]))
 
 
 @lru_cache(maxsize=64)
@@ -399,11 +413,12 @@ def fetch_dicts(session: Session, statements: list[tuple[str, tuple[Any, ...]]]
     own work in psycopg (see `update_rows`). Values come back as psycopg reads them, which is what
     SQLAlchemy's types return there too (timestamps with their zone, JSON decoded, UUIDs)."""
     connection = driver(session)
-    with connection.pipeline():
-        cursors = [connection.cursor(row_factory=dict_row) for _ in statements]
-        for cursor, (sql, params) in zip(cursors, statements, strict=True):
-            cursor.execute(sql, params)
-    return [cursor.fetchall() for cursor in cursors]
+    with _sqlalchemy_errors():
+        with connection.pipeline():
+            cursors = [connection.cursor(row_factory=dict_row) for _ in statements]
+            for cursor, (sql, params) in zip(cursors, statements, strict=True):
+                cursor.execute(sql, params)
+        return [cursor.fetchall() for cursor in cursors]
 
 
 def _json_text(value: Any) -> str:

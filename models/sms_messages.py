@@ -25,7 +25,8 @@ from sqlalchemy.orm import Session, make_transient_to_detached
 
 from core.errors import Conflict
 from models.base import new_id, utcnow
-from models.sms import STATUS_RANK, SmsInbound, SmsNumber, SmsOptOut, SmsOutbound
+from models.db import fetch_dicts, insert_rows, select_sql
+from models.sms import STATUS_RANK, SmsInbound, SmsNumber, SmsOptOut, SmsOutbound, is_opted_out
 
 
 def find_inbound(session: Session, *, org_id: uuid.UUID, message_sid: str) -> SmsInbound | None:
@@ -97,16 +98,45 @@ def outbound_rows(session: Session, *, key: str) -> list[SmsOutbound]:
                                 .order_by(SmsOutbound.part)))
 
 
+_OUTBOUND = cast(Table, SmsOutbound.__table__)
+_OUTBOUND_BY_KEY = select_sql(_OUTBOUND, '"idempotency_key" = %s', 'ORDER BY "part"')
+_INBOUND_OF_RUN = select_sql(cast(Table, SmsInbound.__table__), "\"run_id\" = %s AND \"kind\" = 'message'",
+                             "LIMIT 1 FOR UPDATE")
+_OPTED_OUT = 'SELECT 1 FROM "sms_opt_outs" WHERE "org_id" = %s AND "phone" = %s'
+
+
+def claim_state(session: Session, *, key: str, run_id: uuid.UUID, org_id: uuid.UUID, phone: str
+                ) -> tuple[list[SmsOutbound], SmsInbound | None, bool]:
+    """What a reply's claim decides on (`worker/sms.py`): the parts already recorded under its
+    idempotency key (`outbound_rows`), the inbound message that started its run, locked
+    (`triggering_inbound`), and whether the phone opted out (`models.sms.is_opted_out`).
+
+    On PostgreSQL the three go in one round trip through psycopg (`models.db.fetch_dicts`), the
+    rows as transient objects: as three ORM queries they cost a reply more CPU than its block.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return (outbound_rows(session, key=key), triggering_inbound(session, run_id=run_id, lock=True),
+                is_opted_out(session, org_id=org_id, phone=phone))
+    rows, inbound, opted_out = fetch_dicts(session, [(_OUTBOUND_BY_KEY, (key,)), (_INBOUND_OF_RUN, (run_id,)),
+                                                     (_OPTED_OUT, (org_id, phone))])
+    return ([SmsOutbound(**row) for row in rows], SmsInbound(**inbound[0]) if inbound else None,
+            bool(opted_out))
+
+
 def add_outbound(session: Session, *, org_id: uuid.UUID, app_id: uuid.UUID | None, run_id: uuid.UUID | None,
                  node_id: str | None, inbound_id: uuid.UUID | None, key: str, to: str, from_: str,
                  parts: list[str], via: str, status: str) -> list[SmsOutbound]:
-    """Record the parts of one message under its idempotency key."""
-    rows = [SmsOutbound(org_id=org_id, app_id=app_id, run_id=run_id, node_id=node_id, inbound_id=inbound_id,
-                        idempotency_key=key, part=i, to_number=to, from_number=from_, body=body, via=via,
-                        status=status) for i, body in enumerate(parts)]
-    session.add_all(rows)
-    session.flush()
-    return rows
+    """Record the parts of one message under its idempotency key; their rows as stored (transient
+    objects: written through `models.db.insert_rows`, not the unit of work)."""
+    now = utcnow()
+    values = [{"id": new_id(), "org_id": org_id, "app_id": app_id, "run_id": run_id, "node_id": node_id,
+               "inbound_id": inbound_id, "idempotency_key": key, "part": i, "to_number": to,
+               "from_number": from_, "body": body, "via": via, "status": status, "message_sid": None,
+               "error_code": None, "error_message": None, "created_at": now, "updated_at": now}
+              for i, body in enumerate(parts)]
+    session.flush()  # what the rows refer to, first
+    insert_rows(session, _OUTBOUND, values)
+    return [SmsOutbound(**row) for row in values]
 
 
 def advance_status(session: Session, *, outbound_id: uuid.UUID, status: str, message_sid: str | None = None,

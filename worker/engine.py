@@ -173,8 +173,8 @@ class Recorder:
     and written by `save_run` as two multi-row INSERTs (`models.db.insert_rows`), sent with the
     rest of the step in one round trip on PostgreSQL: as ORM objects the unit of work cost more
     CPU than anything else a worker does per run (about a third of a simple run's time). Node
-    runs loaded at the start of the step (`load_step`: their column values) are updated by one
-    Core UPDATE each, and the run row by one, in the same round trip.
+    runs loaded at the start of the step (`load_step`: their column values) and the run row are
+    updated in the same round trip (`models.db.update_rows`).
     """
 
     def __init__(self, session: Session, run: Run, rows: dict[str, dict[str, Any]],

@@ -32,8 +32,8 @@ from core.settings import Settings
 from core.twilio_http import PooledHttpClient
 from models import credentials
 from models.db import session_factory, session_scope
-from models.sms import SmsOutbound, app_number, is_opted_out
-from models.sms_messages import add_outbound, advance_status, outbound_rows, triggering_inbound
+from models.sms import SmsOutbound, app_number
+from models.sms_messages import add_outbound, advance_status, claim_state
 from worker.hooks import service
 from worker.observability import SMS_FAILED, SMS_SENT
 
@@ -73,12 +73,13 @@ class TwilioSender:
 
     def _claim(self, message: OutgoingSms) -> Claim:
         with session_scope(self.sessions) as session:
-            rows = outbound_rows(session, key=message.idempotency_key)
+            rows, inbound, opted_out = claim_state(session, key=message.idempotency_key,
+                                                   run_id=message.run_id, org_id=message.org_id,
+                                                   phone=message.to)
             if rows and rows[0].via != "rest":
                 return Claim(result={"delivery": "inline" if rows[0].via == "inline" else rows[0].status,
                                      "status": rows[0].status, "message_sids": []})
             if not rows:
-                inbound = triggering_inbound(session, run_id=message.run_id, lock=True)
                 sender = message.from_number or (inbound.to_number if inbound is not None else None) \
                     or app_number(session, org_id=message.org_id, app_id=message.app_id)
                 if sender is None:
@@ -88,7 +89,7 @@ class TwilioSender:
                     "org_id": message.org_id, "app_id": message.app_id, "run_id": message.run_id,
                     "node_id": message.node_id, "key": message.idempotency_key, "to": message.to,
                     "from_": sender, "parts": list(message.parts)}
-                if is_opted_out(session, org_id=message.org_id, phone=message.to):
+                if opted_out:
                     add_outbound(session, **common, inbound_id=None, via="none", status="opted_out")
                     log.info("sms_withheld_opted_out", run_id=str(message.run_id), node_id=message.node_id)
                     return Claim(result={"delivery": "opted_out", "status": "opted_out", "message_sids": []})
