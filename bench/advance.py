@@ -75,7 +75,8 @@ class ServerCpu:
 
     def seconds(self) -> float:
         with session_scope(self.sessions) as session:
-            pids = session.scalars(text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()"))
+            pids = session.scalars(text("SELECT pid FROM pg_stat_activity "
+                                        "WHERE datname = current_database()"))
             total = 0.0
             for pid in pids:
                 try:
