@@ -36,6 +36,7 @@ sys.path.insert(0, str(REPO))
 import structlog  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
+from bench.chaos_outages import GREETER  # noqa: E402
 from bench.engine import REDIS, database  # noqa: E402
 from blocks.registry import load_registry  # noqa: E402
 from core.settings import Settings  # noqa: E402
@@ -47,13 +48,7 @@ from models.runs import Run  # noqa: E402
 from worker.engine import RunEngine  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
-PURE = {
-    "nodes": [{"id": "in", "type": "trigger.api", "config": {"fields": [{"name": "name"}]}},
-              {"id": "greet", "type": "text.template", "config": {"template": "Hello, {{ name }}!"}},
-              {"id": "out", "type": "output", "config": {}}],
-    "edges": [{"source": "in", "source_port": "name", "target": "greet", "target_port": "name"},
-              {"source": "greet", "source_port": "text", "target": "out", "target_port": "text"}],
-}
+PURE = GREETER  # the load mix's app (bench/load.py)
 CLAIMED = {
     "nodes": [{"id": "in", "type": "trigger.api", "config": {"fields": [{"name": "name"}]}},
               {"id": "policy", "type": "governance.policy",

@@ -161,6 +161,17 @@ def at(stamp: str) -> datetime:
     return datetime.fromisoformat(stamp)
 
 
+def publish_titled_greeter(stack: Stack, app: str) -> None:
+    """Publish the greeter's next version: it greets differently, and also takes a `title` (optional)."""
+    graph = greeter_graph()
+    graph["nodes"][0] = node("in", "trigger.api", fields=[{"name": "name", "type": "string"},
+                                                          {"name": "title", "required": False}])
+    graph["nodes"][1] = node("greet", "text.template", template="Hi, {{ title or 'you' }} {{ name }}.")
+    graph["edges"].append(edge("in", "title", "greet", "title"))
+    assert stack.client.put(f"/v1/apps/{app}/draft", json=graph).status_code == 200
+    assert stack.client.post(f"/v1/apps/{app}/publish").status_code == 201
+
+
 def test_a_new_version_is_run_as_soon_as_it_is_published_and_a_deleted_app_runs_nothing(
         stack: Stack) -> None:
     """The API remembers each app's latest version and, on PostgreSQL, starts a waited-for pure run
@@ -173,14 +184,7 @@ def test_a_new_version_is_run_as_soon_as_it_is_published_and_a_deleted_app_runs_
     assert remembered.json()["outputs"] == {"text": "Hello, Alan!"}
     assert stack.get_run(remembered.json()["id"]) == remembered.json()  # recorded as it answered
 
-    # Version 2 greets differently, and also takes a `title` (optional).
-    graph = greeter_graph()
-    graph["nodes"][0] = node("in", "trigger.api", fields=[{"name": "name", "type": "string"},
-                                                          {"name": "title", "required": False}])
-    graph["nodes"][1] = node("greet", "text.template", template="Hi, {{ title or 'you' }} {{ name }}.")
-    graph["edges"].append(edge("in", "title", "greet", "title"))
-    assert stack.client.put(f"/v1/apps/{app}/draft", json=graph).status_code == 200
-    assert stack.client.post(f"/v1/apps/{app}/publish").status_code == 201
+    publish_titled_greeter(stack, app)
 
     second = start(stack, app, {"name": "Grace"}, params={"wait": 10})
     assert second.status_code == 200, second.text
@@ -210,13 +214,7 @@ def test_a_queued_run_starts_on_the_version_just_published_and_a_deleted_app_que
     assert remembered.json()["status"] == "queued" and remembered.json()["version_number"] == 1
     assert stack.wait_run(remembered.json()["id"])["outputs"] == {"text": "Hello, Alan!"}
 
-    graph = greeter_graph()
-    graph["nodes"][0] = node("in", "trigger.api", fields=[{"name": "name", "type": "string"},
-                                                          {"name": "title", "required": False}])
-    graph["nodes"][1] = node("greet", "text.template", template="Hi, {{ title or 'you' }} {{ name }}.")
-    graph["edges"].append(edge("in", "title", "greet", "title"))
-    assert stack.client.put(f"/v1/apps/{app}/draft", json=graph).status_code == 200
-    assert stack.client.post(f"/v1/apps/{app}/publish").status_code == 201
+    publish_titled_greeter(stack, app)
 
     second = start(stack, app, {"name": "Grace"})
     titled = start(stack, app, {"name": "Hopper", "title": "Dr"})  # inputs only version 2 takes
