@@ -32,7 +32,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 from core.errors import Conflict, NotFound
 from core.statuses import LIVE, TERMINAL, UNFINISHED, NodeStatus, RunStatus
 from models.base import Base, new_id, utcnow
-from models.db import fetch_dicts, select_sql
+from models.db import fetch_dicts, insert_rows, select_sql
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY.
 EventId = BigInteger().with_variant(Integer(), "sqlite")
@@ -200,6 +200,14 @@ def get_run_and_nodes(session: Session, *, org_id: uuid.UUID, run_id: uuid.UUID
     return run, node_runs(session, run_id=run.id)
 
 
+def insert_run(session: Session, run: Run) -> None:
+    """INSERT a transient run's row through `models.db.insert_rows` (no unit of work; queued in
+    `pipelined` with what follows). Unset columns are left out, so the table's defaults fill them
+    as the unit of work would."""
+    values = {c.name: getattr(run, c.name) for c in _RUN_TABLE.columns}
+    insert_rows(session, _RUN_TABLE, [{k: v for k, v in values.items() if v is not None}])
+
+
 def find_by_idempotency_key(session: Session, *, org_id: uuid.UUID, key: str) -> Run | None:
     """The run an earlier request with this Idempotency-Key created, if any."""
     return session.scalar(select(Run).where(Run.org_id == org_id, Run.idempotency_key == key))
@@ -315,6 +323,7 @@ def wake_parent(session: Session, *, run: Run) -> None:
                         .values(wake_at=utcnow()))
 
 
-_READ_RUN = select_sql(Run.__table__, '"id" = %s AND "org_id" = %s')  # type: ignore[arg-type]
+_RUN_TABLE = Base.metadata.tables[Run.__tablename__]
+_READ_RUN = select_sql(_RUN_TABLE, '"id" = %s AND "org_id" = %s')
 _READ_NODES = select_sql(NodeRun.__table__, '"run_id" = %s')  # type: ignore[arg-type]
 _VALUES = tuple(f.name for f in fields(NodeRunValues))

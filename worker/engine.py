@@ -61,6 +61,7 @@ from models.runs import (
     RunEvent,
     RunKind,
     compact_json,
+    insert_run,
     store_result,
     waiting_node,
     wake_parent,
@@ -276,13 +277,10 @@ class Recorder:
         self.set_run(state, None)
         # As the other new rows, through Core: the unit of work's flush of this one object cost as
         # much CPU as running the nodes. The object stays outside the session, complete.
-        run = self.run
-        values = {c.name: getattr(run, c.name) for c in _RUNS.columns}
-        # Unset columns are left out, so the table's defaults fill them as the unit of work would.
         with pipelined(self.session, commit=commit):  # every statement in one round trip
             if check is not None:
                 check(self.session)
-            insert_rows(self.session, _RUNS, [{k: v for k, v in values.items() if v is not None}])
+            insert_run(self.session, self.run)
             self._insert_new_rows()
 
     def set_run(self, state: RunState, wake_at: datetime | None) -> None:

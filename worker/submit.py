@@ -28,8 +28,8 @@ from core.settings import Settings
 from core.statuses import TERMINAL, NodeStatus, RunStatus
 from models import apps as app_store
 from models.apps import App, AppVersion, VersionRef
-from models.base import Base, new_id, utcnow
-from models.db import check_failed, insert_rows, pipelined
+from models.base import new_id, utcnow
+from models.db import check_failed, pipelined
 from models.runs import (
     NodeRun,
     Run,
@@ -38,6 +38,7 @@ from models.runs import (
     check_replay,
     find_by_idempotency_key,
     get_run,
+    insert_run,
     json_size,
     node_runs,
 )
@@ -47,8 +48,6 @@ from worker.engine import run_graph
 from worker.transport import make_celery, send_advance
 
 log = structlog.get_logger("mantle.submit")
-
-_RUNS = Base.metadata.tables[Run.__tablename__]
 
 
 class LatestVersions:
@@ -216,10 +215,9 @@ class Submitter:
         this one object cost more CPU than the rest of the run's start in the API."""
         run.id = new_id()
         run.created_at = run.heartbeat_at = utcnow()
-        values = {c.name: getattr(run, c.name) for c in _RUNS.columns}
         with pipelined(session, commit=True):
             check(session)
-            insert_rows(session, _RUNS, [{k: v for k, v in values.items() if v is not None}])
+            insert_run(session, run)
 
     def _replay(self, session: Session, earlier: Run, *, app_id: uuid.UUID, inputs: dict[str, Any],
                 draft: bool, version: int | None) -> Run:
