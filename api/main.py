@@ -92,8 +92,10 @@ def create_app(
     app.state.session_cache = KeyCache(settings.auth_cache_s)
     app.state.watcher = watcher
     app.state.session_factory = sessions or session_factory(settings.resolved_database_url)
-    # Polling reads (a run's status, its events) must not queue behind writers on SQLite.
-    app.state.read_sessions = sessions or session_factory(settings.resolved_database_url, readonly=True)
+    # Polling reads (a run's status, its events) must not queue behind writers on SQLite; on
+    # PostgreSQL each of their statements commits on its own (one round trip, no BEGIN).
+    app.state.read_sessions = sessions or session_factory(settings.resolved_database_url, readonly=True,
+                                                          autocommit=True)
     app.state.registry = registry or load_registry(tuple(settings.block_plugins))
     app.state.submitter = Submitter(app.state.registry, settings)
     errors.install(app)

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from sqlalchemy.orm import Session
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
 
 from api.twilio_auth import check_signature
 from blocks.twilio_sms_input import DEFAULT_HELP, SmsInputBlock
@@ -23,8 +24,16 @@ from core.errors import Forbidden, InvalidInputs, MantleError, NotFound
 from core.settings import Settings
 from models import credentials
 from models.apps import AppVersion, VersionRef, published_version
+from models.runs import Run
 from models.sms import SmsInbound, SmsNumber, find_routes, set_opt_out
-from models.sms_messages import add_outbound, history, inline_replies, record_inbound
+from models.sms_messages import (
+    add_outbound,
+    history,
+    inbound_row,
+    inline_replies,
+    insert_inbound,
+    record_inbound,
+)
 from worker.submit import Submitter
 
 log = structlog.get_logger("mantle.sms")
@@ -100,9 +109,19 @@ def parse(form: Any, max_chars: int) -> Message:
 
 
 def receive(session: Session, *, target: str, form: Any, url: str, signature: str | None,
-            settings: Settings, submitter: Submitter) -> Received:
-    """Verify, store and act on one inbound SMS (the caller commits, then enqueues the run)."""
-    route = _signed_route(session, target=target, form=form, url=url, signature=signature, settings=settings)
+            settings: Settings, submitter: Submitter, reads: sessionmaker[Session] | None = None) -> Received:
+    """Verify, store and act on one inbound SMS (the caller commits, then enqueues the run).
+
+    `reads`: read-only sessions (the API's) for the route and the conversation's history, so that
+    `session` sends nothing before what it writes; a message may then start its run in one round
+    trip (`_start_on_known_version`)."""
+    if reads is None:
+        route = _signed_route(session, target=target, form=form, url=url, signature=signature,
+                              settings=settings)
+    else:
+        with reads() as read:  # its rows stay loaded once it closes: only their columns are read
+            route = _signed_route(read, target=target, form=form, url=url, signature=signature,
+                                  settings=settings)
     if route is None:
         return Received(None, None, [])
     message = parse(form, settings.sms_max_inbound_chars)
@@ -110,6 +129,10 @@ def receive(session: Session, *, target: str, form: Any, url: str, signature: st
         log.warning("sms_unknown_number", route_id=str(route.id), to=message.to_number)
         return Received(None, None, [])
     kind = keyword(message.body)
+    if kind == "message" and reads is not None:
+        started = _start_on_known_version(session, reads, route, message, settings, submitter)
+        if started is not None:
+            return started
     inbound, created = record_inbound(session, route=route, message_sid=message.message_sid,
                                       from_number=message.from_number, to_number=message.to_number,
                                       body=message.body, truncated=message.truncated,
@@ -183,6 +206,7 @@ def _trigger_config(session: Session, route: SmsNumber, submitter: Submitter
     version = published_version(session, org_id=route.org_id, app_id=route.app_id)
     if version is None:
         raise NotFound("the app has no published version", loc=["To"])
+    submitter.latest.put((route.org_id, route.app_id), version)  # for `_start_on_known_version`
     # The graph is read only when this process has not analysed the version yet.
     analysis = submitter.analyses.get(version.id, lambda: session.get_one(AppVersion, version.id).graph)
     block = analysis.blocks.get(analysis.trigger or "")
@@ -190,6 +214,52 @@ def _trigger_config(session: Session, route: SmsNumber, submitter: Submitter
         raise InvalidInputs([{"loc": ["app"], "type": "not_sms_app",
                               "msg": "the app's published version does not start with twilio.sms_input"}])
     return block.config.model_dump(), version
+
+
+def _inputs(message: Message, history: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"body": message.body, "from_number": message.from_number, "to_number": message.to_number,
+            "message_sid": message.message_sid, "media_urls": message.media_urls, "history": history}
+
+
+def _start_on_known_version(session: Session, reads: sessionmaker[Session], route: SmsNumber,
+                            message: Message, settings: Settings, submitter: Submitter) -> Received | None:
+    """Store the message and start its run in one round trip with the COMMIT, on the app's latest
+    version as this process knows it (`Submitter.start_on_known_version`, which checks it is still
+    the latest); None when that cannot be done (not on PostgreSQL, the version not known here or
+    replaced, a MessageSid already stored): nothing was written, and `receive` goes the usual way.
+
+    The same rows as the usual way (`record_inbound`, `_start_run`): the usual way sent eight
+    statements, each its own round trip, and its unit of work cost more CPU than the rest of the
+    webhook. A Twilio retry fails the inbound row's unique index, which rolls the run back too.
+    """
+    if route.app_id is None or session.get_bind().dialect.name != "postgresql":
+        return None
+    known = submitter.known_latest(route.org_id, route.app_id)
+    block = known[1].blocks.get(known[1].trigger or "") if known is not None else None
+    if not isinstance(block, SmsInputBlock):
+        return None
+    waiting = settings.twilio_reply_window_s > 0
+    inbound = inbound_row(route=route, message_sid=message.message_sid, from_number=message.from_number,
+                          to_number=message.to_number, body=message.body, truncated=message.truncated,
+                          media_urls=message.media_urls, kind="message",
+                          answer_state="waiting" if waiting else "closed")
+    with reads() as read:
+        earlier = history(read, app_id=route.app_id, phone=message.from_number,
+                          limit=block.config.history_messages, before=inbound["created_at"])
+
+    def store_inbound(session: Session, run: Run) -> None:
+        insert_inbound(session, {**inbound, "run_id": run.id})
+
+    try:
+        run = submitter.start_on_known_version(session, org_id=route.org_id, app_id=route.app_id,
+                                               inputs=_inputs(message, earlier), trigger="sms",
+                                               also=store_inbound)
+    except IntegrityError:  # the message is stored already (a retry): the usual way answers it
+        session.rollback()
+        return None
+    if run is None:
+        return None
+    return Received(inbound["id"], run.id, None if waiting else [])
 
 
 def _start_run(session: Session, route: SmsNumber, inbound: SmsInbound, message: Message,
@@ -200,11 +270,10 @@ def _start_run(session: Session, route: SmsNumber, inbound: SmsInbound, message:
         assert route.app_id is not None
         earlier = history(session, app_id=route.app_id, phone=message.from_number,
                           limit=int(config["history_messages"]), before=inbound.created_at)
-        inputs = {"body": message.body, "from_number": message.from_number, "to_number": message.to_number,
-                  "message_sid": message.message_sid, "media_urls": message.media_urls, "history": earlier}
         # No Idempotency-Key: the unique inbound row, in this same transaction, is what makes a
         # retried webhook start no second run.
-        run, _ = submitter.create(session, org_id=route.org_id, app_id=route.app_id, inputs=inputs,
+        run, _ = submitter.create(session, org_id=route.org_id, app_id=route.app_id,
+                                  inputs=_inputs(message, earlier),
                                   published=version, trigger="sms")
     except MantleError as exc:
         inbound.note = exc.message

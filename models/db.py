@@ -172,8 +172,11 @@ _ENGINES: list[Engine] = []
 
 
 @lru_cache
-def _factory(url: str, readonly: bool) -> sessionmaker[Session]:
-    engine = make_engine(url, readonly=readonly)
+def _factory(url: str, readonly: bool, autocommit: bool) -> sessionmaker[Session]:
+    options: dict[str, Any] = {}
+    if autocommit and make_url(url).get_backend_name() == "postgresql":
+        options["isolation_level"] = "AUTOCOMMIT"
+    engine = make_engine(url, readonly=readonly, **options)
     _ENGINES.append(engine)
     return sessionmaker(engine, expire_on_commit=False)
 
@@ -229,9 +232,16 @@ os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
                     after_in_child=_forget_inherited)
 
 
-def session_factory(url: str, *, readonly: bool = False) -> sessionmaker[Session]:
-    """The process-wide session factory for `url` (one engine and pool per URL and mode)."""
-    return _factory(url, readonly)
+def session_factory(url: str, *, readonly: bool = False, autocommit: bool = False) -> sessionmaker[Session]:
+    """The process-wide session factory for `url` (one engine and pool per URL and mode).
+
+    `autocommit` (with `readonly`; PostgreSQL only): each statement is its own transaction, so a
+    read costs one round trip, not three (BEGIN, the query, and the ROLLBACK or COMMIT that ends
+    it). Under READ COMMITTED, PostgreSQL's default, each statement of a transaction sees its own
+    snapshot anyway, so readers see exactly what they saw inside a transaction. Not for a reader
+    that locks rows or sets `SET LOCAL` options: those need a transaction.
+    """
+    return _factory(url, readonly, readonly and autocommit)
 
 
 @contextmanager

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, make_transient_to_detached
 
 from core.errors import Conflict
 from models.base import new_id, utcnow
-from models.db import fetch_dicts, insert_rows, select_sql
+from models.db import driver, fetch_dicts, insert_rows, pipelined, select_sql
 from models.sms import STATUS_RANK, SmsInbound, SmsNumber, SmsOptOut, SmsOutbound, is_opted_out
 
 
@@ -44,6 +44,27 @@ def _insert_inbound(dialect: str) -> Any:
             .returning(SmsInbound.id))
 
 
+def inbound_row(*, route: SmsNumber, message_sid: str, from_number: str, to_number: str, body: str,
+                truncated: bool, media_urls: list[str], kind: str, run_id: uuid.UUID | None = None,
+                answer_state: str = "closed") -> dict[str, Any]:
+    """Every column of a new inbound message's row, received now."""
+    return {
+        "id": new_id(), "org_id": route.org_id, "route_id": route.id, "app_id": route.app_id,
+        "run_id": run_id, "message_sid": message_sid, "from_number": from_number, "to_number": to_number,
+        "body": body, "truncated": truncated, "media_urls": media_urls, "kind": kind, "note": "",
+        "answer_state": answer_state, "created_at": utcnow(),
+    }
+
+
+_INBOUND = cast(Table, SmsInbound.__table__)
+
+
+def insert_inbound(session: Session, row: dict[str, Any]) -> None:
+    """INSERT an `inbound_row` (through `models.db.insert_rows`, queued in `pipelined` with what
+    follows); a MessageSid the organization already stored fails the unique index (IntegrityError)."""
+    insert_rows(session, _INBOUND, [row])
+
+
 def record_inbound(session: Session, *, route: SmsNumber, message_sid: str, from_number: str,
                    to_number: str, body: str, truncated: bool, media_urls: list[str],
                    kind: str) -> tuple[SmsInbound, bool]:
@@ -54,12 +75,8 @@ def record_inbound(session: Session, *, route: SmsNumber, message_sid: str, from
     up. Every column is given here, so the returned object is the stored row, and what the
     caller changes on it later is written as an UPDATE.
     """
-    values: dict[str, Any] = {
-        "id": new_id(), "org_id": route.org_id, "route_id": route.id, "app_id": route.app_id,
-        "run_id": None, "message_sid": message_sid, "from_number": from_number, "to_number": to_number,
-        "body": body, "truncated": truncated, "media_urls": media_urls, "kind": kind, "note": "",
-        "answer_state": "closed", "created_at": utcnow(),
-    }
+    values = inbound_row(route=route, message_sid=message_sid, from_number=from_number, to_number=to_number,
+                         body=body, truncated=truncated, media_urls=media_urls, kind=kind)
     if session.scalar(_insert_inbound(session.get_bind().dialect.name), values) is None:
         existing = find_inbound(session, org_id=route.org_id, message_sid=message_sid)
         if existing is None:
@@ -84,6 +101,30 @@ def inline_replies(session: Session, *, inbound_id: uuid.UUID) -> list[SmsOutbou
     stmt = (select(SmsOutbound).where(SmsOutbound.inbound_id == inbound_id, SmsOutbound.via == "inline")
             .order_by(SmsOutbound.created_at, SmsOutbound.idempotency_key, SmsOutbound.part))
     return list(session.scalars(stmt))
+
+
+_CLOSE_ANSWER = ('UPDATE "sms_inbound" SET "answer_state" = \'closed\' '
+                 'WHERE "id" = %s AND "answer_state" = \'waiting\'')
+_INLINE_BODIES = ('SELECT "body" FROM "sms_outbound" WHERE "inbound_id" = %s AND "via" = \'inline\' '
+                  'ORDER BY "created_at", "idempotency_key", "part"')
+
+
+def answer_now(session: Session, *, inbound_id: uuid.UUID) -> list[str]:
+    """The webhook answers now: close the answer (`close_answer`), then the bodies of the replies
+    to answer with (`inline_replies`), and commit; for a session that writes nothing more.
+
+    On PostgreSQL the UPDATE, the SELECT and the COMMIT go in one round trip through psycopg
+    (`models.db.pipelined`), instead of four (BEGIN, each statement, COMMIT); the SELECT runs
+    after the UPDATE in the same transaction, so the handshake with `claim_state` holds as before.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        close_answer(session, inbound_id=inbound_id)
+        return [r.body for r in inline_replies(session, inbound_id=inbound_id)]
+    with pipelined(session, commit=True):
+        connection = driver(session)
+        connection.execute(_CLOSE_ANSWER, (inbound_id,))
+        replies = connection.execute(_INLINE_BODIES, (inbound_id,))
+    return [str(row[0]) for row in replies.fetchall()]
 
 
 def triggering_inbound(session: Session, *, run_id: uuid.UUID, lock: bool = False) -> SmsInbound | None:

@@ -166,8 +166,30 @@ class Submitter:
             session.flush()
         return False
 
+    def known_latest(self, org_id: uuid.UUID, app_id: uuid.UUID) -> tuple[VersionRef, Analysis] | None:
+        """The app's latest version as this process last found it, and its analysis, when both are
+        known here (a guess: `start_on_known_version` checks it as it records the run)."""
+        ref = self.latest.get((org_id, app_id))
+        analysis = self.analyses.peek(ref.id) if ref is not None else None
+        return None if ref is None or analysis is None else (ref, analysis)
+
+    def start_on_known_version(self, session: Session, *, org_id: uuid.UUID, app_id: uuid.UUID,
+                               inputs: dict[str, Any], trigger: str,
+                               also: Callable[[Session, Run], None]) -> Run | None:
+        """A queued run of the app's latest version as this process knows it, recorded with `also`'s
+        rows (written in the same round trip, after the run's) and committed; None (nothing
+        written, the session rolled back) when the version is not known here or no longer the
+        latest, or the inputs are refused: the caller then starts it the usual way. PostgreSQL
+        only, in a transaction not begun (see `create`). An error of `also`'s rows (a unique
+        index's) rolls everything back and is raised."""
+        if session.in_transaction() or session.get_bind().dialect.name != "postgresql":
+            return None
+        return self._on_known_version(session, org_id=org_id, app_id=app_id, inputs=inputs, trigger=trigger,
+                                      wait_s=0, also=also)
+
     def _on_known_version(self, session: Session, *, org_id: uuid.UUID, app_id: uuid.UUID,
-                          inputs: dict[str, Any], trigger: str, wait_s: float) -> Run | None:
+                          inputs: dict[str, Any], trigger: str, wait_s: float,
+                          also: Callable[[Session, Run], None] | None = None) -> Run | None:
         """A run of the version this process last found to be the app's latest, recorded and
         committed with a check that it still is, all in one round trip: no query is answered
         before it. A direct run (its caller waits, every node pure) is recorded ended, else the
@@ -180,10 +202,10 @@ class Submitter:
         version published, or the app deleted, meanwhile) so the usual path starts it again.
         """
         key = (org_id, app_id)
-        ref = self.latest.get(key)
-        analysis = self.analyses.peek(ref.id) if ref is not None else None
-        if ref is None or analysis is None:
+        known = self.known_latest(org_id, app_id)
+        if known is None:
             return None
+        ref, analysis = known
         try:
             accepted = self._accept(analysis, inputs)
         except (InvalidInputs, TooLarge):
@@ -199,7 +221,7 @@ class Submitter:
             direct = wait_s > 0 and self.direct.knows(ref.id) and all_pure(analysis)
             if not (direct and self._insert(session, run, wait_s, commit=True, check=still_latest)):
                 # Queued (or its nodes did not end in time here: nothing of them was written).
-                self._insert_queued(session, run, check=still_latest)
+                self._insert_queued(session, run, check=still_latest, also=also)
         except Exception as exc:
             if not check_failed(exc):
                 raise
@@ -209,15 +231,19 @@ class Submitter:
         return run
 
     @staticmethod
-    def _insert_queued(session: Session, run: Run, *, check: Callable[[Session], None]) -> None:
-        """Insert the new run queued, after `check`, and commit, in one round trip (PostgreSQL, in a
-        transaction not begun). Through `models.db.insert_rows`, not the unit of work: its flush of
-        this one object cost more CPU than the rest of the run's start in the API."""
+    def _insert_queued(session: Session, run: Run, *, check: Callable[[Session], None],
+                       also: Callable[[Session, Run], None] | None = None) -> None:
+        """Insert the new run queued, after `check`, then `also`'s rows, and commit, in one round
+        trip (PostgreSQL, in a transaction not begun). Through `models.db.insert_rows`, not the
+        unit of work: its flush of this one object cost more CPU than the rest of the run's start
+        in the API."""
         run.id = new_id()
         run.created_at = run.heartbeat_at = utcnow()
         with pipelined(session, commit=True):
             check(session)
             insert_run(session, run)
+            if also is not None:
+                also(session, run)
 
     def _replay(self, session: Session, earlier: Run, *, app_id: uuid.UUID, inputs: dict[str, Any],
                 draft: bool, version: int | None) -> Run:

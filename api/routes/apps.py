@@ -16,7 +16,6 @@ from builder.graph import Graph
 from core.errors import GraphInvalid
 from models import apps as app_store
 from models import audit
-from models.db import session_scope
 
 router = APIRouter(tags=["apps"])
 
@@ -27,13 +26,14 @@ async def list_apps(
     q: Annotated[str | None, Query(max_length=200, description="Filter by name.")] = None,
 ) -> PageOf[AppSummary]:
     """The organization's apps, most recently changed first."""
-    # A hot route: its session lives in one trip through the threadpool, not one per dependency.
-    return await run_in_threadpool(_list_apps, request.app.state.session_factory, principal.org_id, page, q)
+    # A hot route: its session lives in one trip through the threadpool, not one per dependency,
+    # and reads through the read-only sessions (one round trip on PostgreSQL, see `session_factory`).
+    return await run_in_threadpool(_list_apps, request.app.state.read_sessions, principal.org_id, page, q)
 
 
 def _list_apps(sessions: sessionmaker[Session], org_id: uuid.UUID, page: Page, q: str | None
                ) -> PageOf[AppSummary]:
-    with session_scope(sessions) as session:
+    with sessions() as session:
         items, total = app_store.list_apps(session, org_id=org_id, limit=page.limit, offset=page.offset, q=q)
         return PageOf[AppSummary](items=[AppSummary.model_validate(a) for a in items], total=total,
                                   limit=page.limit, offset=page.offset)

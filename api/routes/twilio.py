@@ -28,7 +28,7 @@ from core.errors import Forbidden, InvalidInputs, MantleError
 from models import credentials
 from models.db import session_scope
 from models.sms import SmsOutbound
-from models.sms_messages import advance_status, close_answer, inline_replies
+from models.sms_messages import advance_status, answer_now
 
 router = APIRouter(tags=["twilio"])
 log = structlog.get_logger("mantle.sms")
@@ -68,7 +68,8 @@ def _sessions(request: Request) -> sessionmaker[Session]:
 def _receive(request: Request, target: str, form: Any, url: str, signature: str | None) -> Received:
     with session_scope(_sessions(request)) as session:
         received = receive(session, target=target, form=form, url=url, signature=signature,
-                           settings=request.app.state.settings, submitter=request.app.state.submitter)
+                           settings=request.app.state.settings, submitter=request.app.state.submitter,
+                           reads=request.app.state.read_sessions)
     if received.run_id is not None and not received.repeat:  # committed: a worker may take it now
         request.app.state.submitter.enqueue(received.run_id)
     return received
@@ -76,8 +77,7 @@ def _receive(request: Request, target: str, form: Any, url: str, signature: str 
 
 def _answer(request: Request, inbound_id: uuid.UUID) -> list[str]:
     with session_scope(_sessions(request)) as session:
-        close_answer(session, inbound_id=inbound_id)  # from here on, replies go through the REST API
-        return [r.body for r in inline_replies(session, inbound_id=inbound_id)]
+        return answer_now(session, inbound_id=inbound_id)  # later replies go through the REST API
 
 
 @router.post("/twilio/sms/{target}", response_class=Response, responses=TWIML)

@@ -136,6 +136,35 @@ def test_a_twilio_retry_starts_no_second_run_and_sends_no_second_reply(sms: SmsS
     assert [m["direction"] for m in sms.conversation(phone)] == ["inbound", "outbound"]
 
 
+def test_a_text_after_a_new_version_is_published_runs_that_version(sms: SmsStack, window: Any) -> None:
+    """On PostgreSQL, a text to an app whose latest version this API process knows is stored and
+    its run recorded in one round trip, checked to still be the latest version
+    (`api/sms_inbound.py: _start_on_known_version`). A version published in between is run from
+    the next text on; a retried delivery of a text stored that way starts nothing new."""
+    window(15)
+    phone = "+15550100007"
+    assert sms.text("one", from_=phone)["replies"] == ["#0: one"]
+    second = sms.text("two", from_=phone)  # the version is known here by now
+    assert second["replies"] == ["#2: two"]
+    runs = sms.api.get(f"/v1/apps/{sms.app_id}/runs").json()["total"]
+    assert sms.text("two", from_=phone, sid=second["message_sid"])["replies"] == ["#2: two"]
+    assert sms.api.get(f"/v1/apps/{sms.app_id}/runs").json()["total"] == runs
+
+    def publish(graph: dict[str, Any]) -> None:
+        assert sms.api.put(f"/v1/apps/{sms.app_id}/draft", json=graph).status_code == 200
+        assert sms.api.post(f"/v1/apps/{sms.app_id}/publish").status_code == 201
+
+    publish(sms_graph("v2 #{{ history | length }}: {{ body }}", wires=("body", "history")))
+    assert sms.text("three", from_=phone)["replies"] == ["v2 #4: three"]
+    assert sms.text("four", from_=phone)["replies"] == ["v2 #6: four"]
+    publish(history_graph())  # the module's other tests expect the original replies
+    assert sms.text("five", from_=phone)["replies"] == ["#8: five"]
+    texts = [m for m in sms.conversation(phone) if m["direction"] == "inbound"]
+    assert [m["body"] for m in texts] == ["one", "two", "three", "four", "five"]
+    versions = [sms.api.get(f"/v1/runs/{m['run_id']}").json()["version_number"] for m in texts]
+    assert versions[2:] == [versions[0] + 1, versions[0] + 1, versions[0] + 2]
+
+
 def test_an_opted_out_phone_gets_no_reply_until_start(sms: SmsStack, window: Any) -> None:
     window(15)
     phone = "+15550100004"

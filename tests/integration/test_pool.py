@@ -105,3 +105,39 @@ def test_connections_opened_under_load_are_kept_for_the_next_burst() -> None:
         drop_postgres_database(POSTGRES_URL, url)
 
     assert len(first) == threads and second == first
+
+
+def test_the_apis_read_sessions_hold_no_transaction_open_between_reads() -> None:
+    """A polling reader (the API's `read_sessions`) leaves its connection idle, not "idle in
+    transaction", between two reads of one session: no snapshot is held open for VACUUM to wait
+    on, and each read is one round trip. It still sees every commit made meanwhile."""
+    require_postgres()
+    url = create_postgres_database(POSTGRES_URL)
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    reads = db.session_factory(url, readonly=True, autocommit=True)
+    writes = db.session_factory(url)
+    try:
+        with writes.begin() as session:
+            session.execute(text("CREATE TABLE notes (body text)"))
+        with reads() as session:
+            pid = session.execute(text("SELECT pg_backend_pid()")).scalar_one()
+            with admin.connect() as conn:
+                state = conn.execute(text("SELECT state FROM pg_stat_activity WHERE pid = :pid"),
+                                     {"pid": pid}).scalar_one()
+            assert state == "idle"
+            with writes.begin() as other:
+                other.execute(text("INSERT INTO notes VALUES ('written meanwhile')"))
+            assert session.execute(text("SELECT body FROM notes")).scalars().all() == ["written meanwhile"]
+        # The writers' sessions, from the same URL, still run in transactions.
+        with writes() as session:
+            session.execute(text("SELECT 1"))
+            pid = session.execute(text("SELECT pg_backend_pid()")).scalar_one()
+            with admin.connect() as conn:
+                state = conn.execute(text("SELECT state FROM pg_stat_activity WHERE pid = :pid"),
+                                     {"pid": pid}).scalar_one()
+            assert state == "idle in transaction"
+    finally:
+        for factory in (reads, writes):
+            factory.kw["bind"].dispose()
+        admin.dispose()
+        drop_postgres_database(POSTGRES_URL, url)
