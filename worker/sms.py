@@ -25,6 +25,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
 
+# `Client.api` imports this on first use: about 95 modules, which cost a worker process's first REST
+# send about 0.2 s of CPU (and showed in the load benchmark's measured phase). Paid as it starts.
+from twilio.rest.api import Api  # noqa: F401
+
 from blocks.twilio_sms_output import OutgoingSms
 from core.crypto import cipher_for
 from core.errors import MantleError
