@@ -108,20 +108,15 @@ def parse(form: Any, max_chars: int) -> Message:
                    truncated=len(body) > max_chars, media_urls=media)
 
 
-def receive(session: Session, *, target: str, form: Any, url: str, signature: str | None,
-            settings: Settings, submitter: Submitter, reads: sessionmaker[Session] | None = None) -> Received:
+def receive(session: Session, reads: sessionmaker[Session], *, target: str, form: Any, url: str,
+            signature: str | None, settings: Settings, submitter: Submitter) -> Received:
     """Verify, store and act on one inbound SMS (the caller commits, then enqueues the run).
 
     `reads`: read-only sessions (the API's) for the route and the conversation's history, so that
     `session` sends nothing before what it writes; a message may then start its run in one round
     trip (`_start_on_known_version`)."""
-    if reads is None:
-        route = _signed_route(session, target=target, form=form, url=url, signature=signature,
-                              settings=settings)
-    else:
-        with reads() as read:  # its rows stay loaded once it closes: only their columns are read
-            route = _signed_route(read, target=target, form=form, url=url, signature=signature,
-                                  settings=settings)
+    with reads() as read:  # its rows stay loaded once it closes: only their columns are read
+        route = _signed_route(read, target=target, form=form, url=url, signature=signature, settings=settings)
     if route is None:
         return Received(None, None, [])
     message = parse(form, settings.sms_max_inbound_chars)
@@ -129,7 +124,7 @@ def receive(session: Session, *, target: str, form: Any, url: str, signature: st
         log.warning("sms_unknown_number", route_id=str(route.id), to=message.to_number)
         return Received(None, None, [])
     kind = keyword(message.body)
-    if kind == "message" and reads is not None:
+    if kind == "message":
         started = _start_on_known_version(session, reads, route, message, settings, submitter)
         if started is not None:
             return started

@@ -67,9 +67,9 @@ def _sessions(request: Request) -> sessionmaker[Session]:
 
 def _receive(request: Request, target: str, form: Any, url: str, signature: str | None) -> Received:
     with session_scope(_sessions(request)) as session:
-        received = receive(session, target=target, form=form, url=url, signature=signature,
-                           settings=request.app.state.settings, submitter=request.app.state.submitter,
-                           reads=request.app.state.read_sessions)
+        received = receive(session, request.app.state.read_sessions, target=target, form=form, url=url,
+                           signature=signature, settings=request.app.state.settings,
+                           submitter=request.app.state.submitter)
     if received.run_id is not None and not received.repeat:  # committed: a worker may take it now
         request.app.state.submitter.enqueue(received.run_id)
     return received

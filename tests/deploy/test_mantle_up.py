@@ -171,11 +171,17 @@ def _drain(fd: int, into: bytearray) -> None:
 
 def gone(processes: list[psutil.Process]) -> bool:
     """None of `processes` runs any more (a zombie has exited; only its parent has yet to reap it)."""
+    return not survivors(processes)
+
+
+def survivors(processes: list[psutil.Process]) -> list[str]:
+    """Each of `processes` still running (not a zombie): its pid, status and command line."""
+    left = []
     for process in processes:
         with contextlib.suppress(psutil.NoSuchProcess):
             if process.is_running() and process.status() != psutil.STATUS_ZOMBIE:
-                return False
-    return True
+                left.append(f"{process.pid} {process.status()} {' '.join(process.cmdline())[:200]}")
+    return left
 
 
 @contextlib.contextmanager
@@ -195,7 +201,10 @@ def stop_and_expect_no_process_left(up: Up, signum: int) -> None:
     tree = up.tree()
     assert len(tree) >= 6, [p.cmdline() for p in tree]  # up, 2 workers, a pool of 2, the scheduler
     up.process.send_signal(signum)
-    wait_until(lambda: gone(tree), 90, f"every process of mantle up's tree to exit after {signum!r}")
+    try:
+        wait_until(lambda: gone(tree), 90, f"every process of mantle up's tree to exit after {signum!r}")
+    except AssertionError as exc:  # say which process stayed, and what it was doing
+        raise AssertionError(f"{exc}; left: {survivors(tree)}; log: {up.log()}") from None
     if signum != signal.SIGKILL:
         assert up.process.wait(timeout=10) == 0, up.log()
         for reader in up.readers:
