@@ -294,6 +294,14 @@ def pipelined(session: Session, *, commit: bool = False) -> Iterator[None]:
             if commit and not implicit:
                 driver.commit()
     except psycopg.Error as exc:  # raised by psycopg at the pipeline's end, past SQLAlchemy
+        if implicit:
+            # PostgreSQL rolled the implicit transaction back by itself, so psycopg sends no
+            # ROLLBACK, which is where it forgets what it prepared: a statement queued after the
+            # failure on its sixth use (prepared then) was skipped by PostgreSQL, yet psycopg takes
+            # it for prepared, and its next use on this connection fails ("prepared statement
+            # _pg3_1 does not exist"). The connection is dropped instead, and the pool opens a new
+            # one: a rare cost (a version published meanwhile, a Twilio retry).
+            connection.invalidate()
         raise as_sqlalchemy_error(exc) from exc
     finally:
         if implicit and not driver.closed:  # a broken connection is the pool's to discard

@@ -25,7 +25,8 @@ from models.runs import NodeRun, Run, get_run_and_nodes
 from tests.conftest import POSTGRES_URL, create_postgres_database, drop_postgres_database, require_postgres
 from worker.engine import load_step
 
-RUNS, NODE_RUNS, EVENTS = (Base.metadata.tables[name] for name in ("runs", "node_runs", "run_events"))
+RUNS, NODE_RUNS, EVENTS, APPS = (Base.metadata.tables[name]
+                                 for name in ("runs", "node_runs", "run_events", "apps"))
 
 
 @pytest.fixture
@@ -186,3 +187,30 @@ def test_a_step_reads_through_psycopg_what_the_orm_reads(sessions: sessionmaker[
                                     "waiting_for", "result", "reused", "block_type"))
         with pytest.raises(NotFound):
             get_run_and_nodes(session, org_id=uuid.uuid4(), run_id=run_id)
+
+
+def test_a_statement_skipped_after_a_failed_check_is_not_taken_for_prepared(
+        sessions: sessionmaker[Session]) -> None:
+    """psycopg prepares a statement on its sixth use. When that use is queued after a check that
+    fails (a version published meanwhile), PostgreSQL skips it and rolls the implicit transaction
+    back on its own; the pooled connection must not then believe it prepared: the statement's next
+    use on it once failed with "prepared statement _pg3_5 does not exist" (a 500 on an SMS)."""
+    with db.session_scope(sessions) as session:
+        org_id = create_org(session, name="prepared").id
+
+    def write(name: str, *, holds: bool = True) -> None:
+        with db.session_scope(sessions) as session, db.pipelined(session, commit=True):
+            db.send_check(session, "%(holds)s", {"holds": holds}, "the check failed")
+            db.insert_rows(session, APPS, [{"id": uuid.uuid4(), "org_id": org_id, "name": name,
+                                            "description": "", "draft": {}}])
+
+    for i in range(5):
+        write(f"app {i}")
+    with pytest.raises(Exception) as failed:
+        write("refused", holds=False)
+    assert db.check_failed(failed.value)
+    write("after")  # the same statement on the same pooled connection
+    with db.session_scope(sessions) as session:
+        names = session.execute(text("SELECT name FROM apps WHERE org_id = :o ORDER BY name"),
+                                {"o": org_id}).scalars().all()
+    assert names == ["after", "app 0", "app 1", "app 2", "app 3", "app 4"]
