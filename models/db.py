@@ -293,7 +293,8 @@ def pipelined(session: Session, *, commit: bool = False) -> Iterator[None]:
             yield
             if commit and not implicit:
                 driver.commit()
-    except psycopg.Error as exc:  # raised by psycopg at the pipeline's end, past SQLAlchemy
+    except BaseException as exc:  # psycopg's errors come at the pipeline's end or, already
+        # wrapped as SQLAlchemy's, from a statement of the body that read a failed result early
         if implicit:
             # PostgreSQL rolled the implicit transaction back by itself, so psycopg sends no
             # ROLLBACK, which is where it forgets what it prepared: a statement queued after the
@@ -302,7 +303,9 @@ def pipelined(session: Session, *, commit: bool = False) -> Iterator[None]:
             # _pg3_1 does not exist"). The connection is dropped instead, and the pool opens a new
             # one: a rare cost (a version published meanwhile, a Twilio retry).
             connection.invalidate()
-        raise as_sqlalchemy_error(exc) from exc
+        if isinstance(exc, psycopg.Error):
+            raise as_sqlalchemy_error(exc) from exc
+        raise
     finally:
         if implicit and not driver.closed:  # a broken connection is the pool's to discard
             driver.autocommit = False
