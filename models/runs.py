@@ -31,7 +31,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from core.errors import Conflict, NotFound
 from core.statuses import LIVE, TERMINAL, UNFINISHED, NodeStatus, RunStatus
-from models.base import Base, new_id, utcnow
+from models.base import Base, new_id, transient, utcnow
 from models.db import fetch_dicts, insert_rows, select_sql
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY.
@@ -195,7 +195,8 @@ def get_run_and_nodes(session: Session, *, org_id: uuid.UUID, run_id: uuid.UUID
     if session.get_bind().dialect.name == "postgresql":
         runs, nodes = fetch_dicts(session, [(_READ_RUN, (run_id, org_id)), (_READ_NODES, (run_id,))])
         if runs:  # else as below: a pruned run answers 410, another 404
-            return Run(**runs[0]), [NodeRunValues(**{name: row[name] for name in _VALUES}) for row in nodes]
+            recorded = [NodeRunValues(**{name: row[name] for name in _VALUES}) for row in nodes]
+            return transient(Run, runs[0]), recorded
     run = get_run(session, org_id=org_id, run_id=run_id)
     return run, node_runs(session, run_id=run.id)
 

@@ -24,7 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from core.errors import Conflict
-from models.base import new_id, utcnow
+from models.base import new_id, transient, utcnow
 from models.db import driver, fetch_dicts, insert_rows, pipelined, select_sql
 from models.sms import STATUS_RANK, SmsInbound, SmsNumber, SmsOptOut, SmsOutbound, is_opted_out
 
@@ -45,12 +45,13 @@ def _insert_inbound(dialect: str) -> Any:
 
 
 def inbound_row(*, route: SmsNumber, message_sid: str, from_number: str, to_number: str, body: str,
-                truncated: bool, media_urls: list[str], kind: str, run_id: uuid.UUID | None = None,
-                answer_state: str = "closed") -> dict[str, Any]:
-    """Every column of a new inbound message's row, received now."""
+                truncated: bool, media_urls: list[str], kind: str, answer_state: str = "closed"
+                ) -> dict[str, Any]:
+    """Every column of a new inbound message's row, received now, with no run yet (the caller
+    sets `run_id` once its run is made)."""
     return {
         "id": new_id(), "org_id": route.org_id, "route_id": route.id, "app_id": route.app_id,
-        "run_id": run_id, "message_sid": message_sid, "from_number": from_number, "to_number": to_number,
+        "run_id": None, "message_sid": message_sid, "from_number": from_number, "to_number": to_number,
         "body": body, "truncated": truncated, "media_urls": media_urls, "kind": kind, "note": "",
         "answer_state": answer_state, "created_at": utcnow(),
     }
@@ -160,7 +161,8 @@ def claim_state(session: Session, *, key: str, run_id: uuid.UUID, org_id: uuid.U
                 is_opted_out(session, org_id=org_id, phone=phone))
     rows, inbound, opted_out = fetch_dicts(session, [(_OUTBOUND_BY_KEY, (key,)), (_INBOUND_OF_RUN, (run_id,)),
                                                      (_OPTED_OUT, (org_id, phone))])
-    return ([SmsOutbound(**row) for row in rows], SmsInbound(**inbound[0]) if inbound else None,
+    return ([transient(SmsOutbound, row) for row in rows],
+            transient(SmsInbound, inbound[0]) if inbound else None,
             bool(opted_out))
 
 

@@ -53,7 +53,7 @@ from core.storable import dumped_is_storable, storable, storable_text
 from governance.graph import govern
 from models import policies as policy_store
 from models.apps import AppVersion
-from models.base import Base, new_id, utcnow
+from models.base import Base, new_id, transient, utcnow
 from models.db import driver, fetch_dicts, insert_rows, pipelined, select_sql, session_scope, update_rows
 from models.runs import (
     NodeRun,
@@ -143,13 +143,13 @@ def load_step(session: Session, run_id: uuid.UUID) -> tuple[Run, dict[str, dict[
         runs, nodes = fetch_dicts(session, [(_LOAD_RUN, (run_id,)), (_LOAD_NODES, (run_id,))])
         if not runs:
             return None
-        return Run(**runs[0]), {row["node_id"]: row for row in nodes}
+        return transient(Run, runs[0]), {row["node_id"]: row for row in nodes}
     found = session.execute(select(_RUNS).where(_RUNS.c.id == run_id).with_for_update()).one_or_none()
     if found is None:
         return None
     rows = {r.node_id: dict(r._mapping)
             for r in session.execute(select(_NODE_RUNS).where(_NODE_RUNS.c.run_id == run_id))}
-    return Run(**found._mapping), rows
+    return transient(Run, dict(found._mapping)), rows
 
 
 def state_of(run: Run, rows: dict[str, dict[str, Any]]) -> RunState:
