@@ -57,7 +57,7 @@ def llm_stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
         "inference_resend_after_s": 2, "inference_stream_every": 2, "inference_concurrency": 16,
     }
     with running_stack(request.param, tmp_path_factory.mktemp("llm"), extra) as built:
-        built.start_worker(queues="inference", pool="threads", beat=False, timeout=120)
+        built.start_worker(queues="inference", pool="threads", beat=False, timeout=240)
         yield built
 
 
@@ -163,7 +163,7 @@ def test_a_request_survives_its_inference_worker_dying(llm_stack: Stack) -> None
     dying = llm_stack.workers.pop()
     os.killpg(dying.process.pid, signal.SIGKILL)
     dying.process.wait(timeout=10)
-    llm_stack.start_worker(queues="inference", pool="threads", beat=False, timeout=120)
+    llm_stack.start_worker(queues="inference", pool="threads", beat=False, timeout=240)
     run = llm_stack.wait_run(run_id, timeout=120)
     assert run["status"] == "succeeded", run
     assert node(run, "gen")["outputs"]["completion_tokens"] == 4000

@@ -45,7 +45,7 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
              "model_deployments": [{"name": "tiny", "source": str(tiny), "dtype": "float32", "pinned": True,
                                     "max_context": 4096}]}
     with running_stack(request.param, tmp_path_factory.mktemp("integrations"), extra) as built:
-        built.start_worker(queues="inference", pool="threads", beat=False, timeout=120)
+        built.start_worker(queues="inference", pool="threads", beat=False, timeout=240)
         yield built
 
 
