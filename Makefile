@@ -48,8 +48,11 @@ compose-tool:
 
 # Test modules run in parallel processes (pytest-xdist), a module's tests in one of them, so a
 # module's stack of workers is started once. Most tests wait on worker processes, a database or a
-# browser rather than compute, so three processes share two cores well.
-TEST_PROCS ?= 3
+# browser rather than compute, so three processes shared two cores well on a fast day. On a day the
+# machine ran three times slower, three processes kept the load average at 5 and tests failed on
+# their waits (a page load past 15 s, a pure node past its 10 s limit, a crash loop not noticed in
+# 300 s): two keep the load nearer the cores. Set TEST_PROCS=3 for a faster run on a fast machine.
+TEST_PROCS ?= 2
 
 test: lint typecheck browser compose-tool ui-check
 	$(BIN)/pytest -q -n $(TEST_PROCS) --dist loadfile --durations=25
