@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -39,6 +40,10 @@ class Counts:
     def as_dict(self) -> dict[str, Any]:
         """The counts as one JSON object."""
         return asdict(self)
+
+    def report(self) -> str:
+        """The counts as one JSON line, whole (an assertion message that is not a string is cut)."""
+        return json.dumps(self.as_dict(), default=str)
 
     @property
     def clean(self) -> bool:
@@ -102,6 +107,19 @@ def recovered_nodes(database_url: str, run_ids: Iterable[uuid.UUID]) -> int:
             RunEvent.run_id.in_(ids), RunEvent.type == "node_recovered")) or 0)
 
 
+def failures(database_url: str, run_ids: Iterable[uuid.UUID]) -> dict[str, Any]:
+    """Why each run that did not succeed stands where it does: its error and its unfinished nodes."""
+    ids = list(run_ids)
+    found: dict[str, Any] = {}
+    with session_factory(database_url)() as session:
+        for run in session.scalars(select(Run).where(Run.id.in_(ids), Run.status != "succeeded")):
+            nodes = session.execute(select(NodeRun.node_id, NodeRun.status, NodeRun.attempts, NodeRun.error)
+                                    .where(NodeRun.run_id == run.id, NodeRun.status != "succeeded")).all()
+            found[str(run.id)] = {"status": run.status, "error": run.error,
+                                  "nodes": {n: [status, tries, error] for n, status, tries, error in nodes}}
+    return found
+
+
 def count_runs(scenario: str, database_url: str, run_ids: Iterable[uuid.UUID], expected: int,
                timeout: float, started: float) -> Counts:
     """Wait for the runs to end, then count them (`expected`: runs that should exist)."""
@@ -112,5 +130,5 @@ def count_runs(scenario: str, database_url: str, run_ids: Iterable[uuid.UUID], e
                   succeeded=sum(1 for s in found.values() if s == "succeeded"),
                   duplicates=repeated_nodes(database_url, ids), lost=expected - ended,
                   seconds=round(time.monotonic() - started, 1),
-                  details={"not_succeeded": {str(k): v for k, v in found.items() if v != "succeeded"},
+                  details={"not_succeeded": failures(database_url, ids),
                            "recovered_nodes": recovered_nodes(database_url, ids)})

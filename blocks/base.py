@@ -333,6 +333,11 @@ class Block(Generic[ConfigT, InputsT, OutputsT]):
         except ValidationError as exc:
             raise ContractBroken(f"block {self.type} broke its output contract: {_problems(exc)}") from None
 
+    def prepare(self) -> None:
+        """Build what this block needs once per process (a model, an analyzer) before its node's
+        time starts, so the first node a fresh worker runs is not charged for loading it. The
+        executor calls it before each `run` and `start`: once built, it must cost next to nothing."""
+
     def run(self, inputs: InputsT, ctx: BlockContext) -> OutputsT:
         """Execute an inline block; return its outputs model (a field left unset is not emitted)."""
         raise NotImplementedError(f"{self.type} does not run inline")

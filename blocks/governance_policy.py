@@ -52,6 +52,18 @@ class GovernancePolicyBlock(Block[PolicyRules, PolicyInputs, PolicyOutputs]):
     execution = Execution.deferred
     suspends = (ReviewRequest,)
 
+    def prepare(self) -> None:
+        """Load the PII analyzer and the profanity model when the rules use them: seconds the first
+        time in a process (a worker started without warm-up), a cached lookup after."""
+        if self.config.pii is not None:
+            from governance.pii import analyzer  # Presidio is heavy: imported only when a PII rule runs
+
+            analyzer()
+        if self.config.toxicity is not None:
+            from governance.toxicity import scorer
+
+            scorer()
+
     def decide(self, text: str) -> Decision:
         """The policy's decision on `text`."""
         return evaluate(self.config, text)

@@ -13,9 +13,11 @@ Every block runs with a work budget (`blocks/limits.py`): steps, and a time limi
 `timeout_s`; a pure block at most `pure_timeout_s`, a deferred block's `start` at most
 `start_timeout_s`, since the driver may hold a lock while it plans). A block that charges the
 budget (`Block.bounded`) stops itself when its time is up; any other is given up on from a
-watchdog thread. A driver that can offer only part of a pure node's time (`within_s`: it runs
-pure nodes inside a transaction) gets `SliceSpent` when that part runs out, and should run the
-node again, with its full limit, where it holds no lock.
+watchdog thread. What a block builds once per process (`Block.prepare`: a model's first load in
+a worker started without warm-up) is built before its node's time starts. A driver that can offer
+only part of a pure node's time (`within_s`: it runs pure nodes inside a transaction) gets
+`SliceSpent` when that part runs out, and should run the node again, with its full limit, where
+it holds no lock.
 """
 
 from __future__ import annotations
@@ -325,6 +327,11 @@ class Executor:
                         emit: Callable[[Event], None]) -> None:
         limit = _least(self.analysis.policies[node_id].timeout_s, self.start_timeout_s)
         ctx = self.context(state, node_id)
+        try:
+            block.prepare()  # not charged to the node's time (a model's first load in this process)
+        except Exception as exc:
+            emit(self._failed(state, node_id, exc))
+            return
         with budget(limit) as spent:
             try:
                 typed = block.typed_inputs(inputs)
@@ -427,6 +434,10 @@ class Executor:
         ctx = self.context(state, node_id)
         limit = self.time_limit(node_id)
         seconds = _least(limit, within_s)
+        try:
+            block.prepare()  # not charged to the node's time (a model's first load in this process)
+        except Exception as exc:
+            return self._failed(state, node_id, exc)
         with budget(seconds) as spent:
             try:
                 typed = block.typed_inputs(node.inputs or {})

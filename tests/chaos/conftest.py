@@ -37,8 +37,9 @@ def chaos(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chaos]:
             pytest.fail(f"the fault-injection tests need these programs in CI: {', '.join(missing)}")
         pytest.skip(f"missing {', '.join(missing)}")
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    # No policy-engine warm-up: these apps have no policy node, and a worker killed by the chaos
-    # loop must be back (and killed again) within the seconds the texts take.
+    # No policy-engine warm-up: a worker killed by the chaos loop must be back (and killed again)
+    # within the seconds the texts take. The SMS app's policy node loads the engine in each new
+    # worker, and that load is not charged to the node's time limit (`Block.prepare`).
     with private_services() as (postgres, redis_server), \
             running_cluster(postgres.url, redis_server.url, tmp_path_factory.mktemp("chaos"),
                             env_overrides=CHAOS_ENV, warm_up=False) as cluster:

@@ -17,7 +17,7 @@ from tests.chaos.conftest import Chaos
 def test_every_text_gets_exactly_one_reply_while_workers_are_killed(chaos: Chaos) -> None:
     counts = worker_kills(chaos.cluster, runs=16, rate=4, kill_every=1.5, timeout=150)
 
-    report = counts.as_dict()
+    report = counts.report()
     assert counts.details["kills"] >= 2, report  # the faults really happened during the texts
     assert counts.details["webhook_not_200"] == 0 and counts.details["texts_without_run"] == 0, report
     assert counts.succeeded == counts.runs == 16, report
@@ -34,7 +34,7 @@ def test_every_text_gets_exactly_one_reply_while_workers_are_killed(chaos: Chaos
 def test_runs_survive_a_redis_restart_that_loses_every_message(chaos: Chaos) -> None:
     counts = redis_restart(chaos.cluster, chaos.redis.start, chaos.redis.stop, runs=12, timeout=90)
 
-    report = counts.as_dict()
+    report = counts.report()
     assert counts.details["refused"] == {}, report  # the API accepted runs while the broker was down
     assert counts.details["created_while_down"] == 4, report
     assert counts.details["created_while_down_not_succeeded"] == 0, report  # picked up once it was back
@@ -46,7 +46,7 @@ def test_the_api_answers_503_while_postgres_is_down_and_nothing_is_half_written(
     counts = postgres_restart(chaos.cluster, chaos.postgres.stop, chaos.postgres.start, runs=15,
                               down_s=1.5, timeout=90)
 
-    report = counts.as_dict()
+    report = counts.report()
     while_down = counts.details["while_down"]
     assert while_down and all(key.endswith(" 503") for key in while_down), report  # never a 500
     assert "the database is unavailable; try again shortly" in counts.details["while_down_messages"], report
@@ -61,7 +61,7 @@ def test_the_api_answers_503_while_postgres_is_down_and_nothing_is_half_written(
 def test_a_double_decision_while_workers_are_down_resumes_each_run_once(chaos: Chaos) -> None:
     counts = review_races(chaos.cluster, runs=6, timeout=90)
 
-    report = counts.as_dict()
+    report = counts.report()
     assert counts.details["decision_answers"] == {"200+409": 6}, report  # one wins, the copy is refused
     assert counts.details["waiting_while_workers_down"] == 6, report
     assert counts.details["decisions_recorded"] == 6, report

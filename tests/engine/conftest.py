@@ -231,10 +231,6 @@ def _build_stack(name: str, tmp: Path, database_url: str, broker_url: str,
         "MANTLE_HEARTBEAT_S": "0.3", "MANTLE_STALE_AFTER_S": "1.5", "MANTLE_REAPER_INTERVAL_S": "0.5",
         "MANTLE_REVIEW_SWEEP_INTERVAL_S": "0.5",
         "MANTLE_LOG_FORMAT": "json", "MANTLE_SECRET_KEY": "test-secret",
-        # The workers start without warming the policy engine up (`start_worker`), so a run's first
-        # policy node loads it within its start's time limit: 10 s, which a slow machine under the
-        # whole suite once exceeded (the run failed). Tests of a node's timeout set their own.
-        "MANTLE_PURE_TIMEOUT_S": "60",
     }
     extra = extra or {}
     overrides.update({f"MANTLE_{k.upper()}": v if isinstance(v, str) else json.dumps(v)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
 import threading
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -11,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from blocks.base import AnyBlock, BlockContext, Suspend, port_values
+from blocks.base import AnyBlock, BlockContext, Execution, Suspend, port_values
 from blocks.registry import default_registry
 from builder.executor import (
     Event,
@@ -519,6 +521,62 @@ def test_a_block_within_its_timeout_succeeds_and_its_own_error_is_reported_as_is
     assert good.status is RunStatus.succeeded and good.outputs == {"value": "HI"}
     assert bad.status is RunStatus.failed
     assert bad.node("x").error == "ValueError: bad value"
+
+
+def loading_block(name: str, execution: Execution, load_s: float, loads: list[str]) -> type[AnyBlock]:
+    """A block whose `prepare` works for `load_s` seconds (a model's first load) before each node."""
+
+    def work(inputs: Any, ctx: BlockContext) -> Any:
+        return {"value": inputs.value.upper()}
+
+    base = make_block(name, inputs={"value": str}, outputs={"value": str}, run=work, execution=execution)
+
+    def prepare(self: AnyBlock) -> None:
+        loads.append(self.type)
+        until = time.monotonic() + load_s
+        digest = b""
+        while time.monotonic() < until:  # busy, like a load: the watchdog sees a node that works
+            digest = hashlib.sha256(digest).digest()
+
+    attrs: dict[str, Any] = {"prepare": prepare}
+    if execution is Execution.deferred:
+        attrs["start"] = lambda self, inputs, ctx: self.Outputs.model_construct(**work(inputs, ctx))
+    return type(base.__name__, (base,), attrs)
+
+
+@pytest.mark.parametrize("execution", [Execution.inline, Execution.deferred])
+def test_what_a_block_loads_once_is_not_charged_to_its_nodes_time(execution: Execution) -> None:
+    clock = FakeClock()
+    loads: list[str] = []
+    slow_load = loading_block("test.loads", execution, load_s=0.3, loads=loads)
+    graph = single_node_app("test.loads", timeout_s=0.05)
+    analysis = analyze(Graph.model_validate(graph), default_registry().extended(slow_load))
+    ex = Executor(analysis, clock=clock, pure_timeout_s=0.05, start_timeout_s=0.05)
+    state = new_run(clock, text="hi")
+
+    list(ex.drive(state))
+
+    # The load took six times the node's limit; the node's own work did not, and it succeeded.
+    assert state.status is RunStatus.succeeded, state.node("x").error
+    assert state.outputs == {"value": "HI"} and loads == ["test.loads"]
+
+
+def test_a_block_that_cannot_load_what_it_needs_fails_its_node_with_the_reason() -> None:
+    clock = FakeClock()
+
+    def prepare(self: AnyBlock) -> None:
+        raise OSError("the model's weights are missing")
+
+    base = make_block("test.noload", inputs={"value": str}, outputs={"value": str},
+                      run=lambda inputs, ctx: {"value": inputs.value})
+    broken = type(base.__name__, (base,), {"prepare": prepare})
+    ex = build(single_node_app("test.noload"), broken, clock=clock)
+    state = new_run(clock, text="hi")
+
+    list(ex.drive(state))
+
+    assert state.status is RunStatus.failed
+    assert state.node("x").error == "OSError: the model's weights are missing"
 
 
 # -- deferred blocks ---------------------------------------------------------------------
