@@ -11,7 +11,8 @@ workers it starts must never outlive it, whatever ends it:
 * A worker that dies on its own (killed, out of memory) is noticed by the monitor thread, which
   says so, kills what is left of its process group (the scheduler, prefork children) and starts
   it again, at once the first time, then with backoff; after `GIVE_UP_AFTER` fast crashes in a
-  row it gives up loudly and `/readyz` names it.
+  row (each before the worker was ready, or within `FAST_CRASH_S` of its start) it gives up
+  loudly and `/readyz` names it.
 
 Each worker gets its own process group (a dead group leader cannot be replaced inside a shared
 group), and its health endpoint on a free loopback port: the API's `/readyz` asks it, so a
@@ -40,12 +41,16 @@ from worker.probes import Probe
 log = structlog.get_logger("mantle.up")
 
 SUPERVISOR_ENV = "MANTLE_SUPERVISOR_PID"
-# A worker that dies within this many seconds of starting crashed "fast"; this many in a row
-# and the supervisor stops restarting it (a broken install or a full disk will not heal itself).
+# A worker that dies before its /readyz ever answered 200, or within this many seconds of
+# starting, crashed "fast"; this many in a row and the supervisor stops restarting it (a broken
+# install or a full disk will not heal itself). Readiness counts too: on a slow machine under load
+# a worker's start alone can take longer than FAST_CRASH_S, and one that crashed there every time
+# was restarted at once, forever.
 FAST_CRASH_S = 30.0
 GIVE_UP_AFTER = 5
 MAX_BACKOFF_S = 30.0
 _TICK_S = 0.2
+_READY_PROBE_S = 1.0  # how often a started worker that has not been ready yet is asked
 
 
 def free_port() -> int:
@@ -92,6 +97,8 @@ class Child:
     health_port: int
     process: subprocess.Popen[bytes] | None = None
     started_at: float = 0.0
+    ready: bool = False  # its /readyz answered 200 since it was last started
+    probe_at: float = 0.0
     fast_crashes: int = 0
     restart_at: float | None = None
     last_exit: str = ""
@@ -160,7 +167,8 @@ class Supervisor:
 
     def _spawn(self, child: Child) -> None:
         child.process = subprocess.Popen(child.argv, env=self.env, start_new_session=True)
-        child.started_at = time.monotonic()
+        child.started_at = child.probe_at = time.monotonic()
+        child.ready = False
         child.restart_at = None
 
     def _monitor(self) -> None:
@@ -191,16 +199,23 @@ class Supervisor:
                 self._spawn(child)
                 log.info(f"{child.name} restarted (pid {child.process.pid if child.process else '?'})")
             return
-        if child.process is None or child.process.poll() is None:
+        if child.process is None:
+            return
+        if child.process.poll() is None:
+            if not child.ready and now >= child.probe_at:
+                child.probe_at = now + _READY_PROBE_S
+                child.ready = self._probe(child)() is None
             return
         child.last_exit = exit_reason(child.process.returncode)
         _kill_group(child.process.pid)  # its scheduler and pool children must not outlive it
-        child.fast_crashes = child.fast_crashes + 1 if now - child.started_at < FAST_CRASH_S else 1
+        fast = not child.ready or now - child.started_at < FAST_CRASH_S
+        child.fast_crashes = child.fast_crashes + 1 if fast else 1
         if child.fast_crashes >= GIVE_UP_AFTER:
             child.gave_up = True
             log.error(f"{child.name} exited ({child.last_exit}); it crashed {child.fast_crashes} times "
-                      f"within {FAST_CRASH_S:g} s of starting, so it is not restarted again: see its "
-                      "errors above, then restart mantle up", worker=child.name, reason=child.last_exit)
+                      f"in a row before it was ready or within {FAST_CRASH_S:g} s of starting, so it is "
+                      "not restarted again: see its errors above, then restart mantle up",
+                      worker=child.name, reason=child.last_exit)
             return
         delay = 0.0 if child.fast_crashes <= 1 else min(2.0 ** (child.fast_crashes - 1), MAX_BACKOFF_S)
         child.restart_at = now + delay

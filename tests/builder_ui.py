@@ -29,7 +29,9 @@ from tests.conftest import serve
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "tests" / "artifacts"
 AXE = ROOT / "builder" / "ui" / "node_modules" / "axe-core" / "axe.min.js"
-WAIT_MS = 15_000
+# How long a browser wait (a navigation, a click, an expectation) may take before it fails: a
+# page load once took over 15 s on a slow machine running the whole suite.
+WAIT_MS = 30_000
 T = TypeVar("T")
 
 

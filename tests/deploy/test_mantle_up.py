@@ -347,8 +347,9 @@ def test_a_worker_that_keeps_crashing_is_given_up_on_and_mantle_up_says_so(tmp_p
     (plugins / "unserved_blocks.py").write_text(UNSERVED_PLUGIN)
     env = {"PYTHONPATH": f"{REPO}{os.pathsep}{plugins}", "MANTLE_BLOCK_PLUGINS": '["unserved_blocks"]'}
     with mantle_up(tmp_path, env=env) as up:
-        given_up = f"run worker exited (exited with status 1); it crashed {GIVE_UP_AFTER} times within " \
-                   f"{FAST_CRASH_S:g} s of starting, so it is not restarted again"
+        given_up = f"run worker exited (exited with status 1); it crashed {GIVE_UP_AFTER} times in a " \
+                   f"row before it was ready or within {FAST_CRASH_S:g} s of starting, so it is not " \
+                   "restarted again"
         # Restarted at once, then after 2, 4 and 8 s: about 15 s and five starts of the worker.
         wait_until(lambda: given_up in up.log(), START_S, "mantle up giving up on the run worker")
 
