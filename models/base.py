@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from sqlalchemy import JSON, DateTime, MetaData, TypeDecorator
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, class_mapper, mapped_column
 
 # Named constraints make migrations reversible on SQLite (batch mode needs the names).
 NAMING_CONVENTION = {
@@ -45,8 +45,12 @@ def transient(model: type[M], values: dict[str, Any]) -> M:
     set events: about 90 microseconds for a run's 26 columns, against 4 this way, on a step that
     reads one run and on each read of a run through the API. Setting an attribute later goes
     through the events as usual.
+
+    `class_mapper` configures the mappers first if nothing in this process has yet (a constructor
+    or a query would have): unconfigured, the object's attributes cannot be read. A prefork child
+    whose first task read a run this way failed on `run.org_id`.
     """
-    instance: M = model.__mapper__.class_manager.new_instance()
+    instance: M = class_mapper(model).class_manager.new_instance()
     instance.__dict__.update(values)
     return instance
 

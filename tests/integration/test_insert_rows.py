@@ -6,9 +6,12 @@ Python-side defaults for what the rows leave out. And a worker's step reads thro
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,6 +28,7 @@ from models.runs import NodeRun, Run, get_run_and_nodes
 from tests.conftest import POSTGRES_URL, create_postgres_database, drop_postgres_database, require_postgres
 from worker.engine import load_step
 
+REPO = Path(__file__).resolve().parents[2]
 RUNS, NODE_RUNS, EVENTS, APPS = (Base.metadata.tables[name]
                                  for name in ("runs", "node_runs", "run_events", "apps"))
 
@@ -187,6 +191,35 @@ def test_a_step_reads_through_psycopg_what_the_orm_reads(sessions: sessionmaker[
                                     "waiting_for", "result", "reused", "block_type"))
         with pytest.raises(NotFound):
             get_run_and_nodes(session, org_id=uuid.uuid4(), run_id=run_id)
+
+
+# A process whose first database work is a step (a prefork child's first task): nothing in it has
+# built an ORM object or query yet, so the mappers are not configured when the step reads its run.
+FIRST_STEP = """
+import sys, uuid
+from models import db
+from worker.engine import load_step
+with db.session_scope(db.session_factory(sys.argv[1])) as session:
+    run, nodes = load_step(session, uuid.UUID(sys.argv[2]))
+    print(run.org_id, run.status, sorted(nodes))
+"""
+
+
+def test_the_first_step_of_a_fresh_process_reads_its_run(sessions: sessionmaker[Session]) -> None:
+    with db.session_scope(sessions) as session:
+        org = create_org(session, name="first step")
+        org_id, app_id = org.id, create_app(session, org_id=org.id, name="a", description="", draft={}).id
+    side = rows(org_id, app_id, utcnow())
+    with db.session_scope(sessions) as session:
+        for table in (RUNS, NODE_RUNS, EVENTS):
+            session.execute(insert(table), side[table.name])
+    url = sessions.kw["bind"].url.render_as_string(hide_password=False)
+
+    done = subprocess.run([sys.executable, "-c", FIRST_STEP, url, str(side["runs"][0]["id"])],
+                          capture_output=True, text=True, timeout=120, cwd=REPO)
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split(maxsplit=2) == [str(org_id), "succeeded", "['n0', 'n1', 'n2']\n"]
 
 
 def test_a_statement_skipped_after_a_failed_check_is_not_taken_for_prepared(
