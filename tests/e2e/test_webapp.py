@@ -120,7 +120,11 @@ def test_waiting_for_review_then_the_decision(stack: Stack, server: LiveServer, 
     app_id, shared = _shared(stack, webapp_graph("Hi {{ name }}", middle=[review]))
     page.goto(f"{server.url}/s/{shared['slug']}")
     _submit(page, "Ada")
-    expect(page.locator("#mantle-status-text")).to_contain_text("Waiting for review", timeout=WAIT_MS)
+    try:
+        expect(page.locator("#mantle-status-text")).to_contain_text("Waiting for review", timeout=WAIT_MS)
+    except AssertionError as failed:  # what the run and the worker say, beside what the page shows
+        runs = stack.client.get("/v1/runs", params={"app_id": app_id}).json()
+        raise AssertionError(f"{failed}\nruns: {runs}\n{stack.worker_logs()}") from None
     items = stack.client.get("/v1/reviews", params={"app_id": app_id}).json()["items"]
     decided = stack.client.post(f"/v1/reviews/{items[0]['id']}/decision",
                                 json={"action": "edit", "text": "Hello Ada, welcome!"})
