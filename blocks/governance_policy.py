@@ -21,7 +21,7 @@ from blocks.base import Block, BlockContext, Execution, Suspend
 from blocks.human_review import ReviewError
 from blocks.suspends import ReviewRequest, review
 from core.errors import PolicyViolation
-from governance.evaluate import Decision, evaluate
+from governance.evaluate import Decision, evaluate, load
 from governance.rules import PolicyRules
 
 
@@ -53,16 +53,8 @@ class GovernancePolicyBlock(Block[PolicyRules, PolicyInputs, PolicyOutputs]):
     suspends = (ReviewRequest,)
 
     def prepare(self) -> None:
-        """Load the PII analyzer and the profanity model when the rules use them: seconds the first
-        time in a process (a worker started without warm-up), a cached lookup after."""
-        if self.config.pii is not None:
-            from governance.pii import analyzer  # Presidio is heavy: imported only when a PII rule runs
-
-            analyzer()
-        if self.config.toxicity is not None:
-            from governance.toxicity import scorer
-
-            scorer()
+        """Load what the rules need (`governance.evaluate.load`)."""
+        load(self.config)
 
     def decide(self, text: str) -> Decision:
         """The policy's decision on `text`."""

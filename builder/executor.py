@@ -327,10 +327,9 @@ class Executor:
                         emit: Callable[[Event], None]) -> None:
         limit = _least(self.analysis.policies[node_id].timeout_s, self.start_timeout_s)
         ctx = self.context(state, node_id)
-        try:
-            block.prepare()  # not charged to the node's time (a model's first load in this process)
-        except Exception as exc:
-            emit(self._failed(state, node_id, exc))
+        unprepared = self._prepare(state, node_id, block)
+        if unprepared is not None:
+            emit(unprepared)
             return
         with budget(limit) as spent:
             try:
@@ -434,10 +433,9 @@ class Executor:
         ctx = self.context(state, node_id)
         limit = self.time_limit(node_id)
         seconds = _least(limit, within_s)
-        try:
-            block.prepare()  # not charged to the node's time (a model's first load in this process)
-        except Exception as exc:
-            return self._failed(state, node_id, exc)
+        unprepared = self._prepare(state, node_id, block)
+        if unprepared is not None:
+            return unprepared
         with budget(seconds) as spent:
             try:
                 typed = block.typed_inputs(node.inputs or {})
@@ -452,6 +450,15 @@ class Executor:
             return self._failed(state, node_id,
                                 OutOfTime(f"the node took longer than its {limit:g} s timeout"))
         return NodeSucceeded(self.clock(), node_id, outputs=outputs)
+
+    def _prepare(self, state: RunState, node_id: str, block: AnyBlock) -> NodeFailed | None:
+        """`block.prepare()` before the node's time starts (a model's first load in this process is
+        not charged to it); the node's failure if it raised."""
+        try:
+            block.prepare()
+        except Exception as exc:  # a block's failure is the node's failure, never the worker's
+            return self._failed(state, node_id, exc)
+        return None
 
     def _emitted(self, node_id: str, block: AnyBlock, returned: object) -> dict[str, Any]:
         """The ports a block's returned outputs model emits (its fields that were set, and extra

@@ -149,6 +149,19 @@ def evaluate(rules: PolicyRules, text: str) -> Decision:
     return Decision(verdict=verdict, text=redacted, results=results)
 
 
+def load(rules: PolicyRules) -> None:
+    """Build the heavy parts `rules` use (Presidio's analyzer, the profanity model): seconds the
+    first time in a process, a cached lookup after."""
+    if rules.pii is not None:
+        from governance.pii import analyzer  # Presidio is heavy: imported only when a PII rule runs
+
+        analyzer()
+    if rules.toxicity is not None:
+        from governance.toxicity import scorer
+
+        scorer()
+
+
 def warm_up() -> None:
     """Build every rule's heavy parts now (Presidio's analyzer, the profanity model, the regular
     expressions), so the first governed run a process serves does not wait seconds for them."""
