@@ -94,6 +94,11 @@ class Settings(BaseSettings):
         "How long pure blocks (templates, extractions) may run inside one step's transaction, "
         "which holds the run's lock (on SQLite, the database's); a pure node still running then "
         "is finished outside it."))
+    direct_run_s: float = Field(default=0.05, ge=0, le=10, description=(
+        "How long an API process may run a new run of a published app whose every node is pure "
+        "when its caller does not wait for it (`POST /v1/apps/{id}/runs` without `wait`, a "
+        "webhook answering at once): one that ends within it is recorded ended, with no queue "
+        "hop; any other is handed to a run worker from its start. 0: always hand it over."))
     pure_timeout_s: float = Field(default=10.0, gt=0, le=600, description=(
         "The most a pure block, or the start of a deferred one, may run; it then fails."))
     api_threads: int = Field(default=40, ge=2, le=400, description=(

@@ -95,7 +95,7 @@ class Submitter:
     def create(self, session: Session, *, org_id: uuid.UUID, app_id: uuid.UUID, inputs: dict[str, Any],
                version: int | None = None, draft: bool = False, trigger: str = "api",
                idempotency_key: str | None = None, published: VersionRef | None = None,
-               wait_s: float = 0, commit: bool = False) -> tuple[Run, bool]:
+               wait_s: float = 0, commit: bool = False, end_here: bool = False) -> tuple[Run, bool]:
         """A queued run and whether it is new (False: the Idempotency-Key's earlier run).
 
         `published`: the version to run, when the caller has just looked it up (else `version`).
@@ -103,10 +103,15 @@ class Submitter:
         slice in this process is then returned ended (`worker/direct.py`): enqueue only runs that
         have not (`needs_worker`).
         `commit`: the caller writes nothing more in its transaction and commits it next.
+        `end_here`: the caller hands the run to a worker only when `needs_worker` says so; a pure
+        run may then end here even if nobody waits for it, within `settings.direct_run_s` (no
+        queue hop, no worker's step: see `worker/direct.py`).
         A run of the app's latest version then starts on that version as this process last found
         it, checked in the round trip that records the run and commits it instead of looked up
         first (`_on_known_version`).
         """
+        if wait_s <= 0 and end_here:
+            wait_s = self.settings.direct_run_s
         # PostgreSQL only (SQLite has no round trips to save, and no check to send), in a
         # transaction not begun yet (a failed check rolls it back, losing nothing).
         if (commit and idempotency_key is None and version is None and published is None and not draft

@@ -78,7 +78,7 @@ async def _start(request: Request, response: Response, principal: Principal, app
         # Nothing more is written in this transaction (`_create` commits it next).
         return submitter.create(session, org_id=principal.org_id, app_id=app_id, inputs=body.inputs,
                                 version=None if draft else body.version, draft=draft,
-                                idempotency_key=idempotency_key, wait_s=wait, commit=True)
+                                idempotency_key=idempotency_key, wait_s=wait, commit=True, end_here=True)
 
     return await _answer(request, response, principal, make, wait)
 
@@ -97,10 +97,12 @@ async def _answer(request: Request, response: Response, principal: Principal, ma
 
 
 @router.post("/apps/{app_id}/runs", response_model=RunRead, status_code=status.HTTP_202_ACCEPTED,
-             responses={200: {"model": RunRead, "description": "The run finished within `wait`"}})
+             responses={200: {"model": RunRead, "description": "The run ended within `wait`, or as it "
+                                                               "started (every node pure)"}})
 async def start_run(app_id: uuid.UUID, body: RunStart, request: Request, response: Response,
                     principal: Builder, wait: Wait = 0, idempotency_key: IdempotencyKey = None) -> RunRead:
-    """Run the latest published version (or `version`): 202 at once, or 200 when it ends within `wait`."""
+    """Run the latest published version (or `version`): 202 at once, or 200 when it ended within
+    `wait` (an app whose nodes are all pure may end as it starts, `wait` or not)."""
     return await _start(request, response, principal, app_id, body, wait, idempotency_key, draft=False)
 
 

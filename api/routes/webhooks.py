@@ -127,7 +127,8 @@ def _receive(request: Request, token: str, body: bytes, key: str | None) -> Star
         run, created = submitter.create(
             session, org_id=target.org_id, app_id=target.app_id, inputs=inputs, published=target.version,
             trigger="webhook", idempotency_key=idempotency_key,
-            wait_s=target.config.wait_s if target.config.respond == "output" else 0, commit=True)
+            wait_s=target.config.wait_s if target.config.respond == "output" else 0, commit=True,
+            end_here=True)
         run_id = run.id
         queue = created and submitter.needs_worker(run)
         ended = (run.status, run.outputs) if created and not queue else None

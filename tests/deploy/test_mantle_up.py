@@ -212,6 +212,11 @@ def stop_and_expect_no_process_left(up: Up, signum: int) -> None:
         assert f"stopped on {signal.Signals(signum).name}" in up.log()
 
 
+# The seeded Greeter's nodes are all pure: started without waiting, its run would end in the API
+# (MANTLE_DIRECT_RUN_S). The tests that need a run worker's task hand every run to one.
+THROUGH_A_WORKER = {"MANTLE_DIRECT_RUN_S": "0"}
+
+
 def run_greeter(up: Up, key: str, name: str) -> str:
     """Start the seeded Greeter app; returns the run id."""
     started = httpx.post(f"{up.url}/v1/apps/{up.app_id('Greeter')}/runs", json={"inputs": {"name": name}},
@@ -229,7 +234,7 @@ def finished(up: Up, key: str, run_id: str) -> dict[str, object] | None:
 
 
 def test_at_a_terminal_it_prints_short_lines_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
-    with mantle_up(tmp_path, terminal=True) as up:
+    with mantle_up(tmp_path, terminal=True, env=THROUGH_A_WORKER) as up:
         ready = up.wait_ready()
         assert ready["status"] == "ready" and ready["run_worker"] == ready["inference_worker"] == "ok", ready
         key = up.key()
@@ -295,7 +300,7 @@ def test_a_closed_terminal_sighup_stops_everything(tmp_path: Path) -> None:
 
 
 def test_a_killed_worker_comes_back_and_sigkill_of_mantle_up_leaves_nothing(tmp_path: Path) -> None:
-    with mantle_up(tmp_path) as up:
+    with mantle_up(tmp_path, env=THROUGH_A_WORKER) as up:
         up.wait_run_worker()
         key = up.key()
         old = up.worker("runs")

@@ -22,8 +22,10 @@ def cut_off_api(stack: Stack, data_dir: Path) -> TestClient:
     Production: a Redis URL nobody answers. Embedded: a broker folder no worker reads.
     """
     broker = DEAD_BROKER if stack.name == "production" else "filesystem://"
+    # Every run handed to a worker (MANTLE_DIRECT_RUN_S=0): a pure app's would otherwise end here.
     settings = Settings(database_url=stack.database_url, broker_url=broker, data_dir=data_dir,
-                        block_plugins=stack.settings.block_plugins, secret_key=stack.settings.secret_key)
+                        block_plugins=stack.settings.block_plugins, secret_key=stack.settings.secret_key,
+                        direct_run_s=0)
     return TestClient(create_app(settings), headers={"Authorization": stack.client.headers["Authorization"]},
                       raise_server_exceptions=False)
 

@@ -1,5 +1,6 @@
-"""Direct runs: a published app whose nodes are all pure, started by a caller who waits, is run and
-recorded by the API itself (`worker/direct.py`), on both stacks, with the record a worker would make."""
+"""Direct runs: a published app whose nodes are all pure, started by a caller who waits (or, within
+`MANTLE_DIRECT_RUN_S`, by one who does not), is run and recorded by the API itself
+(`worker/direct.py`), on both stacks, with the record a worker would make."""
 
 from __future__ import annotations
 
@@ -49,27 +50,35 @@ def no_worker(stack: Stack) -> Iterator[None]:
         stack.start_worker()
 
 
-def test_a_pure_app_waited_for_is_answered_with_no_worker_and_the_rest_waits_for_one(
+def test_a_pure_app_is_answered_with_no_worker_waited_for_or_not_and_the_rest_waits_for_one(
         stack: Stack, no_worker: None) -> None:
     greeter = stack.publish(greeter_graph(), name="greeter")
     counter = stack.publish(through("test.count", database_url=stack.database_url), name="counted")
     slow = stack.publish(through("test.pause", seconds=1.0), name="slow pure")
 
+    # An API that hands every run to a worker (MANTLE_DIRECT_RUN_S=0), for a run to compare with.
+    handing = TestClient(create_app(stack.settings.model_copy(update={"direct_run_s": 0})),
+                         headers=dict(stack.client.headers))
+
     answered = start(stack, greeter, {"name": "Ada"}, params={"wait": 10})
-    queued = start(stack, greeter, {"name": "Grace"})
+    unwaited = start(stack, greeter, {"name": "Grace"})
+    queued = handing.post(f"/v1/apps/{greeter}/runs", json={"inputs": {"name": "Grace"}})
     impure = start(stack, counter, {"text": "once"}, params={"wait": 1})
     too_slow = start(stack, slow, {"text": "later"}, params={"wait": 1})
+    slow_unwaited = start(stack, slow, {"text": "soon"})
 
-    assert answered.status_code == 200, answered.text
-    run = answered.json()
-    assert run["status"] == "succeeded" and run["outputs"] == {"text": "Hello, Ada!"}
-    assert [n["status"] for n in run["trace"]] == ["succeeded"] * 3
-    assert all(n["started_at"] and n["finished_at"] for n in run["trace"])
-    # Nothing but the API can have run it: it is recorded in full, as a worker records a run.
-    assert stack.get_run(run["id"]) == run
-    # A caller who does not wait, a node with side effects, a pure node slower than the step's
-    # slice: each run is queued, whole, for a worker.
-    for response in (queued, impure, too_slow):
+    # Waited for or not, the pure app's run ended as it was started.
+    for response, name in ((answered, "Ada"), (unwaited, "Grace")):
+        assert response.status_code == 200, response.text
+        run = response.json()
+        assert run["status"] == "succeeded" and run["outputs"] == {"text": f"Hello, {name}!"}
+        assert [n["status"] for n in run["trace"]] == ["succeeded"] * 3
+        assert all(n["started_at"] and n["finished_at"] for n in run["trace"])
+        # Nothing but the API can have run it: it is recorded in full, as a worker records a run.
+        assert stack.get_run(run["id"]) == run
+    # A node with side effects, a pure node slower than the step's slice (or, nobody waiting,
+    # than MANTLE_DIRECT_RUN_S), an API told to hand runs over: each run is queued, whole.
+    for response in (queued, impure, too_slow, slow_unwaited):
         assert response.status_code == 202, response.text
         assert response.json()["status"] == "queued" and response.json()["outputs"] is None
     assert executions(stack.database_url, impure.json()["id"]) == {}
@@ -78,9 +87,11 @@ def test_a_pure_app_waited_for_is_answered_with_no_worker_and_the_rest_waits_for
     assert stack.wait_run(queued.json()["id"])["outputs"] == {"text": "Hello, Grace!"}
     assert stack.wait_run(impure.json()["id"])["outputs"] == {"text": "once"}
     assert stack.wait_run(too_slow.json()["id"])["outputs"] == {"text": "later"}
+    assert stack.wait_run(slow_unwaited.json()["id"])["outputs"] == {"text": "soon"}
     assert executions(stack.database_url, impure.json()["id"]) == {"mid": 1}
     # The same app's run through a worker tells the same story, event for event.
-    assert story(stack.events(run["id"])) == story(stack.events(queued.json()["id"]))
+    assert story(stack.events(answered.json()["id"])) == story(stack.events(queued.json()["id"]))
+    assert story(stack.events(unwaited.json()["id"])) == story(stack.events(queued.json()["id"]))
 
 
 def test_a_failing_pure_node_is_recorded_with_its_error(stack: Stack) -> None:
@@ -205,19 +216,26 @@ def test_a_new_version_is_run_as_soon_as_it_is_published_and_a_deleted_app_runs_
 
 def test_a_queued_run_starts_on_the_version_just_published_and_a_deleted_app_queues_nothing(
         stack: Stack) -> None:
-    """Runs nobody waits for take the same short cut on PostgreSQL: a run of the version this API
+    """Runs handed to a worker take the same short cut on PostgreSQL: a run of the version this API
     process remembers is recorded queued, with the check that it is still the latest, in the round
-    trip that commits it (`Submitter._on_known_version`). A worker then runs it as any other."""
+    trip that commits it (`Submitter._on_known_version`). A worker then runs it as any other. (The
+    API here hands every run over, `MANTLE_DIRECT_RUN_S=0`, as it does any run with an impure node.)"""
     app = stack.publish(greeter_graph(), name="queued versions")
-    first, remembered = start(stack, app, {"name": "Ada"}), start(stack, app, {"name": "Alan"})
+    handing = stack.settings.model_copy(update={"direct_run_s": 0})
+    client = TestClient(create_app(handing), headers=dict(stack.client.headers))
+
+    def handed(app_id: str, inputs: dict[str, Any]) -> Any:
+        return client.post(f"/v1/apps/{app_id}/runs", json={"inputs": inputs})
+
+    first, remembered = handed(app, {"name": "Ada"}), handed(app, {"name": "Alan"})
     assert [r.status_code for r in (first, remembered)] == [202, 202]
     assert remembered.json()["status"] == "queued" and remembered.json()["version_number"] == 1
     assert stack.wait_run(remembered.json()["id"])["outputs"] == {"text": "Hello, Alan!"}
 
     publish_titled_greeter(stack, app)
 
-    second = start(stack, app, {"name": "Grace"})
-    titled = start(stack, app, {"name": "Hopper", "title": "Dr"})  # inputs only version 2 takes
+    second = handed(app, {"name": "Grace"})
+    titled = handed(app, {"name": "Hopper", "title": "Dr"})  # inputs only version 2 takes
     assert [r.status_code for r in (second, titled)] == [202, 202], titled.text
     assert [r.json()["version_number"] for r in (second, titled)] == [2, 2]
     assert stack.wait_run(second.json()["id"])["outputs"] == {"text": "Hi, you Grace."}
@@ -229,5 +247,5 @@ def test_a_queued_run_starts_on_the_version_just_published_and_a_deleted_app_que
     assert sorted(r["id"] for r in runs) == sorted(r.json()["id"] for r in answered)
 
     assert stack.client.delete(f"/v1/apps/{app}").status_code == 204
-    gone = start(stack, app, {"name": "Grace"})
+    gone = handed(app, {"name": "Grace"})
     assert gone.status_code == 404, gone.text

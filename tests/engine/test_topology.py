@@ -50,7 +50,10 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
         pytest.fail(message) if IN_CI else pytest.skip(message)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     data_dir = tmp_path_factory.mktemp("topology")
-    env = {"MANTLE_MODELS_DIR": str(REPO / ".mantle" / "models")}  # converted once per checkout
+    env = {"MANTLE_MODELS_DIR": str(REPO / ".mantle" / "models"),  # converted once per checkout
+           # The greeter's runs go to the run workers, whose sharing of them is tested here (else,
+           # its nodes being pure, the API would run them itself: MANTLE_DIRECT_RUN_S).
+           "MANTLE_DIRECT_RUN_S": "0"}
     with private_services() as (postgres, redis_server), \
             running_cluster(postgres.url, redis_server.url, data_dir, run_workers=2, inference_workers=1,
                             worker_concurrency=2, health_ports=True, env_overrides=env) as cluster:

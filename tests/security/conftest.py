@@ -13,6 +13,14 @@ from worker.engine import RunEngine
 
 
 @pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The suite's settings, with runs started without waiting left queued even for pure apps
+    (`MANTLE_DIRECT_RUN_S=0`): each organization owns a queued run, whose cancelling, retrying
+    and reading the other organization must not reach."""
+    return settings.model_copy(update={"direct_run_s": 0})
+
+
+@pytest.fixture
 def runs(sessions: sessionmaker[Session], settings: Settings, api: TestClient) -> RunEngine:
     """The run engine on the test's database (the test advances runs itself)."""
     return RunEngine(sessions, api.app.state.registry, settings, enqueue=lambda run_id, eta: None)

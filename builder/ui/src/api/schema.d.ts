@@ -602,7 +602,8 @@ export interface paths {
         put?: never;
         /**
          * Start Run
-         * @description Run the latest published version (or `version`): 202 at once, or 200 when it ends within `wait`.
+         * @description Run the latest published version (or `version`): 202 at once, or 200 when it ended within
+         *     `wait` (an app whose nodes are all pure may end as it starts, `wait` or not).
          */
         post: operations["start_run_v1_apps__app_id__runs_post"];
         delete?: never;
@@ -8125,7 +8126,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The run finished within `wait` */
+            /** @description The run ended within `wait`, or as it started (every node pure) */
             200: {
                 headers: {
                     [name: string]: unknown;
