@@ -1,4 +1,4 @@
-"""Direct runs: a new run whose every node is pure, with its caller waiting, runs where it was asked.
+"""Direct runs: a new run whose every node is pure runs where it was asked, if it can end there soon.
 
 A trigger that waits for its answer (`?wait=`, a webhook with `respond: output`) would otherwise
 insert a queued run, publish a message, and wait while a worker locks the run, plans, runs its
@@ -6,7 +6,10 @@ nodes, records them and tells the API by a notification, after which the API rea
 When every node of the version is pure (templates, conditions, extraction, the trigger and the
 output: nothing outside the run changes, see the `blocks` contract), none of that hop buys
 anything: the API process plans and runs the nodes with the same executor, then inserts the run
-with its final state, its node runs and its events in the one transaction that creates it.
+with its final state, its node runs and its events in the one transaction that creates it. A caller
+who does not wait (a run started through the API without `wait`, a webhook answering at once) gets
+the same within `MANTLE_DIRECT_RUN_S`: the run's queued insert, its message and a worker's whole
+step cost more than its nodes.
 
 The record is the same as a worker's, event for event. What changes is the durability story, and
 only in what it has to cover: nothing is recorded until that transaction commits, and the caller

@@ -103,13 +103,14 @@ class Submitter:
         slice in this process is then returned ended (`worker/direct.py`): enqueue only runs that
         have not (`needs_worker`).
         `commit`: the caller writes nothing more in its transaction and commits it next.
-        `end_here`: the caller hands the run to a worker only when `needs_worker` says so; a pure
-        run may then end here even if nobody waits for it, within `settings.direct_run_s` (no
-        queue hop, no worker's step: see `worker/direct.py`).
         A run of the app's latest version then starts on that version as this process last found
         it, checked in the round trip that records the run and commits it instead of looked up
         first (`_on_known_version`).
+        `end_here`: the caller hands the run to a worker only when `needs_worker` says so; a pure
+        run may then end here even if nobody waits for it, within `settings.direct_run_s` (no
+        queue hop, no worker's step: see `worker/direct.py`).
         """
+        # How long a direct run may take here: the caller's wait, else the unwaited allowance.
         if wait_s <= 0 and end_here:
             wait_s = self.settings.direct_run_s
         # PostgreSQL only (SQLite has no round trips to save, and no check to send), in a

@@ -38,6 +38,12 @@ def story(events: list[dict[str, Any]]) -> list[tuple[str, str | None]]:
     return [(e["type"], e.get("node_id")) for e in events]
 
 
+def handing_api(stack: Stack) -> TestClient:
+    """The stack's API, as its organization, handing every run to a worker (MANTLE_DIRECT_RUN_S=0)."""
+    return TestClient(create_app(stack.settings.model_copy(update={"direct_run_s": 0})),
+                      headers=dict(stack.client.headers))
+
+
 @pytest.fixture
 def no_worker(stack: Stack) -> Iterator[None]:
     """The stack's run workers stopped for the test, and one started again after it."""
@@ -56,9 +62,7 @@ def test_a_pure_app_is_answered_with_no_worker_waited_for_or_not_and_the_rest_wa
     counter = stack.publish(through("test.count", database_url=stack.database_url), name="counted")
     slow = stack.publish(through("test.pause", seconds=1.0), name="slow pure")
 
-    # An API that hands every run to a worker (MANTLE_DIRECT_RUN_S=0), for a run to compare with.
-    handing = TestClient(create_app(stack.settings.model_copy(update={"direct_run_s": 0})),
-                         headers=dict(stack.client.headers))
+    handing = handing_api(stack)  # for a run through a worker to compare with
 
     answered = start(stack, greeter, {"name": "Ada"}, params={"wait": 10})
     unwaited = start(stack, greeter, {"name": "Grace"})
@@ -221,8 +225,7 @@ def test_a_queued_run_starts_on_the_version_just_published_and_a_deleted_app_que
     trip that commits it (`Submitter._on_known_version`). A worker then runs it as any other. (The
     API here hands every run over, `MANTLE_DIRECT_RUN_S=0`, as it does any run with an impure node.)"""
     app = stack.publish(greeter_graph(), name="queued versions")
-    handing = stack.settings.model_copy(update={"direct_run_s": 0})
-    client = TestClient(create_app(handing), headers=dict(stack.client.headers))
+    client = handing_api(stack)
 
     def handed(app_id: str, inputs: dict[str, Any]) -> Any:
         return client.post(f"/v1/apps/{app_id}/runs", json={"inputs": inputs})
