@@ -112,20 +112,22 @@ def receive(session: Session, reads: sessionmaker[Session], *, target: str, form
             signature: str | None, settings: Settings, submitter: Submitter) -> Received:
     """Verify, store and act on one inbound SMS (the caller commits, then enqueues the run).
 
-    `reads`: read-only sessions (the API's) for the route and the conversation's history, so that
-    `session` sends nothing before what it writes; a message may then start its run in one round
-    trip (`_start_on_known_version`)."""
+    `reads`: read-only sessions (the API's) for the route and the conversation's history (one
+    session for both, closed before anything is written), so that `session` sends nothing before
+    what it writes; a message may then start its run in one round trip (`_start_on_known_version`)."""
     with reads() as read:  # its rows stay loaded once it closes: only their columns are read
         route = _signed_route(read, target=target, form=form, url=url, signature=signature, settings=settings)
-    if route is None:
-        return Received(None, None, [])
-    message = parse(form, settings.sms_max_inbound_chars)
-    if message.to_number != route.number:
-        log.warning("sms_unknown_number", route_id=str(route.id), to=message.to_number)
-        return Received(None, None, [])
-    kind = keyword(message.body)
-    if kind == "message":
-        started = _start_on_known_version(session, reads, route, message, settings, submitter)
+        if route is None:
+            return Received(None, None, [])
+        message = parse(form, settings.sms_max_inbound_chars)
+        if message.to_number != route.number:
+            log.warning("sms_unknown_number", route_id=str(route.id), to=message.to_number)
+            return Received(None, None, [])
+        kind = keyword(message.body)
+        known = None if kind != "message" else _known_start(session, read, route, message, settings,
+                                                            submitter)
+    if known is not None:
+        started = _start_on_known_version(session, route, known, submitter)
         if started is not None:
             return started
     inbound, created = record_inbound(session, route=route, message_sid=message.message_sid,
@@ -216,17 +218,20 @@ def _inputs(message: Message, history: list[dict[str, Any]]) -> dict[str, Any]:
             "message_sid": message.message_sid, "media_urls": message.media_urls, "history": history}
 
 
-def _start_on_known_version(session: Session, reads: sessionmaker[Session], route: SmsNumber,
-                            message: Message, settings: Settings, submitter: Submitter) -> Received | None:
-    """Store the message and start its run in one round trip with the COMMIT, on the app's latest
-    version as this process knows it (`Submitter.start_on_known_version`, which checks it is still
-    the latest); None when that cannot be done (not on PostgreSQL, the version not known here or
-    replaced, a MessageSid already stored): nothing was written, and `receive` goes the usual way.
+@dataclass(frozen=True)
+class KnownStart:
+    """What `_start_on_known_version` writes: the inbound row and the run's inputs."""
 
-    The same rows as the usual way (`record_inbound`, `_start_run`): the usual way sent eight
-    statements, each its own round trip, and its unit of work cost more CPU than the rest of the
-    webhook. A Twilio retry fails the inbound row's unique index, which rolls the run back too.
-    """
+    inbound: dict[str, Any]
+    inputs: dict[str, Any]
+    waiting: bool
+
+
+def _known_start(session: Session, read: Session, route: SmsNumber, message: Message, settings: Settings,
+                 submitter: Submitter) -> KnownStart | None:
+    """The rows to start the message's run with on the app's latest version as this process knows
+    it, the conversation's history read on `read`; None when that way cannot be taken (not on
+    PostgreSQL, the version not known here): `receive` goes the usual way."""
     if route.app_id is None or session.get_bind().dialect.name != "postgresql":
         return None
     known = submitter.known_latest(route.org_id, route.app_id)
@@ -238,23 +243,36 @@ def _start_on_known_version(session: Session, reads: sessionmaker[Session], rout
                           to_number=message.to_number, body=message.body, truncated=message.truncated,
                           media_urls=message.media_urls, kind="message",
                           answer_state="waiting" if waiting else "closed")
-    with reads() as read:
-        earlier = history(read, app_id=route.app_id, phone=message.from_number,
-                          limit=block.config.history_messages, before=inbound["created_at"])
+    earlier = history(read, app_id=route.app_id, phone=message.from_number,
+                      limit=block.config.history_messages, before=inbound["created_at"])
+    return KnownStart(inbound, _inputs(message, earlier), waiting)
+
+
+def _start_on_known_version(session: Session, route: SmsNumber, known: KnownStart,
+                            submitter: Submitter) -> Received | None:
+    """Store the message and start its run in one round trip with the COMMIT, on the app's latest
+    version as this process knows it (`Submitter.start_on_known_version`, which checks it is still
+    the latest); None when that cannot be done (the version replaced, a MessageSid already
+    stored): nothing was written, and `receive` goes the usual way.
+
+    The same rows as the usual way (`record_inbound`, `_start_run`): the usual way sent eight
+    statements, each its own round trip, and its unit of work cost more CPU than the rest of the
+    webhook. A Twilio retry fails the inbound row's unique index, which rolls the run back too.
+    """
+    assert route.app_id is not None  # `_known_start` checked
 
     def store_inbound(session: Session, run: Run) -> None:
-        insert_inbound(session, {**inbound, "run_id": run.id})
+        insert_inbound(session, {**known.inbound, "run_id": run.id})
 
     try:
         run = submitter.start_on_known_version(session, org_id=route.org_id, app_id=route.app_id,
-                                               inputs=_inputs(message, earlier), trigger="sms",
-                                               also=store_inbound)
+                                               inputs=known.inputs, trigger="sms", also=store_inbound)
     except IntegrityError:  # the message is stored already (a retry): the usual way answers it
         session.rollback()
         return None
     if run is None:
         return None
-    return Received(inbound["id"], run.id, None if waiting else [])
+    return Received(known.inbound["id"], run.id, None if known.waiting else [])
 
 
 def _start_run(session: Session, route: SmsNumber, inbound: SmsInbound, message: Message,

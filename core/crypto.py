@@ -49,10 +49,20 @@ def encrypt(cipher: MultiFernet, plain: str) -> str:
     return cipher.encrypt(plain.encode()).decode()
 
 
+@lru_cache(maxsize=1024)
+def _opened(cipher: MultiFernet, token: str) -> str:
+    return cipher.decrypt(token.encode()).decode()
+
+
 def decrypt(cipher: MultiFernet, token: str) -> str:
-    """The plain text of a token; SecretUnreadable if no configured key opens it."""
+    """The plain text of a token; SecretUnreadable if no configured key opens it.
+
+    A token opened once is remembered in this process, by its cipher (the configured keys) and
+    its own text: an inbound SMS opens its organization's Twilio token to check the signature,
+    and Fernet's checks cost more than the rest of that check. A changed secret is a new token,
+    and a token no key opens is never remembered."""
     try:
-        return cipher.decrypt(token.encode()).decode()
+        return _opened(cipher, token)
     except InvalidToken:
         raise SecretUnreadable("a stored secret cannot be decrypted: MANTLE_SECRET_KEY changed without "
                                "listing the old key in MANTLE_SECRET_KEY_FALLBACKS") from None

@@ -8,7 +8,7 @@ import uuid
 from dataclasses import dataclass, fields
 from datetime import datetime
 from functools import cache
-from typing import Any
+from typing import Any, NoReturn
 
 from sqlalchemy import (
     BigInteger,
@@ -179,12 +179,22 @@ def get_run(session: Session, *, org_id: uuid.UUID, run_id: uuid.UUID, lock: boo
     """The organization's run; Gone if its retention policy pruned it, else NotFound."""
     run = session.scalar(_run_statement(lock), {"run_id": run_id, "org_id": org_id})
     if run is None:
-        # Imported here: models.retention builds on this module. A pruned run is a 410, not a 404.
-        from models.retention import gone_if_pruned
-
-        gone_if_pruned(session, org_id=org_id, run_id=run_id)
-        raise NotFound("run not found", loc=["run_id"])
+        _missing(session, org_id=org_id, run_id=run_id)
     return run
+
+
+def check_run(session: Session, *, org_id: uuid.UUID, run_id: uuid.UUID) -> None:
+    """As `get_run`, reading only the run's id: Gone or NotFound unless the organization has it."""
+    if session.scalar(select(Run.id).where(Run.id == run_id, Run.org_id == org_id)) is None:
+        _missing(session, org_id=org_id, run_id=run_id)
+
+
+def _missing(session: Session, *, org_id: uuid.UUID, run_id: uuid.UUID) -> NoReturn:
+    # Imported here: models.retention builds on this module. A pruned run is a 410, not a 404.
+    from models.retention import gone_if_pruned
+
+    gone_if_pruned(session, org_id=org_id, run_id=run_id)
+    raise NotFound("run not found", loc=["run_id"])
 
 
 def get_run_and_nodes(session: Session, *, org_id: uuid.UUID, run_id: uuid.UUID

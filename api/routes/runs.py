@@ -232,6 +232,11 @@ def cancel_run(run_id: uuid.UUID, request: Request, principal: Builder, session:
     return run_read(session, run, request.app.state.registry, request.app.state.settings)
 
 
+def _check_run(request: Request, org_id: uuid.UUID, run_id: uuid.UUID) -> None:
+    with request.app.state.read_sessions() as session:
+        run_store.check_run(session, org_id=org_id, run_id=run_id)
+
+
 def _events(request: Request, run_id: uuid.UUID, after: int) -> Batch:
     """Every event of the run's log after `after`, as it was recorded.
 
@@ -251,10 +256,12 @@ def _events(request: Request, run_id: uuid.UUID, after: int) -> Batch:
 @router.get("/runs/{run_id}/events", response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {}},
                              "description": "Server-Sent Events until the run ends"}, **PRUNED_RESPONSES})
-def run_events(run_id: uuid.UUID, request: Request, principal: Builder, session: SessionDep,
-               last_event_id: Annotated[int | None, Header(ge=0)] = None) -> StreamingResponse:
+async def run_events(run_id: uuid.UUID, request: Request, principal: Builder,
+                     last_event_id: Annotated[int | None, Header(ge=0)] = None) -> StreamingResponse:
     """The run's events as they happen; a late client first gets what already happened."""
-    run_store.get_run(session, org_id=principal.org_id, run_id=run_id)
+    # One trip through the threadpool on a read session (a sync route with a session dependency
+    # took three, and a transaction), then the stream's own reads.
+    await run_in_threadpool(_check_run, request, principal.org_id, run_id)
     stream = follow_run(request, run_id, last_event_id or 0, partial(_events, request, run_id))
     return StreamingResponse(stream, media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

@@ -84,6 +84,23 @@ def test_toxicity_redaction_cuts_out_the_offending_words_only() -> None:
     assert decision.text == "this is <PROFANITY>, please fix the login page"
 
 
+def test_the_toxicity_scores_are_scikit_learns_own_for_every_kind_of_text() -> None:
+    """The scorer computes TF-IDF and the classifiers directly (governance/toxicity.py); on texts
+    it never saw when it checked itself, it must still give `predict_proba`'s scores."""
+    import random
+
+    from governance.toxicity import _model, library_scores, scorer
+
+    vectorizer, _ = _model()
+    words = sorted(vectorizer.vocabulary_)
+    rng = random.Random(7)
+    texts = [" ".join(rng.choice(words) for _ in range(rng.randint(1, 40))) for _ in range(150)]
+    texts += ["ÉCOLE, café… naïve! 😀 über", "a", "42 4242 424242", "don't won't can't", "\t\n  shit\n",
+              "Fuck" * 3, "idiot " * 200, "<b>stupid</b> & moron;", "kill kill kill the bugs"]
+    assert scorer() is not library_scores, "the direct computation did not pass its own check"
+    assert scorer()(texts) == pytest.approx(library_scores(texts), abs=1e-9)
+
+
 def test_deny_list_matches_whole_words_case_insensitively_and_regexes() -> None:
     rules = {"deny_list": {"keywords": ["wire transfer", "lottery", "c++"],
                            "regexes": [r"promo[\s-]*code\W*\w+"]}}
