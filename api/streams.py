@@ -75,14 +75,23 @@ def _run_status(request: Request, run_id: uuid.UUID) -> str | None:
         return found
 
 
-async def wait_until_ended(request: Request, run_id: uuid.UUID, seconds: float) -> None:
+async def wait_until_ended(request: Request, run_id: uuid.UUID, seconds: float,
+                           created_while: int | None = None) -> None:
     """Return once the run has ended (or is gone), or after `seconds`. The run's status is read
-    from the database only when no notice has said what it is."""
+    from the database only when no notice has said what it is. `created_while`: the watcher's
+    `listening()` mark taken before this request created the run; while it holds, the run's
+    notices tell all (`RunWatcher.created_while`), and the first look needs no query."""
     watcher: RunWatcher = request.app.state.watcher
     deadline = time.monotonic() + seconds
     with watcher.subscribe(run_id) as changed:
+        told = watcher.created_while(created_while, run_id)  # "": not changed since it was created
         while True:  # look first: the run may have ended before this subscription
-            now = changed.status or await run_in_threadpool(_run_status, request, run_id)
-            if now is None or RunStatus(now) in TERMINAL or (left := deadline - time.monotonic()) <= 0:
+            now = changed.status or told
+            told = None
+            if now is None:
+                now = await run_in_threadpool(_run_status, request, run_id)
+                if now is None:  # gone
+                    return
+            if (now and RunStatus(now) in TERMINAL) or (left := deadline - time.monotonic()) <= 0:
                 return
             await watcher.next_change(changed, min(left, watcher.poll_interval))

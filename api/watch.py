@@ -8,6 +8,11 @@ one task per API process reads `PRAGMA data_version` every 20 ms (it changes whe
 connection commits: microseconds, no ORM) and wakes every waiter when it moves, instead of each
 waiter querying its run 50 times a second; on a 2-core machine those queries took CPU from the
 model generating the answer. Waiters still look slowly on their own, in case a notice was lost.
+
+The listener also remembers the last statuses it was told (`RECENT_RUNS` runs), so a request that
+has just created a run and waits for it need not look it up first (`created_while`): a notice
+of its run arrived either before it subscribed (remembered) or after (it wakes the waiter), as
+long as the listener was listening, without a reconnect, since before the run was created.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ log = structlog.get_logger("mantle.watch")
 
 CHANNEL = "mantle_runs"
 SQLITE_CHECK_S = 0.02
+RECENT_RUNS = 4096
 
 
 class RunChange(asyncio.Event):
@@ -47,6 +53,8 @@ class RunWatcher:
         self._sqlite_file = (url.database if url.get_backend_name() == "sqlite"
                              and url.database not in (None, "", ":memory:") else None)
         self._waiters: dict[uuid.UUID, set[RunChange]] = defaultdict(set)
+        self._recent: dict[uuid.UUID, str] = {}  # run → its last notified status ("": none given)
+        self._listening = 0  # counts the listener's connections: a reconnect may have lost notices
         self._task: asyncio.Task[None] | None = None
         self.connected = asyncio.Event()
 
@@ -77,6 +85,8 @@ class RunWatcher:
             try:
                 async with await psycopg.AsyncConnection.connect(self._dsn, autocommit=True) as conn:
                     await conn.execute(f"LISTEN {CHANNEL}")
+                    self._recent.clear()
+                    self._listening += 1
                     self.connected.set()
                     async for notice in conn.notifies():
                         self._wake(notice.payload)
@@ -119,6 +129,10 @@ class RunWatcher:
             run_id = uuid.UUID(run)
         except ValueError:
             return
+        self._recent.pop(run_id, None)  # "" when the notice named no status
+        self._recent[run_id] = status
+        if len(self._recent) > RECENT_RUNS:
+            del self._recent[next(iter(self._recent))]
         for event in self._waiters.get(run_id, ()):
             event.status = status or None
             event.set()
@@ -128,6 +142,22 @@ class RunWatcher:
             for event in events:
                 event.status = None
                 event.set()
+
+    def listening(self) -> int | None:
+        """A mark of the listener's connection (PostgreSQL), to take before creating a run and hand
+        to `created_while` after; None without a listener."""
+        return self._listening if self.enabled and self.connected.is_set() else None
+
+    def created_while(self, mark: int | None, run_id: uuid.UUID) -> str | None:
+        """For a run created after `listening` gave `mark`: its last notified status, or "" when
+        no notice has come since it was created. None when that is not known (no mark, or the
+        listener reconnected since, and may have lost a notice): the caller must look it up."""
+        if mark is None or mark != self.listening():
+            return None
+        told = self._recent.get(run_id)
+        if told is None:
+            return ""
+        return told or None  # a notice without a status: look it up
 
     @contextlib.contextmanager
     def subscribe(self, run_id: uuid.UUID) -> Iterator[RunChange]:

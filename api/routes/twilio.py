@@ -86,12 +86,14 @@ async def inbound_sms(target: Annotated[str, Path(max_length=64, description="Ro
     """Twilio's "a message comes in" webhook for a routed number (signed, form-encoded)."""
     form = await _form(request)
     url = public_url(request, request.app.state.settings)
+    listening = request.app.state.watcher.listening()  # before the run is created: see api/watch.py
     received = await starting_run(request.app.state, _receive, request, target, form, url,
                                   request.headers.get(SIGNATURE_HEADER))
     if received.replies is not None or received.inbound_id is None:
         return twiml(received.replies or [])
     if received.run_id is not None:
-        await wait_until_ended(request, received.run_id, request.app.state.settings.twilio_reply_window_s)
+        await wait_until_ended(request, received.run_id, request.app.state.settings.twilio_reply_window_s,
+                               created_while=None if received.repeat else listening)
     return twiml(await run_in_threadpool(_answer, request, received.inbound_id))
 
 

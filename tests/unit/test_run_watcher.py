@@ -98,3 +98,68 @@ def test_a_request_waiting_for_a_run_learns_its_end_from_the_notice_on_postgresq
     assert seen == "running", "the notice's status reaches the waiter"
     assert lookups == ["read"], f"looked the run up {len(lookups)} times; the notices said it all"
     assert took < 30, "the wait ended on the notice, not at its deadline"
+
+
+def test_a_request_that_created_the_run_waits_on_notices_alone_while_the_listener_holds() -> None:
+    """A webhook that has just created a run (an SMS's) took a first look at it in the database,
+    in case it ended before the wait subscribed. The listener remembers the notices it was given,
+    so that look is needed only when the listener reconnected since the run was created, or a
+    notice named no status."""
+    require_postgres()
+    lookups: list[str] = []
+
+    class Session:  # what the waiter reads the run's status with: counts the reads
+        def scalar(self, _statement: object) -> str:
+            lookups.append("read")
+            return "succeeded"
+
+    async def scenario() -> dict[str, list[str]]:
+        watcher = RunWatcher(POSTGRES_URL)
+        await watcher.start()
+        notifier = create_engine(POSTGRES_URL)
+        loop = asyncio.get_running_loop()
+        try:
+            await asyncio.wait_for(watcher.connected.wait(), 10)
+            state = SimpleNamespace(watcher=watcher, read_sessions=lambda: contextlib.nullcontext(Session()))
+            request = SimpleNamespace(app=SimpleNamespace(state=state))
+
+            async def notify(payload: str, run_id: uuid.UUID) -> None:
+                def send() -> None:
+                    with notifier.begin() as conn:
+                        conn.execute(text("SELECT pg_notify('mantle_runs', :p)"), {"p": payload})
+
+                with watcher.subscribe(run_id) as seen:  # returns once the listener has it
+                    await loop.run_in_executor(None, send)
+                    await asyncio.wait_for(seen.wait(), 10)
+
+            async def wait(run_id: uuid.UUID, mark: int | None) -> list[str]:
+                lookups.clear()
+                ended = wait_until_ended(request, run_id, 30, created_while=mark)  # type: ignore[arg-type]
+                await asyncio.wait_for(ended, 10)
+                return list(lookups)
+
+            seen: dict[str, list[str]] = {}
+            mark = watcher.listening()
+            ended_first, later, silent, stale = (uuid.uuid4() for _ in range(4))
+            await notify(f"{ended_first} succeeded", ended_first)  # ended before the wait subscribed
+            seen["ended before the wait"] = await wait(ended_first, mark)
+            waiting = asyncio.create_task(wait(later, mark))  # nothing said yet: it waits for the notice
+            await notify(f"{later} running", later)
+            await notify(f"{later} succeeded", later)
+            seen["ended during the wait"] = await waiting
+            await notify(f"{silent}", silent)  # a notice that names no status
+            seen["a notice without a status"] = await wait(silent, mark)
+            seen["a mark from an earlier connection"] = await wait(stale, (mark or 0) - 1)
+            seen["no mark"] = await wait(stale, None)
+            return seen
+        finally:
+            notifier.dispose()
+            await watcher.stop()
+
+    with ThreadPoolExecutor(1) as pool:
+        seen = pool.submit(asyncio.run, scenario()).result(timeout=60)
+    assert seen["ended before the wait"] == [], "the remembered notice said it ended"
+    assert seen["ended during the wait"] == [], "the notices said it all"
+    assert len(seen["a notice without a status"]) == 1, "a notice without a status must be looked up"
+    assert len(seen["a mark from an earlier connection"]) == 1, "after a reconnect notices may be lost"
+    assert len(seen["no mark"]) == 1
