@@ -108,14 +108,19 @@ def _analyzer() -> AnalyzerEngine:
 
         `phonenumbers`' matcher scans the whole text once per region (over 1 ms per region for
         500 characters here, most of an evaluation); a message has few runs of digits, and each is
-        matched with a little of the text around it, so boundaries come out as they would."""
+        matched with a little of the text around it, so boundaries come out as they would.
+
+        A run written with its country code (`+44 ...`) parses the same whatever the region, so
+        it is matched once, not once per region (0.1 ms instead of 1 ms for one number)."""
 
         def analyze(self, text: str, entities: list[str], nlp_artifacts: Any = None) -> list[Any]:
             results = []
             for candidate in _PHONE_CANDIDATE.finditer(text):
                 offset = max(candidate.start() - _PHONE_CONTEXT, 0)
                 window = text[offset:candidate.end() + _PHONE_CONTEXT]
-                for region in self.supported_regions:
+                international = candidate.group().lstrip("(").startswith("+") and "+" not in \
+                    text[offset:candidate.start()] + text[candidate.end():candidate.end() + _PHONE_CONTEXT]
+                for region in self.supported_regions[:1] if international else self.supported_regions:
                     for match in phonenumbers.PhoneNumberMatcher(window, region, leniency=self.leniency or 0):
                         span = _Span(match.start + offset, match.end + offset)
                         results.append(self._get_recognizer_result(  # type: ignore[no-untyped-call]

@@ -71,6 +71,16 @@ def test_the_entity_list_limits_what_pii_looks_for() -> None:
     assert decision.text == "bob@example.com, <IP_ADDRESS>"
 
 
+def test_every_phone_number_of_a_text_is_found_in_any_format_it_is_written_in() -> None:
+    """A number written with its country code is matched once, not once per region: beside others,
+    in brackets, or next to a national one, each is still found and only it."""
+    text = "UK +44 7911 123456, US (+1) 415-555-0132 or 020 7946 0958; office (415) 555-0133 ext 12"
+    decision = decide(text, pii={"action": "redact"})
+    found = sorted(text[f["start"]:f["end"]] for f in decision.findings)
+    assert found == ["(+1) 415-555-0132", "(415) 555-0133 ext 12", "+44 7911 123456", "020 7946 0958"]
+    assert all(f["kind"] == "PHONE_NUMBER" for f in decision.findings)
+
+
 def test_toxicity_blocks_insults_over_the_threshold_and_lets_polite_text_through() -> None:
     insult = decide("shut up you stupid moron", toxicity={"threshold": 0.8})
     assert insult.verdict == "block" and insult.findings[0]["kind"] == "toxic"
