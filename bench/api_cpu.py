@@ -4,7 +4,8 @@ The API runs in this process (through Starlette's TestClient, lifespan included)
 PostgreSQL and Redis, with the settings a deployment uses. For each hot route of `bench/load.py`
 it measures the process CPU time (every thread: the event loop and the threadpool that runs sync
 routes) per request, and the same for a bare FastAPI route answering a constant JSON of the same
-size through the same client. The ratio is comparable across machines; the milliseconds are not.
+size through the same client, the two in alternating blocks. The ratio is comparable across
+machines; the milliseconds are not.
 
 PostgreSQL's own CPU is not counted: it runs in its own processes. The SMS webhook is measured
 with no reply window (`MANTLE_TWILIO_REPLY_WINDOW_S=0`): the window is a wait, not work.
@@ -52,16 +53,27 @@ from twilio_sim.store import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN  # noqa: E4
 NUMBER = "+15550007777"
 
 
-def cpu_ms_per_call(call: Callable[[int], Any], n: int) -> float:
-    """Process CPU milliseconds per call of `call` (after a warm-up); every answer must be 2xx."""
-    for i in range(min(20, n)):
-        call(-1 - i).raise_for_status()
-    started = time.process_time()
-    for i in range(n):
-        answer = call(i)
-        if answer.status_code >= 400:
-            raise RuntimeError(f"{answer.status_code}: {answer.text[:300]}")
-    return (time.process_time() - started) * 1000 / n
+def cpu_ms_per_call(calls: dict[str, Callable[[int], Any]], n: int, blocks: int = 10) -> dict[str, float]:
+    """Process CPU milliseconds per call of each of `calls`, `n` calls each (after a warm-up), in
+    `blocks` alternating blocks (ABBA), so that the machine getting busier or quieter meanwhile
+    weighs on a route and its bare twin alike: measured one after the other, the same code's
+    ratio moved from 1.26 to 1.93 between two runs. Every answer must be 2xx."""
+    for call in calls.values():
+        for i in range(min(20, n)):
+            call(-1 - i).raise_for_status()
+    spent = dict.fromkeys(calls, 0.0)
+    names, done = list(calls), 0
+    for block in range(blocks):
+        size = n // blocks + (1 if block < n % blocks else 0)
+        for name in names if block % 2 == 0 else reversed(names):
+            started = time.process_time()
+            for i in range(done, done + size):
+                answer = calls[name](i)
+                if answer.status_code >= 400:
+                    raise RuntimeError(f"{answer.status_code}: {answer.text[:300]}")
+            spent[name] += time.process_time() - started
+        done += size
+    return {name: used * 1000 / n for name, used in spent.items()}
 
 
 def statements_per_call(call: Callable[[int], Any], i: int, tries: int = 3) -> int:
@@ -159,8 +171,8 @@ def measure(database_url: str, broker_url: str, data_dir: Path, n: int) -> dict[
         bodies = {f"r{k}": calls[name](-100 - k).content for k, name in enumerate(calls)}
         with bare_client(bodies) as bare:
             for k, (name, call) in enumerate(calls.items()):
-                route_ms = cpu_ms_per_call(call, n)
-                bare_ms = cpu_ms_per_call(partial(bare_get, bare, f"/r{k}"), n)
+                spent = cpu_ms_per_call({"route": call, "bare": partial(bare_get, bare, f"/r{k}")}, n)
+                route_ms, bare_ms = spent["route"], spent["bare"]
                 out[name] = {"cpu_ms": round(route_ms, 3), "bare_cpu_ms": round(bare_ms, 3),
                              "ratio": round(route_ms / bare_ms, 2), "response_bytes": len(bodies[f"r{k}"]),
                              "sql_statements": statements_per_call(call, n)}
