@@ -124,8 +124,7 @@ def receive(session: Session, reads: sessionmaker[Session], *, target: str, form
             log.warning("sms_unknown_number", route_id=str(route.id), to=message.to_number)
             return Received(None, None, [])
         kind = keyword(message.body)
-        known = None if kind != "message" else _known_start(session, read, route, message, settings,
-                                                            submitter)
+        known = _known_start(read, route, message, settings, submitter) if kind == "message" else None
     if known is not None:
         started = _start_on_known_version(session, route, known, submitter)
         if started is not None:
@@ -227,12 +226,12 @@ class KnownStart:
     waiting: bool
 
 
-def _known_start(session: Session, read: Session, route: SmsNumber, message: Message, settings: Settings,
+def _known_start(read: Session, route: SmsNumber, message: Message, settings: Settings,
                  submitter: Submitter) -> KnownStart | None:
     """The rows to start the message's run with on the app's latest version as this process knows
     it, the conversation's history read on `read`; None when that way cannot be taken (not on
     PostgreSQL, the version not known here): `receive` goes the usual way."""
-    if route.app_id is None or session.get_bind().dialect.name != "postgresql":
+    if route.app_id is None or read.get_bind().dialect.name != "postgresql":
         return None
     known = submitter.known_latest(route.org_id, route.app_id)
     block = known[1].blocks.get(known[1].trigger or "") if known is not None else None

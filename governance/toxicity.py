@@ -10,7 +10,7 @@ The TF-IDF step is done directly too. `TfidfVectorizer.transform` validates its 
 builds a sparse matrix and normalizes it on every call: 0.3 ms for one short text, most of a
 governed SMS's toxicity check, where a text has a few dozen words. Here the vectorizer's own
 analyzer (scikit-learn's tokenizer, lowercasing and stop words) makes the terms, and the rest is
-a count per known term, its IDF weight, the L2 norm and one small product: about 30 µs. It is
+a count per known term, its IDF weight, the L2 norm and one small product: about 15 µs. It is
 used only for the vectorizer settings it covers, and only when it gives the library's scores
 for a set of sample texts when the model loads.
 """
