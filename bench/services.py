@@ -76,6 +76,8 @@ class PrivatePostgres:
         # fsync off: a crash of the server process (not of the machine) still loses nothing.
         options = (f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' "
                    "-c fsync=off -c max_connections=300")
+        # More server options, to look inside a benchmark (`-c shared_preload_libraries=pg_stat_statements`).
+        options += " " + os.environ.get("MANTLE_BENCH_PG_OPTIONS", "")
         self._pg("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.root / "server.log"),
                  "-w", "-t", "60", "start")
 

@@ -86,13 +86,16 @@ def open_item(session: Session, *, org_id: uuid.UUID, app_id: uuid.UUID, run_id:
 
 
 def get_item(session: Session, *, org_id: uuid.UUID, item_id: uuid.UUID, lock: bool = False) -> ReviewItem:
-    """The organization's review item, or NotFound (also for another organization's item)."""
-    stmt = select(ReviewItem).where(ReviewItem.id == item_id, ReviewItem.org_id == org_id)
-    if lock:
-        stmt = stmt.with_for_update()
-    item = session.scalar(stmt)
-    if item is None:
+    """The organization's review item, or NotFound (also for another organization's item).
+
+    Read by its id alone and its organization compared here, as `models.runs.get_run` does, so the
+    plan is always the primary key's, never a scan of the organization's items; `lock`: the row is
+    locked once it is known to be the organization's."""
+    item = session.get(ReviewItem, item_id)
+    if item is None or item.org_id != org_id:
         raise NotFound("review not found", loc=["review_id"])
+    if lock:
+        session.refresh(item, with_for_update=True)
     return item
 
 

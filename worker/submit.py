@@ -11,7 +11,6 @@ from typing import Any
 import structlog
 from celery import Celery
 from pydantic import ValidationError
-from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -29,7 +28,7 @@ from core.statuses import TERMINAL, NodeStatus, RunStatus
 from models import apps as app_store
 from models.apps import App, AppVersion, VersionRef
 from models.base import new_id, utcnow
-from models.db import check_failed, pipelined
+from models.db import check_failed, on_commit, pipelined
 from models.runs import (
     NodeRun,
     Run,
@@ -165,7 +164,7 @@ class Submitter:
             recorder = self.direct.execute(session, run, within_s=wait_s, check=check, commit=commit)
             if recorder is not None:
                 # Counted once its transaction commits, as a worker's step is.
-                event.listen(session, "after_commit", lambda _: recorder.metrics.publish(), once=True)
+                on_commit(session, recorder.metrics.publish)
                 return True
         if check is None:
             session.add(run)
