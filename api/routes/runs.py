@@ -10,7 +10,6 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
@@ -244,10 +243,8 @@ def _events(request: Request, run_id: uuid.UUID, after: int) -> Batch:
     end the stream before its last events were read (each statement sees what was committed when
     it began, and a run's events are committed with or before its final status)."""
     with request.app.state.read_sessions() as session:
-        status = session.scalar(select(run_store.Run.status).where(run_store.Run.id == run_id))
-        events = run_store.events_after(session, run_id=run_id, after=after)
-        messages = [Message(e.id, e.type, {"id": e.id, "type": e.type, "node_id": e.node_id,
-                                           "at": e.at.isoformat(), "data": e.data}, e.type == "run_finished")
+        status, events = run_store.status_and_events_after(session, run_id=run_id, after=after)
+        messages = [Message(e["id"], e["type"], {**e, "at": e["at"].isoformat()}, e["type"] == "run_finished")
                     for e in events]
         ended = status is None or RunStatus(status) in TERMINAL
         return Batch(messages, messages[-1].id if messages else after, ended)
