@@ -163,3 +163,56 @@ def test_a_request_that_created_the_run_waits_on_notices_alone_while_the_listene
     assert len(seen["a notice without a status"]) == 1, "a notice without a status must be looked up"
     assert len(seen["a mark from an earlier connection"]) == 1, "after a reconnect notices may be lost"
     assert len(seen["no mark"]) == 1
+
+
+def test_the_listener_reconnects_when_its_connection_is_cut_and_notices_reach_waiters_again() -> None:
+    """The listening connection killed by the server (a restart, an administrator): the listener
+    says it is not connected (waiters then poll), connects again, and the next notices wake their
+    waiters, each notice once, including a burst that arrives in one read."""
+    require_postgres()
+
+    name = f"watch-test-{uuid.uuid4().hex[:8]}"  # to cut this listener only, not another test's
+
+    async def scenario() -> tuple[list[str | None], int, bool]:
+        watcher = RunWatcher(f"{POSTGRES_URL}?application_name={name}")
+        await watcher.start()
+        admin = create_engine(POSTGRES_URL)
+        loop = asyncio.get_running_loop()
+
+        def run(sql: str, params: dict[str, str]) -> None:
+            with admin.begin() as conn:
+                conn.execute(text(sql), params)
+
+        try:
+            await asyncio.wait_for(watcher.connected.wait(), 10)
+            first = watcher.listening()
+            assert first is not None
+            await loop.run_in_executor(None, run, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                       "WHERE application_name = :name", {"name": name})
+
+            async def reconnected() -> None:  # the listener waits a second before connecting again
+                while watcher.listening() in (None, first):
+                    await asyncio.sleep(0.01)
+
+            await asyncio.wait_for(reconnected(), 20)
+            was_cut = watcher.listening() == first + 1
+            run_ids = [uuid.uuid4() for _ in range(5)]
+            statuses: list[str | None] = []
+            with contextlib.ExitStack() as stack:
+                events = [stack.enter_context(watcher.subscribe(run_id)) for run_id in run_ids]
+                # Five notices in one transaction: delivered together, at its commit.
+                await loop.run_in_executor(None, run, "SELECT " + ", ".join(
+                    f"pg_notify('mantle_runs', :p{i})" for i in range(5)),
+                    {f"p{i}": f"{run_id} succeeded" for i, run_id in enumerate(run_ids)})
+                for event in events:
+                    await asyncio.wait_for(event.wait(), 10)
+                    statuses.append(event.status)
+            return statuses, (watcher.listening() or 0) - first, was_cut
+        finally:
+            admin.dispose()
+            await watcher.stop()
+
+    with ThreadPoolExecutor(1) as pool:
+        statuses, connections, was_cut = pool.submit(asyncio.run, scenario()).result(timeout=60)
+    assert was_cut and connections == 1, "the listener connected once more after being cut"
+    assert statuses == ["succeeded"] * 5, "every waiter heard its run's notice after the reconnect"
