@@ -283,7 +283,7 @@ def events_after(session: Session, *, run_id: uuid.UUID, after: int, limit: int 
 
 _EVENT_FIELDS = ("id", "type", "node_id", "at", "data")
 _STATUS = 'SELECT "status" FROM "runs" WHERE "id" = %s'
-_EVENTS_AFTER = ('SELECT "id", "type", "node_id", "at", "data" FROM "run_events" '
+_EVENTS_AFTER = ("SELECT " + ", ".join(f'"{name}"' for name in _EVENT_FIELDS) + ' FROM "run_events" '
                  'WHERE "run_id" = %s AND "id" > %s ORDER BY "id" LIMIT %s')
 
 
