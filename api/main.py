@@ -44,6 +44,7 @@ from api.routes import (
 )
 from api.warm import warm_up
 from api.watch import RunWatcher
+from api.webhook_inbound import OpenedTargets
 from blocks.registry import Registry, load_registry
 from core.gc_tuning import freeze_startup_objects
 from core.settings import Settings, get_settings
@@ -98,6 +99,7 @@ def create_app(
                                                           autocommit=True)
     app.state.registry = registry or load_registry(tuple(settings.block_plugins))
     app.state.submitter = Submitter(app.state.registry, settings)
+    app.state.webhook_targets = OpenedTargets()
     errors.install(app)
     # The busiest routes first: a request is matched against the routes in order, and on a hot
     # webhook post walking the whole /v1 table cost a tenth of the API's CPU.

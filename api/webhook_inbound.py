@@ -10,7 +10,11 @@
    replay, refused (403) unless it carries the `Idempotency-Key` of the run it started.
 4. It is parsed as JSON or as a urlencoded form by its Content-Type (415, or 422 for bad JSON).
 
-Steps 2 to 4 and the run's creation share one transaction (`api/routes/webhooks.py`).
+Steps 2 to 4 and the run's creation share one transaction (`api/routes/webhooks.py`). On
+PostgreSQL, a post to an unsigned URL this process opened before skips the look-up of step 2: its
+run is recorded with a check that the URL and the app's latest version are still the ones found
+then, in the one round trip that commits it (`start_on_known_target`). If either changed, nothing
+is written and the post goes through every step as above.
 """
 
 from __future__ import annotations
@@ -36,11 +40,13 @@ from blocks.trigger_webhook import (
     signature_matches,
 )
 from core.crypto import cipher_for
-from core.errors import Conflict, Forbidden, InvalidInputs, NotFound, TooLarge
+from core.errors import Conflict, Forbidden, InvalidInputs, MantleError, NotFound, TooLarge
+from core.guesses import Guesses
 from core.settings import Settings
 from models import credentials
 from models.apps import VersionRef, version_graph
-from models.webhooks import open_token
+from models.runs import Run
+from models.webhooks import check_still_open, open_token
 from worker.submit import Submitter
 
 log = structlog.get_logger("mantle.webhooks")
@@ -70,6 +76,7 @@ def find_target(session: Session, *, token: str, settings: Settings, submitter: 
     version = endpoint.version
     if version is None:
         raise Conflict("the app has no published version: publish it to receive webhooks", loc=["app"])
+    submitter.latest.put((endpoint.org_id, endpoint.app_id), version)  # for `start_on_known_target`
     analysis = submitter.analyses.get(version.id, lambda: version_graph(session, version_id=version.id) or {})
     block = analysis.blocks.get(analysis.trigger or "")
     if not isinstance(block, WebhookTriggerBlock):
@@ -85,6 +92,42 @@ def find_target(session: Session, *, token: str, settings: Settings, submitter: 
                             "until it is", loc=SIGNATURE_LOC)
         secret = str(stored["secret"])
     return Target(endpoint.endpoint_id, endpoint.org_id, endpoint.app_id, version, block.config, secret)
+
+
+class OpenedTargets(Guesses[str, Target]):
+    """The targets of the unsigned webhook URLs this process opened, by their token's digest, as
+    it found them: guesses that `start_on_known_target` checks as it records a run."""
+
+
+def post_inputs(request: Request, target: Target, body: bytes) -> dict[str, Any]:
+    """The run's inputs from a post: its parsed body (415, 422), its query and the headers the
+    trigger passes on."""
+    passed = {name: request.headers[name] for name in target.config.headers if name in request.headers}
+    return {"body": parse_body(request.headers.get("content-type", ""), body),
+            "query": dict(request.query_params), "headers": passed}
+
+
+def start_on_known_target(session: Session, request: Request, target: Target, token_digest: str,
+                          body: bytes, submitter: Submitter) -> Run | None:
+    """The post's run, started on a target this process opened before (`OpenedTargets`), recorded
+    and committed in one round trip with checks that the URL still takes this token and that the
+    target's version is still the app's latest (`Submitter.start_on_known_version`); None when it
+    cannot be (a check failed, the version is not known here, the body or its inputs are refused):
+    nothing was written, and the caller goes through every step, which says why in its order."""
+    if target.secret is not None:
+        return None
+    try:
+        inputs = post_inputs(request, target, body)
+    except MantleError:
+        return None
+    wait_s = target.config.wait_s if target.config.respond == "output" else 0
+
+    def still_open(session: Session) -> None:
+        check_still_open(session, endpoint_id=target.endpoint_id, token_digest=token_digest)
+
+    return submitter.start_on_known_version(session, org_id=target.org_id, app_id=target.app_id,
+                                            inputs=inputs, trigger="webhook", version_id=target.version.id,
+                                            wait_s=wait_s, end_here=True, check=still_open)
 
 
 async def read_body(request: Request, limit: int) -> bytes:

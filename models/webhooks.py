@@ -25,6 +25,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from core.errors import Conflict, NotFound
 from models.apps import App, AppVersion, VersionRef
 from models.base import Base, new_id, utcnow
+from models.db import send_check
 
 TOKEN_PREFIX = "wh_"
 
@@ -144,3 +145,13 @@ def open_token(session: Session, *, token: str) -> Opened | None:
     version_id, number = row[3], row[4]
     version = VersionRef(version_id, number) if version_id is not None and number is not None else None
     return Opened(row[0], row[1], row[2], version)
+
+
+def check_still_open(session: Session, *, endpoint_id: uuid.UUID, token_digest: str) -> None:
+    """In `models.db.pipelined`: fail the transaction unless the endpoint still takes the token of
+    `token_digest` (`models.db.check_failed` tells): a post to a URL this process opened before is
+    checked in the round trip that records its run, instead of looked up first. A rotated token
+    or a removed endpoint fails it at once."""
+    send_check(session, f"EXISTS (SELECT 1 FROM {WebhookEndpoint.__tablename__} WHERE id = %(endpoint_id)s "
+                        "AND digest = %(digest)s)",
+               {"endpoint_id": endpoint_id, "digest": token_digest}, "the webhook URL was rotated or removed")

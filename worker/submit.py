@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import threading
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -22,6 +21,7 @@ from builder.node_test import accept_inputs, find_node, node_test_graph, testabl
 from builder.retry import reusable
 from builder.validation import Analysis, Limits, analyze
 from core.errors import Conflict, GraphInvalid, InvalidInputs, TooLarge
+from core.guesses import Guesses
 from core.nesting import MAX_INPUT_DEPTH, depth
 from core.settings import Settings
 from core.statuses import TERMINAL, NodeStatus, RunStatus
@@ -49,27 +49,9 @@ from worker.transport import make_celery, send_advance
 log = structlog.get_logger("mantle.submit")
 
 
-class LatestVersions:
-    """The latest version of each app this process started a run of, as it last found it; at most
-    `size` apps (then it starts over). A guess, always checked: see `Submitter._on_known_version`."""
-
-    def __init__(self, size: int = 4096) -> None:
-        self.size = size
-        self._items: dict[tuple[uuid.UUID, uuid.UUID], VersionRef] = {}
-        self._lock = threading.Lock()
-
-    def get(self, key: tuple[uuid.UUID, uuid.UUID]) -> VersionRef | None:
-        return self._items.get(key)
-
-    def put(self, key: tuple[uuid.UUID, uuid.UUID], ref: VersionRef) -> None:
-        with self._lock:
-            if len(self._items) >= self.size and key not in self._items:
-                self._items.clear()
-            self._items[key] = ref
-
-    def forget(self, key: tuple[uuid.UUID, uuid.UUID]) -> None:
-        with self._lock:
-            self._items.pop(key, None)
+class LatestVersions(Guesses[tuple[uuid.UUID, uuid.UUID], VersionRef]):
+    """The latest version of each app (by organization and app) this process started a run of, as
+    it last found it. A guess, always checked: see `Submitter._on_known_version`."""
 
 
 class Submitter:
@@ -180,21 +162,32 @@ class Submitter:
 
     def start_on_known_version(self, session: Session, *, org_id: uuid.UUID, app_id: uuid.UUID,
                                inputs: dict[str, Any], trigger: str,
-                               also: Callable[[Session, Run], None]) -> Run | None:
-        """A queued run of the app's latest version as this process knows it, recorded with `also`'s
-        rows (written in the same round trip, after the run's) and committed; None (nothing
-        written, the session rolled back) when the version is not known here or no longer the
-        latest, or the inputs are refused: the caller then starts it the usual way. PostgreSQL
-        only, in a transaction not begun (see `create`). An error of `also`'s rows (a unique
-        index's) rolls everything back and is raised."""
+                               also: Callable[[Session, Run], None] | None = None,
+                               check: Callable[[Session], None] | None = None,
+                               version_id: uuid.UUID | None = None, wait_s: float = 0,
+                               end_here: bool = False) -> Run | None:
+        """A run of the app's latest version as this process knows it, recorded with `also`'s rows
+        (written in the same round trip, after the run's) and committed; None (nothing written, the
+        session rolled back) when the version is not known here (or is not `version_id`) or no
+        longer the latest, `check` (a `models.db.send_check`, sent with the version's) does not
+        hold, or the inputs are refused: the caller then starts it the usual way. PostgreSQL only,
+        in a transaction not begun (see `create`). An error of `also`'s rows (a unique index's)
+        rolls everything back and is raised. `wait_s`, `end_here`: as `create` takes them (a pure
+        run may be recorded ended; `also` is for queued runs only)."""
         if session.in_transaction() or session.get_bind().dialect.name != "postgresql":
             return None
+        known = self.known_latest(org_id, app_id)
+        if known is None or (version_id is not None and known[0].id != version_id):
+            return None
+        if wait_s <= 0 and end_here:
+            wait_s = self.settings.direct_run_s
         return self._on_known_version(session, org_id=org_id, app_id=app_id, inputs=inputs, trigger=trigger,
-                                      wait_s=0, also=also)
+                                      wait_s=wait_s, also=also, check=check)
 
     def _on_known_version(self, session: Session, *, org_id: uuid.UUID, app_id: uuid.UUID,
                           inputs: dict[str, Any], trigger: str, wait_s: float,
-                          also: Callable[[Session, Run], None] | None = None) -> Run | None:
+                          also: Callable[[Session, Run], None] | None = None,
+                          check: Callable[[Session], None] | None = None) -> Run | None:
         """A run of the version this process last found to be the app's latest, recorded and
         committed with a check that it still is, all in one round trip: no query is answered
         before it. A direct run (its caller waits, every node pure) is recorded ended, else the
@@ -204,7 +197,8 @@ class Submitter:
         Used only where the outcome cannot differ from looking the version up first: the version
         and its analysis are known to this process, its inputs are accepted (a refusal is left to
         the usual path, which looks the version up), and a failed check rolls everything back (a
-        version published, or the app deleted, meanwhile) so the usual path starts it again.
+        version published, or the app deleted, meanwhile; or the caller's `check`, sent with it)
+        so the usual path starts it again.
         """
         key = (org_id, app_id)
         known = self.known_latest(org_id, app_id)
@@ -221,6 +215,8 @@ class Submitter:
 
         def still_latest(session: Session) -> None:
             app_store.check_latest_version(session, org_id=org_id, app_id=app_id, number=number)
+            if check is not None:
+                check(session)
 
         try:
             direct = wait_s > 0 and self.direct.knows(ref.id) and all_pure(analysis)

@@ -27,7 +27,14 @@ from api.idempotency import NOT_BLANK
 from api.schemas import Read
 from api.streams import wait_until_ended
 from api.threads import starting_run
-from api.webhook_inbound import Target, check_signature, find_target, parse_body, read_body
+from api.webhook_inbound import (
+    Target,
+    check_signature,
+    find_target,
+    post_inputs,
+    read_body,
+    start_on_known_target,
+)
 from blocks.trigger_webhook import SIGNATURE_HEADER, Signature
 from core.errors import Forbidden
 from core.statuses import TERMINAL, RunStatus
@@ -113,28 +120,48 @@ Started = tuple[Target, uuid.UUID, tuple[str, dict[str, Any] | None] | None]
 def _receive(request: Request, token: str, body: bytes, key: str | None) -> Started:
     """Check the post and start (or find) its run, in one transaction: the target, the run's id, and
     the run's status and outputs when it ended as it was created (`worker/direct.py`)."""
-    submitter, settings = request.app.state.submitter, request.app.state.settings
-    with session_scope(request.app.state.session_factory) as session:
-        target = find_target(session, token=token, settings=settings, submitter=submitter)
-        signature = check_signature(target, body, request.headers.get(SIGNATURE_HEADER), now=time.time(),
-                                    window_s=settings.webhook_signature_window_s)
-        passed = {name: request.headers[name] for name in target.config.headers if name in request.headers}
-        inputs = {"body": parse_body(request.headers.get("content-type", ""), body),
-                  "query": dict(request.query_params), "headers": passed}
-        idempotency_key = f"webhook:{target.endpoint_id}:{key}" if key else None
-        if signature is not None:
-            _claim(session, target, signature, idempotency_key, settings.webhook_signature_window_s)
-        run, created = submitter.create(
-            session, org_id=target.org_id, app_id=target.app_id, inputs=inputs, published=target.version,
-            trigger="webhook", idempotency_key=idempotency_key,
-            wait_s=target.config.wait_s if target.config.respond == "output" else 0, commit=True,
-            end_here=True)
+    state = request.app.state
+    submitter, opened = state.submitter, state.webhook_targets
+    token_digest = store.digest(token)
+    with session_scope(state.session_factory) as session:
+        known = opened.get(token_digest) if key is None else None
+        run = start_on_known_target(session, request, known, token_digest, body, submitter) if known else None
+        if run is not None:
+            assert known is not None
+            target = known
+        else:
+            if known is not None:
+                opened.forget(token_digest)
+            target, run, created = _start(session, request, token, body, key)
+            if not created:
+                return target, run.id, None
+            if target.secret is None:
+                opened.put(token_digest, target)
         run_id = run.id
-        queue = created and submitter.needs_worker(run)
-        ended = (run.status, run.outputs) if created and not queue else None
+        queue = submitter.needs_worker(run)
+        ended = (run.status, run.outputs) if not queue else None
     if queue:
         submitter.enqueue(run_id)
     return target, run_id, ended
+
+
+def _start(session: Session, request: Request, token: str, body: bytes,
+           key: str | None) -> tuple[Target, Run, bool]:
+    """Every step of `api/webhook_inbound.py`, in order: the target, the run, and whether it is new."""
+    submitter, settings = request.app.state.submitter, request.app.state.settings
+    target = find_target(session, token=token, settings=settings, submitter=submitter)
+    signature = check_signature(target, body, request.headers.get(SIGNATURE_HEADER), now=time.time(),
+                                window_s=settings.webhook_signature_window_s)
+    inputs = post_inputs(request, target, body)
+    idempotency_key = f"webhook:{target.endpoint_id}:{key}" if key else None
+    if signature is not None:
+        _claim(session, target, signature, idempotency_key, settings.webhook_signature_window_s)
+    run, created = submitter.create(
+        session, org_id=target.org_id, app_id=target.app_id, inputs=inputs, published=target.version,
+        trigger="webhook", idempotency_key=idempotency_key,
+        wait_s=target.config.wait_s if target.config.respond == "output" else 0, commit=True,
+        end_here=True)
+    return target, run, created
 
 
 def _claim(session: Session, target: Target, signature: Signature, idempotency_key: str | None,

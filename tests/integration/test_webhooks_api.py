@@ -167,3 +167,37 @@ def test_waiting_for_the_output_of_a_pure_app_is_answered_by_the_api_alone(tenan
     answer = api.post(path, json={"name": "Ada"})
     assert answer.status_code == 200, answer.text
     assert answer.json()["status"] == "succeeded" and answer.json()["outputs"] == {"text": "Hi Ada"}
+
+
+def test_a_url_posted_to_before_sees_a_new_version_a_rotation_and_a_removal_at_the_next_post(
+        tenant: Tenant, api: TestClient) -> None:
+    # After its first post, the API records a URL's runs without looking the URL up first (on
+    # PostgreSQL), checking in the same round trip that the URL and the app's version are still
+    # the ones it found: whatever changed meanwhile, the very next post follows it.
+    app_id, path = hooked_app(tenant, webhook_graph(respond="output", wait_s=1))
+    for name in ("Ada", "Bob"):
+        answer = api.post(path, json={"name": name})
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["outputs"] == {"text": f"Hi {name}"}
+    bad = api.post(path, content=b'{"name": ', headers={"content-type": "application/json"})
+    assert bad.status_code == 422 and "JSON decode error" in bad.json()["detail"][0]["msg"]
+
+    changed = webhook_graph(respond="output", wait_s=1)
+    changed["nodes"][1]["config"]["template"] = "Hello {{ body.name }}"
+    assert tenant.client.put(f"/v1/apps/{app_id}/draft", json=changed).status_code == 200
+    assert tenant.client.post(f"/v1/apps/{app_id}/publish").status_code == 201
+    answer = api.post(path, json={"name": "Cy"})
+    assert answer.status_code == 200 and answer.json()["outputs"] == {"text": "Hello Cy"}
+    assert tenant.client.get(answer.headers["Location"]).json()["version_number"] == 2
+
+    rotated = tenant.client.post(f"/v1/apps/{app_id}/webhook/rotate")
+    new_path = urlsplit(rotated.json()["url"]).path
+    refused = api.post(path, json={"name": "Eve"})
+    assert refused.status_code == 404 and "no webhook at this URL" in refused.text
+    assert api.post(new_path, json={"name": "Di"}).json()["outputs"] == {"text": "Hello Di"}
+    assert api.post(new_path, json={"name": "Di"}).status_code == 200
+    assert tenant.client.delete(f"/v1/apps/{app_id}/webhook").status_code == 204
+    assert api.post(new_path, json={"name": "Eve"}).status_code == 404
+    names = sorted(tenant.client.get(f"/v1/runs/{run['id']}").json()["inputs"]["body"]["name"]
+                   for run in runs_of(tenant, app_id))
+    assert names == ["Ada", "Bob", "Cy", "Di", "Di"]
