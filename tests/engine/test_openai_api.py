@@ -114,7 +114,12 @@ def test_the_openai_client_gets_answers_plain_and_streamed_with_usage(served: Se
     assert all(c.object == "chat.completion.chunk" and c.id == chunks[0].id for c in chunks)
     streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert streamed == text  # greedy: the same answer, in pieces
-    assert len([c for c in chunks if c.choices and c.choices[0].delta.content]) > 1
+    # The role comes first, as OpenAI sends it, then the text. How many pieces the text comes in
+    # depends on the model's pace against the worker's writes (every 0.1 s) and the reader's: the
+    # tiny model can finish its 600 tokens within one write on a busy machine, so the count is
+    # not asserted (a clean-clone CI once got the whole text in one piece).
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert any(c.choices and c.choices[0].delta.content for c in chunks)
     assert chunks[-1].choices == [] and chunks[-1].usage == plain.usage
     assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == plain.choices[0].finish_reason
 
