@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+import uuid
 from typing import Any
 
 import structlog
@@ -11,7 +12,6 @@ from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import error_response
-from core.ids import random_bytes
 
 HTTP_REQUESTS = Counter("mantle_http_requests_total", "HTTP requests", ["method", "route", "status"])
 HTTP_LATENCY = Histogram("mantle_http_request_seconds", "HTTP request duration", ["method", "route"],
@@ -89,7 +89,7 @@ class RequestContext:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = random_bytes(8).hex()  # on the event loop: no system call (core/ids.py)
+        request_id = uuid.uuid4().hex[:16]
         structlog.contextvars.bind_contextvars(request_id=request_id)
         status = 500
         start = time.perf_counter()

@@ -11,8 +11,6 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, class_mapper, mapped_column
 
-from core.ids import random_uuid
-
 # Named constraints make migrations reversible on SQLite (batch mode needs the names).
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -31,8 +29,8 @@ def utcnow() -> datetime:
 
 
 def new_id() -> uuid.UUID:
-    """A fresh random primary key (see `core/ids.py`: no system call each)."""
-    return random_uuid()
+    """A fresh random primary key."""
+    return uuid.uuid4()
 
 
 M = TypeVar("M", bound="Base")
