@@ -155,10 +155,14 @@ def test_waiting_for_the_output_answers_202_when_the_run_is_not_done(tenant: Ten
     graph["edges"] = [{"source": "hook", "source_port": "body", "target": "pause", "target_port": "value"},
                       {"source": "pause", "source_port": "value", "target": "greet", "target_port": "body"},
                       graph["edges"][1]]
-    _, path = hooked_app(tenant, graph)
-    answer = api.post(path, json={"name": "Ada"})
-    assert answer.status_code == 202 and answer.json()["status"] == "queued"
-    assert answer.json()["outputs"] is None
+    app_id, path = hooked_app(tenant, graph)
+    for name in ("Ada", "Bob"):  # the second on the URL as the API remembers it (PostgreSQL)
+        answer = api.post(path, json={"name": name})
+        assert answer.status_code == 202 and answer.json()["status"] == "queued"
+        assert answer.json()["outputs"] is None
+        run = tenant.client.get(answer.headers["Location"]).json()
+        assert run["status"] == "queued" and run["inputs"]["body"] == {"name": name}
+    assert len(runs_of(tenant, app_id)) == 2
 
 
 def test_waiting_for_the_output_of_a_pure_app_is_answered_by_the_api_alone(tenant: Tenant,
