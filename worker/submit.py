@@ -176,18 +176,16 @@ class Submitter:
         run may be recorded ended; `also` is for queued runs only)."""
         if session.in_transaction() or session.get_bind().dialect.name != "postgresql":
             return None
-        known = self.known_latest(org_id, app_id)
-        if known is None or (version_id is not None and known[0].id != version_id):
-            return None
         if wait_s <= 0 and end_here:
             wait_s = self.settings.direct_run_s
         return self._on_known_version(session, org_id=org_id, app_id=app_id, inputs=inputs, trigger=trigger,
-                                      wait_s=wait_s, also=also, check=check)
+                                      wait_s=wait_s, also=also, check=check, version_id=version_id)
 
     def _on_known_version(self, session: Session, *, org_id: uuid.UUID, app_id: uuid.UUID,
                           inputs: dict[str, Any], trigger: str, wait_s: float,
                           also: Callable[[Session, Run], None] | None = None,
-                          check: Callable[[Session], None] | None = None) -> Run | None:
+                          check: Callable[[Session], None] | None = None,
+                          version_id: uuid.UUID | None = None) -> Run | None:
         """A run of the version this process last found to be the app's latest, recorded and
         committed with a check that it still is, all in one round trip: no query is answered
         before it. A direct run (its caller waits, every node pure) is recorded ended, else the
@@ -198,11 +196,11 @@ class Submitter:
         and its analysis are known to this process, its inputs are accepted (a refusal is left to
         the usual path, which looks the version up), and a failed check rolls everything back (a
         version published, or the app deleted, meanwhile; or the caller's `check`, sent with it)
-        so the usual path starts it again.
+        so the usual path starts it again. `version_id`: only if that is the version known here.
         """
         key = (org_id, app_id)
         known = self.known_latest(org_id, app_id)
-        if known is None:
+        if known is None or (version_id is not None and known[0].id != version_id):
             return None
         ref, analysis = known
         try:
@@ -213,16 +211,16 @@ class Submitter:
                   status="queued", version_id=ref.id, version_number=ref.number, inputs=accepted)
         number = ref.number
 
-        def still_latest(session: Session) -> None:
+        def checks(session: Session) -> None:
             app_store.check_latest_version(session, org_id=org_id, app_id=app_id, number=number)
             if check is not None:
                 check(session)
 
         try:
             direct = wait_s > 0 and self.direct.knows(ref.id) and all_pure(analysis)
-            if not (direct and self._insert(session, run, wait_s, commit=True, check=still_latest)):
+            if not (direct and self._insert(session, run, wait_s, commit=True, check=checks)):
                 # Queued (or its nodes did not end in time here: nothing of them was written).
-                self._insert_queued(session, run, check=still_latest, also=also)
+                self._insert_queued(session, run, check=checks, also=also)
         except Exception as exc:
             if not check_failed(exc):
                 raise

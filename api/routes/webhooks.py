@@ -126,8 +126,7 @@ def _receive(request: Request, token: str, body: bytes, key: str | None) -> Star
     with session_scope(state.session_factory) as session:
         known = opened.get(token_digest) if key is None else None
         run = start_on_known_target(session, request, known, token_digest, body, submitter) if known else None
-        if run is not None:
-            assert known is not None
+        if known is not None and run is not None:
             target = known
         else:
             if known is not None:
