@@ -119,7 +119,8 @@ def create_app(
     app.add_middleware(JsonText)  # inside BodyLimit: it reads only bodies within the limit
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes,
                        uploads=(knowledge.UPLOAD_PATH, settings.knowledge_max_document_bytes + 64 * 1024))
-    app.add_middleware(RequestContext)
+    app.state.serving = threads.Serving()
+    app.add_middleware(RequestContext, serving=app.state.serving)
     app.add_middleware(OpenAIErrors)  # outermost: rewrites every error under /openai/
     return app
 

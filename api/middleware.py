@@ -12,6 +12,7 @@ from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import error_response
+from api.threads import Serving
 
 HTTP_REQUESTS = Counter("mantle_http_requests_total", "HTTP requests", ["method", "route", "status"])
 HTTP_LATENCY = Histogram("mantle_http_request_seconds", "HTTP request duration", ["method", "route"],
@@ -80,10 +81,12 @@ class BodyLimit:
 
 
 class RequestContext:
-    """Bind a request id to the logs and record metrics per route template."""
+    """Bind a request id to the logs, record metrics per route template, and count the requests
+    being served (`serving`: see `api.threads.alone`)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, serving: Serving | None = None) -> None:
         self.app = app
+        self.serving = serving or Serving()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -101,9 +104,11 @@ class RequestContext:
                 message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
             await send(message)
 
+        self.serving.now += 1
         try:
             await self.app(scope, receive, capture)
         finally:
+            self.serving.now -= 1
             # FastAPI 0.16x keeps an included router whole: the matched route's own path lacks the
             # include prefix (`/v1`); the effective route context has the full template.
             effective = (scope.get("fastapi") or {}).get("effective_route_context")

@@ -160,6 +160,15 @@ class Submitter:
         analysis = self.analyses.peek(ref.id) if ref is not None else None
         return None if ref is None or analysis is None else (ref, analysis)
 
+    def ends_at_once(self, org_id: uuid.UUID, app_id: uuid.UUID, version_id: uuid.UUID | None = None) -> bool:
+        """Whether a run of the app's latest version as this process knows it (and that version is
+        `version_id`, if given) would be a direct run recorded in one round trip: the version and
+        its analysis are known here, and every node is pure (`_on_known_version`, given a wait or
+        `end_here`). A guess, as `known_latest` is: the run is still checked as it is recorded."""
+        known = self.known_latest(org_id, app_id)
+        return (known is not None and (version_id is None or known[0].id == version_id)
+                and self.direct.knows(known[0].id) and all_pure(known[1]))
+
     def start_on_known_version(self, session: Session, *, org_id: uuid.UUID, app_id: uuid.UUID,
                                inputs: dict[str, Any], trigger: str,
                                also: Callable[[Session, Run], None] | None = None,

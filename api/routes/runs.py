@@ -13,12 +13,12 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
+from api import threads
 from api.deps import Builder, PageDep, Principal, SessionDep
 from api.errors import PRUNED_RESPONSES
 from api.idempotency import NOT_BLANK
 from api.schemas import NodeTestStart, PageOf, RunGraph, RunRead, RunStart, RunSummary
 from api.streams import Batch, Message, follow_run, wait_until_ended
-from api.threads import starting_run
 from api.trace import run_read
 from core.statuses import TERMINAL, RunStatus
 from models import apps as app_store
@@ -45,10 +45,12 @@ def _submitter(request: Request) -> Submitter:
 Make = Callable[[Session, Submitter], tuple[Run, bool]]
 
 
-def _create(request: Request, make: Make, wait: float) -> tuple[uuid.UUID, RunRead | None]:
+def _create(request: Request, make: Make, wait: float, enqueue: bool = True
+            ) -> tuple[uuid.UUID, RunRead | None, bool]:
     """Create (or find) the run with `make`; a new run not waited for, or one that ended as it was
     created (`worker/direct.py`), is read here: nothing can have changed it since, and a second
-    session (and its round trips) is saved."""
+    session (and its round trips) is saved. Last, whether the run is still to be handed to a
+    worker (only without `enqueue`: else it was, see `api.threads.start_run`)."""
     sessions: sessionmaker[Session] = request.app.state.session_factory
     submitter = _submitter(request)
     read = None
@@ -60,9 +62,10 @@ def _create(request: Request, make: Make, wait: float) -> tuple[uuid.UUID, RunRe
             # A retry's reused nodes are already recorded; any other new queued run has no node run yet.
             read = run_read(session, run, request.app.state.registry, request.app.state.settings,
                             fresh=queue and run.retry_of is None, recorded=recorded_nodes(run))
-    if queue:
+    if queue and enqueue:
         submitter.enqueue(run_id)
-    return run_id, read
+        queue = False
+    return run_id, read, queue
 
 
 def _read(request: Request, org_id: uuid.UUID, run_id: uuid.UUID) -> RunRead:
@@ -79,13 +82,18 @@ async def _start(request: Request, response: Response, principal: Principal, app
                                 version=None if draft else body.version, draft=draft,
                                 idempotency_key=idempotency_key, wait_s=wait, commit=True, end_here=True)
 
-    return await _answer(request, response, principal, make, wait)
+    here = (not draft and body.version is None and idempotency_key is None
+            and threads.at_once(request.app.state, principal.org_id, app_id, wait_s=wait))
+    return await _answer(request, response, principal, make, wait, at_once=here)
 
 
 async def _answer(request: Request, response: Response, principal: Principal, make: Make,
-                  wait: float) -> RunRead:
-    """Create the run, wait for its end up to `wait` seconds; 200 if it ended, else 202."""
-    run_id, read = await starting_run(request.app.state, _create, request, make, wait)
+                  wait: float, at_once: bool = False) -> RunRead:
+    """Create the run, wait for its end up to `wait` seconds; 200 if it ended, else 202.
+    `at_once`: on the event loop (`api.threads.at_once` said so)."""
+    run_id, read, _ = await threads.start_run(
+        request.app.state, _create, request, make, wait, at_once=at_once,
+        handed_over=lambda created: created[0] if created[2] else None)
     if wait > 0 and (read is None or read.status not in TERMINAL):
         await wait_until_ended(request, run_id, wait)
     if read is None:

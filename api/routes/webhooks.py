@@ -21,12 +21,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from api import threads
 from api.deps import Builder, SessionDep
 from api.errors import ErrorBody
 from api.idempotency import NOT_BLANK
 from api.schemas import Read
 from api.streams import wait_until_ended
-from api.threads import starting_run
 from api.webhook_inbound import (
     Target,
     check_signature,
@@ -114,12 +114,14 @@ def delete_webhook(app_id: uuid.UUID, principal: Builder, session: SessionDep) -
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-Started = tuple[Target, uuid.UUID, tuple[str, dict[str, Any] | None] | None]
+Started = tuple[Target, uuid.UUID, tuple[str, dict[str, Any] | None] | None, bool]
 
 
-def _receive(request: Request, token: str, body: bytes, key: str | None) -> Started:
-    """Check the post and start (or find) its run, in one transaction: the target, the run's id, and
-    the run's status and outputs when it ended as it was created (`worker/direct.py`)."""
+def _receive(request: Request, token: str, body: bytes, key: str | None, enqueue: bool = True) -> Started:
+    """Check the post and start (or find) its run, in one transaction: the target, the run's id, the
+    run's status and outputs when it ended as it was created (`worker/direct.py`), and whether it
+    is still to be handed to a worker (only without `enqueue`: else it was, see
+    `api.threads.start_run`)."""
     state = request.app.state
     submitter, opened = state.submitter, state.webhook_targets
     token_digest = store.digest(token)
@@ -133,15 +135,16 @@ def _receive(request: Request, token: str, body: bytes, key: str | None) -> Star
                 opened.forget(token_digest)
             target, run, created = _start(session, request, token, body, key)
             if not created:
-                return target, run.id, None
+                return target, run.id, None, False
             if target.secret is None and session.get_bind().dialect.name == "postgresql":
                 opened.put(token_digest, target)  # SQLite has no round trips to save
         run_id = run.id
         queue = submitter.needs_worker(run)
         ended = (run.status, run.outputs) if not queue else None
-    if queue:
+    if queue and enqueue:
         submitter.enqueue(run_id)
-    return target, run_id, ended
+        queue = False
+    return target, run_id, ended, queue
 
 
 def _start(session: Session, request: Request, token: str, body: bytes,
@@ -198,9 +201,16 @@ async def receive_webhook(
     """Start a run of the app from a JSON or form post (signed, when the trigger asks for it)."""
     # The body first (bounded), then everything else in one trip to the threadpool and one
     # transaction: a post costs one database session, and a pure app's run ends inside it.
-    body = await read_body(request, request.app.state.settings.max_input_bytes)
-    target, run_id, ended = await starting_run(request.app.state, _receive, request, token, body,
-                                               idempotency_key)
+    state = request.app.state
+    body = await read_body(request, state.settings.max_input_bytes)
+    known = state.webhook_targets.get(store.digest(token)) if idempotency_key is None else None
+    # Expected to end in one round trip? Then on the event loop (api/threads.py).
+    at_once = known is not None and known.secret is None and threads.at_once(
+        state, known.org_id, known.app_id, version_id=known.version.id,
+        wait_s=known.config.wait_s if known.config.respond == "output" else 0)
+    target, run_id, ended, _ = await threads.start_run(
+        state, _receive, request, token, body, idempotency_key, at_once=at_once,
+        handed_over=lambda started: started[1] if started[3] else None)
     if ended is None:
         if target.config.respond == "output":
             await wait_until_ended(request, run_id, target.config.wait_s)

@@ -109,6 +109,7 @@ class ExternalBlock(Block[NoConfig, ValueIn, ValueOut]):
 class PauseConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     seconds: float = 0.0
+    started: str | None = None  # a file the block creates as it starts, for a test to wait on
 
 
 class PauseBlock(Block[PauseConfig, ValueIn, ValueOut]):
@@ -121,6 +122,8 @@ class PauseBlock(Block[PauseConfig, ValueIn, ValueOut]):
     pure = True
 
     def run(self, inputs: ValueIn, ctx: BlockContext) -> ValueOut:
+        if self.config.started:
+            Path(self.config.started).touch()
         time.sleep(self.config.seconds)  # the slow work this block stands for
         return ValueOut(value=inputs.value)
 

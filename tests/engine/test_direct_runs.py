@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -16,7 +17,7 @@ from fastapi.testclient import TestClient
 
 from api.main import create_app
 from tests.engine.blocks import executions
-from tests.engine.conftest import Stack
+from tests.engine.conftest import Stack, wait_until
 from tests.factories import edge, greeter_graph, node
 
 
@@ -170,6 +171,38 @@ def test_run_starts_take_turns_on_their_threads_and_reads_never_wait_for_them(st
     assert [a.status_code for a in answers] == [200, 200]
     assert all(run["status"] == "succeeded" for run in runs)
     assert at(runs[1]["created_at"]) >= at(runs[0]["finished_at"])  # one after the other
+
+
+def test_a_slow_pure_run_does_not_hold_up_the_api_while_it_serves_nothing_else(
+        stack: Stack, tmp_path: Path) -> None:
+    """A run the API expects to end at once, started while it serves no other request, starts on
+    its event loop (`api/threads.py`); a slow one (here a pure node of 1 s, within a 10 s slice)
+    goes back to a thread as soon as it overruns the loop's slice, so a read sent while it is
+    running is answered before it ends, and the run still ends as a direct run, recorded once."""
+    started = tmp_path / "started"
+    slow = stack.publish(through("test.pause", seconds=1.0, started=str(started)), name="slow, known")
+    earlier = start(stack, stack.publish(greeter_graph(), name="greeter"), {"name": "Ada"},
+                    params={"wait": 10}).json()["id"]
+    settings = stack.settings.model_copy(update={"pure_step_s": 10.0})
+    with TestClient(create_app(settings), headers=dict(stack.client.headers)) as client, \
+            ThreadPoolExecutor(1) as pool:
+        def slow_run(text: str) -> Any:
+            return client.post(f"/v1/apps/{slow}/runs", params={"wait": 30}, json={"inputs": {"text": text}})
+
+        first = slow_run("first")  # from here on this API knows the app's version
+        started.unlink()
+        second = pool.submit(slow_run, "second")
+        wait_until(started.exists, what="the slow node to start")
+        read = client.get(f"/v1/runs/{earlier}")
+        running_still = not second.done()
+        answer = second.result(timeout=60)
+
+    assert read.status_code == 200 and running_still  # answered while the slow run ran
+    assert [first.status_code, answer.status_code] == [200, 200]
+    assert answer.json()["status"] == "succeeded" and answer.json()["outputs"] == {"text": "second"}
+    assert stack.get_run(answer.json()["id"]) == answer.json()
+    runs = stack.client.get(f"/v1/apps/{slow}/runs").json()["items"]
+    assert sorted(run["id"] for run in runs) == sorted(r.json()["id"] for r in (first, answer))  # none twice
 
 
 def at(stamp: str) -> datetime:
