@@ -4,8 +4,7 @@ Prints one JSON line per measurement:
 1. `engine_latency`: a 10-block inline chain through the API (`?wait=`), p50/p95 over N runs,
    beside the baseline measured in the same process, in blocks alternating with the runs (ABBA,
    10 blocks each) while both are up: a raw Celery chain of 10 no-op tasks on the same broker
-   (goal: ratio <= 1.0). Measured one after the other, the two drifted apart with the machine's
-   load: the same code's ratio read 1.34 and 1.64 in two rounds.
+   (goal: ratio <= 1.0), each call a new chain (see `chain_runner` for what reusing one measured).
 2. `engine_throughput`: runs per second completed for a 3-block app with 50 concurrent clients
    (goal: >= 220 runs/s on 2 cores), with the CPU each part of the system spent per run: the API,
    the run worker, PostgreSQL, Redis and the load generator (this process), which share the cores.
@@ -140,18 +139,32 @@ def celery_worker(env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
 
 def chain_runner() -> Any:
     """A call running a raw Celery chain of 10 no-op tasks on the benchmark's broker (its worker
-    must be up: `celery_worker`), once it answers."""
+    must be up: `celery_worker`), once it answers.
+
+    Each call builds a new chain. A chain signature applied again keeps the task ids it was given
+    the first time, its last task's included, and `.get()` then finds that task's first result in
+    the backend at once, without waiting for the new chain: this baseline did that until 12-05,
+    and so read 2.5 to 3.5 ms (a publish and a lookup) while the chains it sent ran afterwards, a
+    backlog of hundreds of tasks that loaded the machine during Mantle's next block. Each call
+    now checks that its result is a new one."""
     app = make_bench_celery(REDIS)
-    sig = chain(*[app.signature("bench.noop", queue="bench") for _ in range(10)])
+    seen: set[str] = set()
+
+    def run() -> None:
+        result = chain(*[app.signature("bench.noop", queue="bench") for _ in range(10)]).apply_async()
+        assert result.id not in seen, "a chain answered with an earlier chain's result"
+        seen.add(result.id)
+        result.get(timeout=10)
+
     deadline = time.monotonic() + 60
     while True:  # wait for the worker to answer
         try:
-            sig.apply_async().get(timeout=2)
+            run()
             break
         except Exception:
             if time.monotonic() > deadline:
                 raise
-    return lambda: sig.apply_async().get(timeout=10)
+    return run
 
 
 def baseline_chain(runs: int, env: dict[str, str]) -> list[float]:
