@@ -17,10 +17,11 @@ run takes about 3 ms). So a start that is expected to be one round trip to Postg
 broker (`Submitter.ends_at_once`: a direct run on a version this process knows) runs on the event
 loop when the process serves no other request (`alone`, counted by `api.middleware.RequestContext`):
 nobody is there to wait for the loop while it works. Under load there always is, and the thread
-keeps the loop free. The loop is held for the run's pure nodes (at most `MANTLE_PURE_STEP_S`) and
-one round trip; if the guess was wrong (a version published meanwhile), the usual path's reads
-follow there too, but a run that has to go to a worker is handed over from a thread
-(`starting_run` again), as the broker may be slow to answer.
+keeps the loop free. The loop is held for the run's pure nodes, at most `worker.direct.LOOP_SLICE_S`
+(10 ms: a run that needs more is started again on a thread, nothing of it written), and one round
+trip; if the guess was wrong (a version published meanwhile), the usual path's reads follow there
+too, but a run that has to go to a worker is handed over from a thread (`starting_run` again), as
+the broker may be slow to answer. A request that arrives meanwhile waits for the loop that long.
 """
 
 from __future__ import annotations
