@@ -251,6 +251,32 @@ def test_a_new_version_is_run_as_soon_as_it_is_published_and_a_deleted_app_runs_
     assert gone.status_code == 404, gone.text
 
 
+def test_a_remembered_pure_app_whose_new_version_is_not_pure_hands_the_next_run_to_a_worker(
+        stack: Stack, no_worker: None) -> None:
+    """The API remembers the app's version as pure, so it expects the next run to end where it
+    starts (on its event loop, when it serves nothing else: `api/threads.py`). A version with a
+    node that has side effects was published meanwhile: that run is recorded queued on the new
+    version and handed to a worker at once (a worker without the reaper, which would otherwise
+    find it later, runs it), once."""
+    app = stack.publish(through("test.pause", seconds=0), name="pure, then not")
+    assert [start(stack, app, {"text": t}, params={"wait": 10}).status_code for t in "ab"] == [200, 200]
+    counted = through("test.count", database_url=stack.database_url)
+    assert stack.client.put(f"/v1/apps/{app}/draft", json=counted).status_code == 200
+    assert stack.client.post(f"/v1/apps/{app}/publish").status_code == 201
+
+    queued = start(stack, app, {"text": "counted"}, params={"wait": 0.2})
+    assert queued.status_code == 202, queued.text
+    assert queued.json()["status"] == "queued" and queued.json()["version_number"] == 2
+    worker = stack.start_worker(beat=False)
+    try:
+        ended = stack.wait_run(queued.json()["id"])
+    finally:
+        worker.stop()
+        stack.workers.remove(worker)
+    assert ended["status"] == "succeeded" and ended["outputs"] == {"text": "counted"}
+    assert executions(stack.database_url, queued.json()["id"]) == {"mid": 1}
+
+
 def test_a_queued_run_starts_on_the_version_just_published_and_a_deleted_app_queues_nothing(
         stack: Stack) -> None:
     """Runs handed to a worker take the same short cut on PostgreSQL: a run of the version this API
