@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from anyio import CapacityLimiter, to_thread
@@ -101,4 +102,4 @@ async def start_run(state: State, func: Callable[..., T], *args: Any, at_once: b
                 submitter: Submitter = state.submitter
                 await starting_run(state, submitter.enqueue, run_id)
             return result
-    return await starting_run(state, func, *args, True)
+    return await starting_run(state, partial(func, *args, enqueue=True))

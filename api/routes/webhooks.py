@@ -117,16 +117,16 @@ def delete_webhook(app_id: uuid.UUID, principal: Builder, session: SessionDep) -
 Started = tuple[Target, uuid.UUID, tuple[str, dict[str, Any] | None] | None, bool]
 
 
-def _receive(request: Request, token: str, body: bytes, key: str | None, enqueue: bool = True) -> Started:
+def _receive(request: Request, token: str, token_digest: str, known: Target | None, body: bytes,
+             key: str | None, enqueue: bool = True) -> Started:
     """Check the post and start (or find) its run, in one transaction: the target, the run's id, the
     run's status and outputs when it ended as it was created (`worker/direct.py`), and whether it
     is still to be handed to a worker (only without `enqueue`: else it was, see
-    `api.threads.start_run`)."""
+    `api.threads.start_run`). `known`: what the URL opened before in this process (`OpenedTargets`),
+    looked up by `token_digest` when the post has no Idempotency-Key."""
     state = request.app.state
     submitter, opened = state.submitter, state.webhook_targets
-    token_digest = store.digest(token)
     with session_scope(state.session_factory) as session:
-        known = opened.get(token_digest) if key is None else None
         run = start_on_known_target(session, request, known, token_digest, body, submitter) if known else None
         if known is not None and run is not None:
             target = known
@@ -201,15 +201,16 @@ async def receive_webhook(
     """Start a run of the app from a JSON or form post (signed, when the trigger asks for it)."""
     # The body first (bounded), then everything else in one trip to the threadpool and one
     # transaction: a post costs one database session, and a pure app's run ends inside it.
-    state = request.app.state
-    body = await read_body(request, state.settings.max_input_bytes)
-    known = state.webhook_targets.get(store.digest(token)) if idempotency_key is None else None
+    app_state = request.app.state
+    body = await read_body(request, app_state.settings.max_input_bytes)
+    token_digest = store.digest(token)
+    known = app_state.webhook_targets.get(token_digest) if idempotency_key is None else None
     # Expected to end in one round trip? Then on the event loop (api/threads.py).
     at_once = known is not None and known.secret is None and threads.at_once(
-        state, known.org_id, known.app_id, version_id=known.version.id,
+        app_state, known.org_id, known.app_id, version_id=known.version.id,
         wait_s=known.config.wait_s if known.config.respond == "output" else 0)
     target, run_id, ended, _ = await threads.start_run(
-        state, _receive, request, token, body, idempotency_key, at_once=at_once,
+        app_state, _receive, request, token, token_digest, known, body, idempotency_key, at_once=at_once,
         handed_over=lambda started: started[1] if started[3] else None)
     if ended is None:
         if target.config.respond == "output":
